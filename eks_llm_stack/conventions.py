@@ -1,0 +1,33 @@
+"""Names shared between the AWS side (node pools) and the Kubernetes side (charts).
+
+A GPU pool labels and taints its nodes with these keys; charts select and tolerate them
+through :mod:`eks_llm_stack.charts.scheduling`. Keeping them here means a pool and a chart
+built by different teams still agree.
+"""
+
+from __future__ import annotations
+
+#: Taint on every GPU node (Karpenter pools): only pods that tolerate it land there.
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "true"
+GPU_TAINT_EFFECT = "NoSchedule"
+#: Extended resources advertised by the device plugins.
+GPU_RESOURCE = "nvidia.com/gpu"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+#: Label every node of one of our GPU pools carries: the pool name.
+POOL_LABEL = "eks-llm-stack.io/pool"
+#: Label with the pool's purpose (inference | training).
+WORKLOAD_LABEL = "eks-llm-stack.io/workload"
+#: Karpenter well-known labels.
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+GPU_COUNT_LABEL = "karpenter.k8s.aws/instance-gpu-count"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+#: Taint of the system node group, tolerated by controllers only.
+SYSTEM_TAINT_KEY = "CriticalAddonsOnly"
+#: Label of the system node group.
+SYSTEM_NODE_LABEL = "eks-llm-stack.io/system"
+#: Tag Karpenter uses to discover subnets and security groups.
+DISCOVERY_TAG = "karpenter.sh/discovery"
+#: Common labels on every object we render.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "eks-llm-stack"}
