@@ -1,0 +1,96 @@
+"""GPU scheduling for pod templates: requests, tolerations and node selection in one place.
+
+Every chart that puts a pod on a GPU node goes through :func:`gpu_scheduling`, so the taint
+a pool sets and the toleration a workload carries can never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..conventions import (
+    EFA_RESOURCE,
+    GPU_COUNT_LABEL,
+    GPU_RESOURCE,
+    GPU_TAINT_EFFECT,
+    GPU_TAINT_KEY,
+    POOL_LABEL,
+    SYSTEM_TAINT_KEY,
+)
+from ..errors import collecting
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuPlacement:
+    """Where a GPU pod may run and what it asks for.
+
+    ``gpus`` — GPUs per pod (0 for a per-node agent such as the DCGM exporter: it tolerates
+    the taint and selects GPU nodes but requests no GPU). ``efa`` — EFA interfaces per pod
+    (default 0). ``pool`` — pin to one of our pools by name (default: any GPU node).
+    ``instance_types`` — restrict to these types (default: any).
+    """
+
+    gpus: int = 0
+    efa: int = 0
+    pool: str | None = None
+    instance_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        with collecting("GpuPlacement") as p:
+            p.check(self.gpus >= 0, "gpus", self.gpus, "must not be negative", "request 0 or more GPUs")
+            p.check(self.efa >= 0, "efa", self.efa, "must not be negative", "request 0 or more EFA interfaces")
+
+
+def gpu_tolerations() -> list[dict[str, Any]]:
+    """Tolerate the taint every GPU pool puts on its nodes."""
+    return [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": GPU_TAINT_EFFECT}]
+
+
+def system_tolerations() -> list[dict[str, Any]]:
+    """Tolerate the system node group's taint (controllers only)."""
+    return [{"key": SYSTEM_TAINT_KEY, "operator": "Exists"}]
+
+
+def gpu_scheduling(placement: GpuPlacement) -> dict[str, Any]:
+    """The pod-spec fragment and container resources for ``placement``.
+
+    Returns ``{"pod": {...tolerations, affinity...}, "resources": {"limits": ..., "requests": ...}}``;
+    merge ``pod`` into the pod spec and ``resources`` into the GPU container.
+    """
+    terms: list[dict[str, Any]] = [{"key": GPU_COUNT_LABEL, "operator": "Exists"}]
+    if placement.pool:
+        terms.append({"key": POOL_LABEL, "operator": "In", "values": [placement.pool]})
+    if placement.instance_types:
+        terms.append(
+            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(placement.instance_types)}
+        )
+    pod = {
+        "tolerations": gpu_tolerations(),
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": terms}]}
+            }
+        },
+    }
+    limits: dict[str, Any] = {}
+    if placement.gpus:
+        limits[GPU_RESOURCE] = placement.gpus
+    if placement.efa:
+        limits[EFA_RESOURCE] = placement.efa
+    # Extended resources must have requests equal to limits.
+    resources = {"limits": dict(limits), "requests": dict(limits)} if limits else {}
+    return {"pod": pod, "resources": resources}
+
+
+def restricted_security_context(*, uid: int = 65532, read_only_root: bool = True) -> dict[str, Any]:
+    """The Kubernetes 'restricted' pod security profile for a container."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
