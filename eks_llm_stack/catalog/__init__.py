@@ -1,1 +1,48 @@
-"""catalog"""
+"""Data the sizing engine and the GPU node pools build on: GPUs, EC2 instance types, open models.
+
+``from eks_llm_stack.catalog import INSTANCES, get_instance, GPUS, MODELS, get_model``
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import ConfigError, Problem
+from .gpus import GPUS, Gpu
+from .instances import FAMILIES, INSTANCES, InstanceType
+from .models import MODELS, NATIVE_DTYPES, ModelSpec, get_model, load_config_json, resolve_model
+
+__all__ = [
+    "FAMILIES",
+    "GPUS",
+    "INSTANCES",
+    "MODELS",
+    "NATIVE_DTYPES",
+    "Gpu",
+    "InstanceType",
+    "ModelSpec",
+    "get_instance",
+    "get_model",
+    "load_config_json",
+    "resolve_model",
+]
+
+
+def get_instance(name: str) -> InstanceType:
+    """The catalog entry of an instance type (``"g5.12xlarge"``); ``ConfigError`` with suggestions if unknown."""
+    found = INSTANCES.get(str(name).strip().lower())
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(str(name).lower(), list(INSTANCES), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    raise ConfigError(
+        "instance type",
+        [
+            Problem(
+                "instance_type",
+                "is not in the GPU instance catalog",
+                f"{hint}Use one of the {', '.join(FAMILIES)} sizes (e.g. g5.12xlarge, p5.48xlarge)",
+                name,
+            )
+        ],
+    )
