@@ -70,7 +70,11 @@ class ClusterConfig(StrictModel):
     )
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig)
-    log_retention_days: int = Field(default=30, ge=1, description="Retention of the control-plane log group.")
+    addon_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Pin managed add-on versions by name (e.g. vpc-cni: v1.20.4-eksbuild.1); default: "
+        "EKS's default version for the Kubernetes version.",
+    )
 
     @field_validator("name")
     @classmethod

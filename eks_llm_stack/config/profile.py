@@ -50,6 +50,9 @@ class Profile(StrictModel):
     )
     ttl: str = Field(default="4h", description="Lifetime of an ephemeral environment ('90m', '4h', '2d').")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable resource.")
+    serving_namespace: str = Field(
+        default="llm-serving", description="Kubernetes namespace of the models, their storage claims and secrets."
+    )
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
@@ -63,6 +66,13 @@ class Profile(StrictModel):
     def _prefix(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", v):
             raise fail(f"'{v}' is not a usable prefix", "use 1-20 lowercase letters, digits or '-', starting with a letter")
+        return v
+
+    @field_validator("serving_namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+            raise fail(f"'{v}' is not a valid namespace name", "use lowercase letters, digits and '-' (max 63)")
         return v
 
     @field_validator("account")

@@ -1,1 +1,44 @@
-"""stacks"""
+"""The deployable units, split by lifecycle: Network -> Data -> Platform -> Serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App
+
+from ..config import Profile
+from .base import ChartRegistry
+from .data import DataStack
+from .network import NetworkStack
+from .platform import PlatformStack
+from .serving import ServingStack
+
+
+@dataclass(frozen=True)
+class LlmPlatform:
+    """The four stacks of one profile and the charts they apply."""
+
+    network: NetworkStack
+    data: DataStack
+    platform: PlatformStack
+    serving: ServingStack
+    charts: ChartRegistry
+
+    @property
+    def stacks(self) -> tuple[NetworkStack, DataStack, PlatformStack, ServingStack]:
+        return (self.network, self.data, self.platform, self.serving)
+
+
+def build_platform(app: App, profile: Profile, *, expires_at: str | None = None) -> LlmPlatform:
+    """Compose the whole platform for ``profile`` into ``app``."""
+    charts = ChartRegistry()
+    network = NetworkStack(app, profile=profile, expires_at=expires_at)
+    data = DataStack(app, profile=profile, network=network, expires_at=expires_at)
+    platform = PlatformStack(app, profile=profile, network=network, data=data, charts=charts, expires_at=expires_at)
+    serving = ServingStack(app, profile=profile, platform=platform, charts=charts, expires_at=expires_at)
+    for stack in (network, data, platform, serving):
+        stack.ensure_not_empty()
+    return LlmPlatform(network=network, data=data, platform=platform, serving=serving, charts=charts)
+
+
+__all__ = ["DataStack", "LlmPlatform", "NetworkStack", "PlatformStack", "ServingStack", "build_platform"]

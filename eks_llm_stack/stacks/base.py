@@ -1,0 +1,106 @@
+"""What every stack of the platform shares: naming, tags and the environment."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stack, Tags
+from constructs import Construct
+
+from ..config import Profile
+
+#: Tag keys that identify our stacks (``ops`` finds ephemeral environments by them).
+TAG_PROFILE = "eks-llm-stack:profile"
+TAG_NAME = "eks-llm-stack:name"
+TAG_EPHEMERAL = "eks-llm-stack:ephemeral"
+TAG_EXPIRES_AT = "eks-llm-stack:expires-at"
+
+
+class PlatformStackBase(Stack):
+    """A stack of the platform: named ``<Prefix>-<Role>``, tagged, in the profile's environment.
+
+    Environment-agnostic when the profile names no account/region; then availability zones
+    are the region's first three (``Fn::GetAZs``) rather than CDK's two, so a new VPC spans
+    three zones without any lookup.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        role: str,
+        *,
+        profile: Profile,
+        description: str,
+        expires_at: str | None = None,
+        termination_protection: bool = False,
+    ) -> None:
+        env = Environment(account=profile.account, region=profile.region) if profile.account else None
+        super().__init__(
+            scope,
+            f"{profile.stack_prefix}-{role}",
+            env=env,
+            description=f"eks-llm-stack {role}: {description} (profile {profile.name})",
+            termination_protection=termination_protection,
+        )
+        self.profile = profile
+        tags = {TAG_PROFILE: profile.name, TAG_NAME: profile.prefix, **profile.tags}
+        if profile.ephemeral:
+            tags[TAG_EPHEMERAL] = "true"
+            if expires_at:
+                tags[TAG_EXPIRES_AT] = expires_at
+        for key, value in tags.items():
+            Tags.of(self).add(key, value)
+
+    def ensure_not_empty(self) -> None:
+        """CloudFormation refuses a stack with no resources; keep the stack (and its name) with a no-op one.
+
+        Stacks are split by lifecycle, not by content: a profile without models still has a
+        ``Serving`` stack, so adding the first model is an update, not a new deployment order.
+        """
+        from aws_cdk import CfnResource
+        from aws_cdk import aws_cloudformation as cfn
+
+        if not any(isinstance(c, CfnResource) for c in self.node.find_all()):
+            cfn.CfnWaitConditionHandle(self, "Empty")
+
+    @property
+    def availability_zones(self) -> list[str]:
+        if self.profile.network.availability_zones:
+            return list(self.profile.network.availability_zones)
+        if self.profile.account:
+            return super().availability_zones
+        from aws_cdk import Fn
+
+        return [Fn.select(i, Fn.get_azs()) for i in range(self.profile.network.max_azs)]
+
+
+class ChartRegistry:
+    """The cdk8s charts of one platform: applied through the cluster, and written as YAML.
+
+    Every chart is registered once with the stack that applies it; :meth:`apply` creates the
+    ``KubernetesManifest`` in that stack, and the registry keeps ``(name, chart, stack)`` so
+    ``dist/manifests/<name>.yaml`` can be rendered with the stack resolving its tokens.
+    """
+
+    def __init__(self) -> None:
+        import cdk8s
+
+        self.app = cdk8s.App()
+        self.entries: list[tuple[str, object, Stack]] = []
+
+    def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):  # type: ignore[no-untyped-def]
+        """Apply ``chart`` to ``cluster`` from ``stack``; return the manifest construct."""
+        from aws_cdk import aws_eks_v2 as eks
+
+        if any(n == name for n, _, _ in self.entries):
+            raise ValueError(f"chart name '{name}' registered twice")
+        manifest = eks.KubernetesManifest(
+            stack,
+            f"Chart{''.join(part.capitalize() for part in name.split('-'))}",
+            cluster=cluster,
+            manifest=list(chart.to_json()),
+            # Server-side apply with overwrite: re-deploys converge instead of failing on drift.
+            overwrite=True,
+        )
+        for dep in depends_on:
+            manifest.node.add_dependency(dep)
+        self.entries.append((name, chart, stack))
+        return manifest

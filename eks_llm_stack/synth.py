@@ -1,0 +1,94 @@
+"""Build and synthesize the platform for a profile: CloudFormation to ``cdk.out``, manifests to YAML.
+
+``app.py`` (run by the CDK CLI) and the test suite both go through :func:`build`, so the
+tests exercise exactly what ``cdk synth`` produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App
+
+from .charts.render import write_manifests
+from .config import Profile, load_profile, validate_profile
+from .stacks import LlmPlatform, build_platform
+
+#: Context keys read by the app (``cdk synth -c key=value``).
+CONTEXT_PROFILE = "profile"
+CONTEXT_NAME = "name"
+CONTEXT_EXPIRES_AT = "expires_at"
+CONTEXT_MANIFESTS_DIR = "manifests_dir"
+DEFAULT_PROFILE = "default"
+DEFAULT_MANIFESTS_DIR = "dist/manifests"
+
+
+@dataclass(frozen=True)
+class Built:
+    app: App
+    profile: Profile
+    platform: LlmPlatform
+
+
+def resolve_profile(name_or_path: str, *, name_override: str | None = None) -> Profile:
+    """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix."""
+    profile = load_profile(name_or_path)
+    if name_override:
+        data = profile.model_dump()
+        data["prefix"] = name_override
+        data["cluster"] = {**data["cluster"], "name": None}
+        profile = validate_profile(data, subject=f"profile '{profile.name}' with name '{name_override}'")
+    return profile
+
+
+def build(
+    profile: Profile | str | None = None,
+    *,
+    app: App | None = None,
+    context: dict[str, Any] | None = None,
+    expires_at: str | None = None,
+) -> Built:
+    """Build the app for ``profile`` (a Profile, a profile name, or None: from the ``profile`` context)."""
+    # cfn-lint runs over every template in the test suite; the built-in validator would repeat
+    # it at every synth (about 2 s and 260 MiB on this kind of machine).
+    app = app or App(context=context or {}, builtin_cloud_formation_validation=False)
+    if not isinstance(profile, Profile):
+        name = profile or app.node.try_get_context(CONTEXT_PROFILE) or DEFAULT_PROFILE
+        profile = resolve_profile(str(name), name_override=app.node.try_get_context(CONTEXT_NAME))
+    expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
+    platform = build_platform(app, profile, expires_at=expires_at)
+    return Built(app=app, profile=profile, platform=platform)
+
+
+def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
+    """Render every chart of the platform to ``out_dir/<chart>.yaml`` (tokens become placeholders)."""
+    written: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.yaml"):
+        old.unlink()
+    for name, chart, stack in built.platform.charts.entries:
+        written += _write_one(name, chart, stack, out_dir)
+    return written
+
+
+def _write_one(name: str, chart: Any, stack: Any, out_dir: Path) -> list[Path]:
+    tmp = out_dir / f".{name}"
+    paths = write_manifests([(name, chart)], tmp, resolver=stack)
+    final = []
+    for p in paths:
+        target = out_dir / p.name
+        p.replace(target)
+        final.append(target)
+    tmp.rmdir()
+    return final
+
+
+def synthesize_app(profile: str | None = None, manifests_dir: str | None = None) -> Built:
+    """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests."""
+    built = build(profile)
+    out = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR) or DEFAULT_MANIFESTS_DIR
+    write_chart_manifests(built, Path(out))
+    built.app.synth()
+    return built
