@@ -42,3 +42,19 @@ KARPENTER = HelmChartPin(
     repository="oci://public.ecr.aws/karpenter",
     version="1.14.1",
 )
+
+#: kube-prometheus-stack: Prometheus, Alertmanager, Grafana and the prometheus-operator.
+#: 88.x ships prometheus-operator v0.93.0, the release whose CRD schemas are in shared/schemas.
+KUBE_PROMETHEUS_STACK = HelmChartPin(
+    chart="kube-prometheus-stack",
+    repository="https://prometheus-community.github.io/helm-charts",
+    version="88.2.0",
+)
+#: prometheus-operator release of that chart (its CRDs validate our ServiceMonitor/PodMonitor/PrometheusRule).
+PROMETHEUS_OPERATOR_VERSION = "v0.93.0"
+
+#: NVIDIA DCGM exporter (DCGM 4.4.2, exporter 4.7.1).
+DCGM_EXPORTER = ImagePin(
+    repository="nvcr.io/nvidia/k8s/dcgm-exporter",
+    tag="4.4.2-4.7.1-ubuntu22.04",
+)
