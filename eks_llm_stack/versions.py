@@ -58,3 +58,18 @@ DCGM_EXPORTER = ImagePin(
     repository="nvcr.io/nvidia/k8s/dcgm-exporter",
     tag="4.4.2-4.7.1-ubuntu22.04",
 )
+
+#: NVIDIA device plugin (advertises ``nvidia.com/gpu``; time-slicing and MIG strategy).
+#: NVIDIA/k8s-device-plugin release v0.19.2 (PR #1814).
+NVIDIA_DEVICE_PLUGIN = HelmChartPin(
+    chart="nvidia-device-plugin",
+    repository="https://nvidia.github.io/k8s-device-plugin",
+    version="0.19.2",
+)
+#: AWS EFA device plugin (advertises ``vpc.amazonaws.com/efa``); aws/eks-charts chart v0.5.29
+#: (appVersion v0.5.20, PR #1338). The chart's versions carry a leading "v".
+EFA_DEVICE_PLUGIN = HelmChartPin(
+    chart="aws-efa-k8s-device-plugin",
+    repository="https://aws.github.io/eks-charts",
+    version="v0.5.29",
+)
