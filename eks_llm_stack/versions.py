@@ -73,3 +73,14 @@ EFA_DEVICE_PLUGIN = HelmChartPin(
     repository="https://aws.github.io/eks-charts",
     version="v0.5.29",
 )
+
+#: External Secrets Operator; chart 2.9.0 ships the v2.9.0 CRDs whose schemas are in shared/schemas.
+EXTERNAL_SECRETS = HelmChartPin(
+    chart="external-secrets",
+    repository="https://charts.external-secrets.io",
+    version="2.9.0",
+)
+#: Model-fetch Job images: the AWS CLI (``aws s3 sync``) and Python with a pinned huggingface_hub.
+AWS_CLI_IMAGE = ImagePin(repository="public.ecr.aws/aws-cli/aws-cli", tag="2.32.2")
+PYTHON_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/python", tag="3.13-slim")
+HUGGINGFACE_HUB_VERSION = "2.4.0"
