@@ -1,0 +1,621 @@
+"""The sizing engine: from a model to an instance type, parallelism, vLLM arguments and a price.
+
+Pure and fast (no I/O but an optional ``config.json`` read, a few milliseconds per call), so
+the serving charts call it at synth time. The model it applies is documented, with worked
+examples, in ``docs/sizing.md``:
+
+* weights = parameters x bytes per parameter of the dtype (quantized formats keep the input
+  embeddings and LM head in 16 bit and pay for their scales); MoE counts every expert;
+* KV cache per token = 2 x layers x KV heads x head dim x bytes of the KV dtype;
+* per-GPU budget = GPU memory x ``gpu_memory_utilization`` - runtime overhead (CUDA context,
+  NCCL buffers, activation peak, CUDA graphs); what is left holds the KV cache;
+* constraints: tensor-parallel size divides the attention heads and fits in one node; the KV
+  cache holds ``concurrency x max_model_len`` tokens; host memory holds the node's shard;
+  beyond one node, pipeline parallel across nodes on EFA-capable types only;
+* the cheapest configuration that satisfies them wins; ties go to fewer GPUs, then to the
+  newer generation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .catalog import INSTANCES, FAMILIES, InstanceType, ModelSpec, get_instance, resolve_model
+from .cost import token_cost
+from .errors import ConfigError, Problem, Problems, collecting
+
+GIB = 1024**3
+
+#: Weight dtypes a request may ask for; ``None`` means the checkpoint's own format.
+DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4")
+KV_CACHE_DTYPES: tuple[str, ...] = ("auto", "fp8")
+CAPACITY_TYPES: tuple[str, ...] = ("on-demand", "spot")
+
+#: Bytes per weight. int4 is AWQ/GPTQ with group size 128: 4 bits plus a 16-bit scale and a
+#: 4-bit zero point per 128 weights. mxfp4 is 4 bits plus an 8-bit scale per 32 weights.
+WEIGHT_BYTES: dict[str, float] = {
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5 + (2.0 + 0.5) / 128,
+    "mxfp4": (4 + 8 / 32) / 8,
+}
+#: Embeddings and the LM head stay 16-bit in every quantized format we model.
+EMBEDDING_BYTES = 2.0
+
+# Runtime overhead per GPU, outside weights and KV cache. vLLM measures these at start-up
+# (its log line "Memory profiling takes ... model weights took X GiB; non_torch_memory takes
+# Y GiB; PyTorch activation peak memory takes Z GiB") and gives the KV cache what is left of
+# gpu_memory_utilization x total; these constants stand in for that profile at synth time.
+#: CUDA context and allocations outside PyTorch's allocator.
+CUDA_CONTEXT_GIB = 1.0
+#: Extra non-torch memory when GPUs talk to each other (NCCL communicator buffers).
+DISTRIBUTED_GIB = 0.5
+#: CUDA graphs captured for decode batch sizes; calibrate against "Graph capturing finished".
+CUDA_GRAPHS_GIB = 0.75
+#: Tokens per forward pass during the profile run; emitted as --max-num-batched-tokens.
+MAX_NUM_BATCHED_TOKENS = 8192
+#: vLLM's default --max-num-seqs; the engine never proposes more unless concurrency asks for it.
+MAX_NUM_SEQS_CAP = 256
+#: Host memory kept for the OS, kubelet and the vLLM process besides the weights being loaded.
+HOST_RESERVE_GIB = 4.0
+#: Largest pipeline-parallel group (nodes) the engine considers.
+MAX_NODES = 8
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
+#: Context length when the request does not name one (capped at the model's own limit).
+DEFAULT_MAX_MODEL_LEN = 4096
+#: vLLM's paged KV cache allocates in blocks of this many tokens.
+KV_BLOCK_TOKENS = 16
+
+_FP8_TYPES = ", ".join(sorted({i.family for i in INSTANCES.values() if i.gpu.fp8}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SizingRequest:
+    """What to size. Only ``model`` is required."""
+
+    #: Catalog name, Hugging Face id, path to a ``config.json``, or a :class:`ModelSpec`.
+    model: str | ModelSpec
+    #: Weight dtype. Default ``None``: the checkpoint's own format (bf16 for most models).
+    dtype: str | None = None
+    #: KV cache dtype, ``auto`` (default: the activation dtype, 16 bit) or ``fp8``.
+    kv_cache_dtype: str = "auto"
+    #: Longest sequence (prompt + output). Default ``None``: min(model limit, 4096).
+    max_model_len: int | None = None
+    #: Sequences one replica must hold at full length at once. Default 1.
+    concurrency: int = 1
+    #: ``on-demand`` (default) or ``spot``; spot excludes multi-node plans.
+    capacity: str = "on-demand"
+    #: Instance types or families to choose from. Default empty: the whole catalog except
+    #: Capacity-Block-only types.
+    instance_types: tuple[str, ...] = ()
+    #: Pin the tensor-parallel size. Default ``None``: the engine chooses.
+    tensor_parallel_size: int | None = None
+    #: Pin the pipeline-parallel size (= nodes). Default ``None``: the engine chooses.
+    pipeline_parallel_size: int | None = None
+    #: Pin the instance type. Default ``None``: the engine chooses.
+    instance_type: str | None = None
+    #: Fraction of GPU memory vLLM may use. Default 0.90 (vLLM's own default).
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    #: Replicas to price. Default 1; concurrency is per replica.
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        with collecting("sizing request") as p:
+            p.check(self.dtype is None or self.dtype in DTYPES, "dtype", self.dtype,
+                    "is not a supported weight dtype", f"use one of {', '.join(DTYPES)} (or omit it for the checkpoint's own)")
+            p.check(self.kv_cache_dtype in KV_CACHE_DTYPES, "kv_cache_dtype", self.kv_cache_dtype,
+                    "is not a supported KV cache dtype", f"use one of {', '.join(KV_CACHE_DTYPES)}")
+            p.check(self.capacity in CAPACITY_TYPES, "capacity", self.capacity,
+                    "is not a capacity type", "use on-demand or spot")
+            for name in ("max_model_len", "tensor_parallel_size", "pipeline_parallel_size"):
+                value = getattr(self, name)
+                if value is not None:
+                    _positive_int(p, name, value)
+            _positive_int(p, "concurrency", self.concurrency)
+            _positive_int(p, "replicas", self.replicas)
+            u = self.gpu_memory_utilization
+            p.check(isinstance(u, (int, float)) and not isinstance(u, bool) and 0 < u <= 1 and math.isfinite(u),
+                    "gpu_memory_utilization", u, "must be a fraction in (0, 1]", "use e.g. 0.90 (vLLM's default)")
+            p.check(isinstance(self.instance_types, tuple), "instance_types", self.instance_types,
+                    "must be a tuple", "pass a tuple of instance types or families, e.g. ('g6e', 'p5.48xlarge')")
+
+
+def _positive_int(p: Problems, name: str, value: Any) -> None:
+    p.check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, value,
+            "must be a positive whole number", f"give {name} as an integer >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryBudget:
+    """Where one GPU's memory goes (the most loaded GPU of the plan), in GiB."""
+
+    gpu_memory_gib: float
+    gpu_memory_utilization: float
+    #: gpu_memory_gib x gpu_memory_utilization: what vLLM may use.
+    usable_gib: float
+    #: Left outside vLLM's share: gpu_memory_gib x (1 - utilization).
+    headroom_gib: float
+    weights_gib: float
+    cuda_context_gib: float
+    distributed_gib: float
+    activation_gib: float
+    cuda_graphs_gib: float
+    #: Sum of the four overhead lines.
+    runtime_overhead_gib: float
+    #: usable - weights - runtime overhead: the KV cache vLLM will allocate.
+    kv_cache_gib: float
+    kv_bytes_per_token_model: float
+    kv_bytes_per_token_gpu: float
+    kv_capacity_tokens: int
+    kv_required_tokens: int
+    #: KV cache the requested concurrency x max_model_len needs on this GPU.
+    kv_required_gib: float
+    host_memory_gib: float
+    host_required_gib: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThroughputEstimate:
+    """Decode throughput UPPER BOUNDS from a memory-bandwidth roofline. Estimates, not measurements:
+    measured throughput from the benchmark harness always wins."""
+
+    single_stream_tokens_per_s: float
+    batch: int
+    batch_tokens_per_s: float
+    usd_per_1m_tokens_at_bound: float
+    basis: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerUp:
+    """A configuration that was considered and not chosen, and why."""
+
+    instance_type: str
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    hourly_usd: float
+    fits: bool
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """The engine's answer. ``to_json()`` is what ``eks-llm-stack size --json`` prints."""
+
+    model: str
+    hf_id: str
+    dtype: str
+    kv_cache_dtype: str
+    instance_type: str
+    gpu: str
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    nodes: int
+    gpus_per_node: int
+    replicas: int
+    max_model_len: int
+    concurrency: int
+    max_num_seqs: int
+    #: Weights of the whole model, GiB.
+    weights_gib: float
+    #: KV cache for concurrency x max_model_len over the whole model, GiB.
+    kv_cache_gib: float
+    #: KV cache vLLM will allocate over all GPUs of a replica, GiB.
+    kv_cache_allocated_gib: float
+    hourly_usd: float
+    hourly_usd_per_replica: float
+    capacity: str
+    price_source: str
+    placement_group: bool
+    vllm_args: tuple[str, ...]
+    memory: MemoryBudget
+    throughput_estimate: ThroughputEstimate
+    runners_up: tuple[RunnerUp, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["vllm_args"] = list(self.vllm_args)
+        out["runners_up"] = [asdict(r) for r in self.runners_up]
+        out["warnings"] = list(self.warnings)
+        out["notes"] = list(self.notes)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def weight_bytes(model: ModelSpec, dtype: str) -> tuple[float, float]:
+    """(embedding bytes, body bytes) of the whole model in ``dtype``."""
+    emb = model.embedding_params * (EMBEDDING_BYTES if dtype not in ("bf16", "fp16") else WEIGHT_BYTES[dtype])
+    body_params = model.params - model.embedding_params
+    if dtype == "mxfp4":
+        # Only the routed experts are MXFP4; attention and router stay BF16.
+        experts = model.expert_params
+        body = experts * WEIGHT_BYTES["mxfp4"] + (body_params - experts) * WEIGHT_BYTES["bf16"]
+    else:
+        body = body_params * WEIGHT_BYTES[dtype]
+    return emb, body
+
+
+def _per_gpu_weight_bytes(model: ModelSpec, dtype: str, tp: int, pp: int) -> float:
+    emb, body = weight_bytes(model, dtype)
+    if pp == 1:
+        return (emb + body) / tp
+    # The first stage holds the input embeddings and the last the LM head: the heavier stage
+    # carries its share of the body plus one vocab x hidden matrix.
+    one_matrix = model.vocab_size * model.hidden_size * (EMBEDDING_BYTES if dtype not in ("bf16", "fp16") else 2.0)
+    return (body / pp + one_matrix) / tp
+
+
+def _activation_bytes(model: ModelSpec, tp: int) -> float:
+    mlp = model.experts_per_token * model.moe_intermediate_size if model.is_moe else model.intermediate_size
+    hidden_states = MAX_NUM_BATCHED_TOKENS * (4 * model.hidden_size + 2 * mlp / tp) * 2.0
+    logits = MAX_NUM_SEQS_CAP * (model.vocab_size / tp) * 4.0
+    return hidden_states + logits
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, kv_bytes: float, tp: int, pp: int) -> float:
+    """KV heads split over TP (replicated once TP exceeds them); layers split over PP stages."""
+    return 2 * math.ceil(model.layers / pp) * math.ceil(model.kv_heads / tp) * model.head_dim * kv_bytes
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    inst: InstanceType
+    tp: int
+    pp: int
+    memory: MemoryBudget
+    seqs_fit: int
+    problem: str | None
+
+    @property
+    def hourly(self) -> float:
+        return self.inst.on_demand_usd * self.pp
+
+    @property
+    def node_gpus(self) -> int:
+        return self.inst.gpu_count * self.pp
+
+    def key(self) -> tuple[Any, ...]:
+        gpu = self.inst.gpu
+        return (round(self.hourly, 6), self.node_gpus, -self.inst.generation,
+                tuple(-x for x in gpu.compute_capability_tuple), -self.tp, self.inst.name)
+
+
+def _evaluate(model: ModelSpec, dtype: str, kv_dtype: str, inst: InstanceType, tp: int, pp: int,
+              max_len: int, concurrency: int, util: float, capacity: str) -> _Candidate:
+    gpu = inst.gpu
+    weights = _per_gpu_weight_bytes(model, dtype, tp, pp) / GIB
+    distributed = DISTRIBUTED_GIB if tp * pp > 1 else 0.0
+    activation = _activation_bytes(model, tp) / GIB
+    overhead = CUDA_CONTEXT_GIB + distributed + activation + CUDA_GRAPHS_GIB
+    usable = gpu.memory_gib * util
+    kv_gib = usable - weights - overhead
+    kv_bytes = 1.0 if kv_dtype == "fp8" else 2.0
+    per_tok_gpu = kv_bytes_per_token_per_gpu(model, kv_bytes, tp, pp)
+    capacity_tokens = 0
+    if kv_gib > 0:
+        capacity_tokens = int(kv_gib * GIB // per_tok_gpu) // KV_BLOCK_TOKENS * KV_BLOCK_TOKENS
+    seqs_fit = capacity_tokens // max_len
+    required_tokens = concurrency * max_len
+    emb, body = weight_bytes(model, dtype)
+    host_required = (emb + body) / pp / GIB + HOST_RESERVE_GIB
+    memory = MemoryBudget(
+        gpu_memory_gib=gpu.memory_gib, gpu_memory_utilization=util, usable_gib=usable,
+        headroom_gib=gpu.memory_gib - usable, weights_gib=weights, cuda_context_gib=CUDA_CONTEXT_GIB,
+        distributed_gib=distributed, activation_gib=activation, cuda_graphs_gib=CUDA_GRAPHS_GIB,
+        runtime_overhead_gib=overhead, kv_cache_gib=max(kv_gib, 0.0),
+        kv_bytes_per_token_model=model.kv_bytes_per_token(kv_bytes), kv_bytes_per_token_gpu=per_tok_gpu,
+        kv_capacity_tokens=capacity_tokens, kv_required_tokens=required_tokens,
+        kv_required_gib=required_tokens * per_tok_gpu / GIB,
+        host_memory_gib=inst.memory_gib, host_required_gib=host_required,
+    )
+    problem: str | None = None
+    if dtype == "fp8" and not gpu.fp8:
+        problem = f"{gpu.name} ({gpu.architecture}) has no FP8 tensor cores"
+    elif kv_dtype == "fp8" and not gpu.fp8:
+        problem = f"{gpu.name} ({gpu.architecture}) has no FP8 support for an fp8 KV cache"
+    elif pp > 1 and not inst.efa_supported:
+        problem = f"{inst.name} has no EFA, needed for pipeline parallel across nodes"
+    elif pp > 1 and capacity == "spot":
+        problem = "multi-node on spot: one interruption stops the whole pipeline group"
+    elif weights + overhead >= usable:
+        problem = (f"weights {weights:.2f} GiB + overhead {overhead:.2f} GiB per GPU exceed "
+                   f"{usable:.2f} GiB ({util:.2f} of {gpu.memory_gib:.2f} GiB)")
+    elif seqs_fit < 1:
+        problem = (f"KV cache holds {capacity_tokens} tokens per replica, less than one "
+                   f"{max_len}-token sequence")
+    elif host_required > inst.memory_gib:
+        problem = f"host memory {inst.memory_gib:g} GiB < {host_required:.1f} GiB to load the shard"
+    return _Candidate(inst, tp, pp, memory, seqs_fit, problem)
+
+
+def _shortfall(c: _Candidate, concurrency: int, max_len: int) -> str:
+    return (f"KV cache holds {c.memory.kv_capacity_tokens} tokens, "
+            f"{concurrency} x {max_len} = {concurrency * max_len} needed (fits {c.seqs_fit} sequences)")
+
+
+def _tp_options(model: ModelSpec, inst: InstanceType) -> list[int]:
+    return [t for t in (1, 2, 4, 8) if t <= inst.gpu_count and model.attention_heads % t == 0]
+
+
+def _pool(request: SizingRequest, p: Problems) -> list[InstanceType]:
+    if request.instance_type is not None:
+        try:
+            return [get_instance(request.instance_type)]
+        except ConfigError as err:
+            p.extend(err)
+            return []
+    if not request.instance_types:
+        return [i for i in INSTANCES.values() if not i.capacity_blocks_only]
+    chosen: list[InstanceType] = []
+    for idx, name in enumerate(request.instance_types):
+        key = str(name).strip().lower()
+        if key in FAMILIES:
+            chosen += [i for i in INSTANCES.values() if i.family == key]
+            continue
+        try:
+            chosen.append(get_instance(key))
+        except ConfigError as err:
+            p.extend(err, prefix=f"instance_types[{idx}]")
+    seen: dict[str, InstanceType] = {i.name: i for i in chosen}
+    return list(seen.values())
+
+
+def size(request: SizingRequest) -> Plan:
+    """The cheapest configuration that serves ``request``, or ``ConfigError`` saying why none does."""
+    model = resolve_model(request.model)
+    p = Problems(f"sizing {model.name}")
+    dtype = request.dtype or model.native_dtype
+    if model.native_dtype not in ("bf16", "fp16") and request.dtype not in (None, model.native_dtype):
+        p.add("dtype", f"{model.name} ships pre-quantized {model.native_dtype} weights",
+              f"omit --dtype (or use {model.native_dtype}); a different format needs a different checkpoint",
+              request.dtype)
+    max_len = request.max_model_len or min(model.max_positions, DEFAULT_MAX_MODEL_LEN)
+    if max_len > model.max_positions:
+        p.add("max_model_len", f"exceeds {model.name}'s limit of {model.max_positions} positions",
+              f"use --max-model-len {model.max_positions} or less", max_len)
+    tp_fixed, pp_fixed = request.tensor_parallel_size, request.pipeline_parallel_size
+    if tp_fixed is not None and model.attention_heads % tp_fixed:
+        ok = [t for t in (1, 2, 4, 8) if model.attention_heads % t == 0]
+        p.add("tensor_parallel_size", f"does not divide {model.name}'s {model.attention_heads} attention heads",
+              f"use one of {', '.join(map(str, ok))}", tp_fixed)
+    if pp_fixed is not None and pp_fixed > min(MAX_NODES, model.layers):
+        p.add("pipeline_parallel_size", f"exceeds {min(MAX_NODES, model.layers)} (nodes considered / layers)",
+              f"use at most {min(MAX_NODES, model.layers)}", pp_fixed)
+    pool = _pool(request, p)
+    if request.instance_type is not None and pool:
+        inst = pool[0]
+        if tp_fixed is not None and tp_fixed > inst.gpu_count:
+            p.add("tensor_parallel_size", f"exceeds the {inst.gpu_count} GPUs of {inst.name}",
+                  f"use at most {inst.gpu_count}, or a larger instance", tp_fixed)
+        if pp_fixed is not None and pp_fixed > 1 and not inst.efa_supported:
+            p.add("pipeline_parallel_size", f"needs EFA across nodes and {inst.name} has none",
+                  "use an EFA-capable type (g5/g6 8xlarge and up, g6e 8xlarge and up, p4d, p4de, p5*)", pp_fixed)
+    if pool and dtype == "fp8" and not any(i.gpu.fp8 for i in pool):
+        p.add("dtype", f"fp8 needs FP8 tensor cores and {', '.join(sorted({i.gpu.name for i in pool}))} have none",
+              f"use an FP8-capable type ({_FP8_TYPES}), or --dtype int8 / int4 / bf16", dtype)
+    if pool and request.kv_cache_dtype == "fp8" and not any(i.gpu.fp8 for i in pool):
+        p.add("kv_cache_dtype", f"an fp8 KV cache needs an FP8-capable GPU; {', '.join(sorted({i.gpu.name for i in pool}))} are not",
+              f"use --kv-cache-dtype auto, or an FP8-capable type ({_FP8_TYPES})", "fp8")
+    p.raise_if_any()
+
+    explicit = request.instance_type is not None or tp_fixed is not None or pp_fixed is not None
+    candidates: list[_Candidate] = []
+    for inst in pool:
+        tps = [tp_fixed] if tp_fixed is not None else _tp_options(model, inst)
+        for tp in tps:
+            if tp > inst.gpu_count:
+                continue
+            pps = [pp_fixed] if pp_fixed is not None else list(range(1, min(MAX_NODES, model.layers) + 1))
+            for pp in pps:
+                if pp > 1 and tp != inst.gpu_count:
+                    continue  # multi-node plans use whole nodes
+                if pp > 1 and pp_fixed is None and not inst.efa_supported:
+                    break
+                candidates.append(_evaluate(model, dtype, request.kv_cache_dtype, inst, tp, pp, max_len,
+                                            request.concurrency, request.gpu_memory_utilization, request.capacity))
+                if pp_fixed is None and candidates[-1].problem is None and \
+                        candidates[-1].seqs_fit >= request.concurrency:
+                    break  # more nodes of the same type only cost more
+
+    # Preference tiers: one node before several (multi-node adds a placement group, Ray and
+    # inter-node latency, so it is the answer only when no single node will do); within a tier
+    # the cheapest wins. An explicit pin that runs but cannot hold the concurrency is served
+    # with a lowered --max-num-seqs rather than refused.
+    runnable = [c for c in candidates if c.problem is None]
+    tiers = [
+        [c for c in runnable if c.pp == 1 and c.seqs_fit >= request.concurrency],
+        [c for c in runnable if c.pp == 1] if explicit else [],
+        [c for c in runnable if c.pp > 1 and c.seqs_fit >= request.concurrency],
+        [c for c in runnable if c.pp > 1] if explicit else [],
+    ]
+    tier = next((t for t in tiers if t), None)
+    if tier is None:
+        raise _no_fit(model, dtype, request, max_len, candidates)
+    warnings: list[str] = []
+    if all(c.seqs_fit >= request.concurrency for c in tier):
+        ranked = sorted(tier, key=_Candidate.key)
+    else:
+        ranked = sorted(tier, key=lambda c: (-c.seqs_fit, *c.key()))
+        best = ranked[0]
+        warnings.append(
+            f"{_shortfall(best, request.concurrency, max_len)}: --max-num-seqs lowered to {best.seqs_fit}; "
+            f"requests beyond that queue. Fix: --kv-cache-dtype fp8, a shorter --max-model-len, more replicas "
+            f"or a larger instance")
+    ranked += sorted((c for c in runnable if c not in ranked and c.seqs_fit >= request.concurrency),
+                     key=_Candidate.key)
+
+    chosen = ranked[0]
+    return _plan(model, dtype, request, max_len, chosen, ranked[1:], candidates, warnings)
+
+
+def _no_fit(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int,
+            candidates: list[_Candidate]) -> ConfigError:
+    p = Problems(f"sizing {model.name}")
+    runnable = [c for c in candidates if c.problem is None]
+    if runnable:
+        best = max(runnable, key=lambda c: (c.seqs_fit, -c.hourly))
+        longest = max(runnable, key=lambda c: c.memory.kv_capacity_tokens // request.concurrency)
+        max_len_fit = longest.memory.kv_capacity_tokens // request.concurrency // KV_BLOCK_TOKENS * KV_BLOCK_TOKENS
+        p.add("concurrency",
+              f"{request.concurrency} sequences x {max_len} tokens of KV cache fit no instance in the selection",
+              f"the largest concurrency that fits is {best.seqs_fit} ({best.inst.name}, TP {best.tp}, "
+              f"PP {best.pp}); or keep {request.concurrency} with --max-model-len {max_len_fit} or less, "
+              "--kv-cache-dtype fp8, or more replicas",
+              request.concurrency)
+    elif not candidates:
+        p.add("model", f"no legal tensor-parallel size for {model.attention_heads} attention heads "
+              "on the selected instance types", "choose instance types with a GPU count that divides the heads",
+              model.name)
+    else:
+        reasons = sorted({c.problem or "" for c in candidates})
+        emb, body = weight_bytes(model, dtype)
+        need = (emb + body) / GIB
+        fixes = []
+        if dtype in ("bf16", "fp16"):
+            fixes.append("quantize (--dtype fp8 on FP8-capable GPUs, int8 or int4)")
+        if request.capacity == "spot":
+            fixes.append("--capacity on-demand (multi-node plans are not offered on spot)")
+        if request.instance_type or request.instance_types or request.tensor_parallel_size or request.pipeline_parallel_size:
+            fixes.append("drop the instance / parallelism pins and let the engine choose")
+        fixes.append("a larger --gpu-memory-utilization, if the GPU runs nothing else")
+        p.add("model", f"{model.name} in {dtype} ({need:.1f} GiB of weights) fits no configuration: "
+              + "; ".join(reasons[:4]), "; or ".join(fixes), model.name)
+    return ConfigError(p.subject, p.problems)
+
+
+def _why(loser: _Candidate, chosen: _Candidate) -> str:
+    if loser.pp > 1 and chosen.pp == 1:
+        return (f"needs {loser.pp} nodes (${loser.hourly:.3f}/h); a single node is preferred "
+                "when one holds the model")
+    if loser.hourly > chosen.hourly + 1e-9:
+        more = loser.hourly - chosen.hourly
+        return f"costs ${more:.3f}/h more ({more / chosen.hourly:.0%})"
+    if loser.node_gpus > chosen.node_gpus:
+        return f"same price, {loser.node_gpus - chosen.node_gpus} more GPUs"
+    if loser.inst.generation < chosen.inst.generation:
+        return "same price and GPUs, older generation"
+    return "same price, GPUs and generation; smaller tensor-parallel size"
+
+
+def _vllm_args(model: ModelSpec, dtype: str, request: SizingRequest, tp: int, pp: int, max_len: int,
+               max_num_seqs: int) -> tuple[str, ...]:
+    args = ["--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
+            "--max-model-len", str(max_len), "--max-num-seqs", str(max_num_seqs),
+            "--max-num-batched-tokens", str(MAX_NUM_BATCHED_TOKENS),
+            "--gpu-memory-utilization", f"{request.gpu_memory_utilization:g}"]
+    if dtype == "bf16":
+        args += ["--dtype", "bfloat16"]
+    elif dtype == "fp16":
+        args += ["--dtype", "float16"]
+    elif model.quant_method:
+        args += ["--quantization", model.quant_method]
+    elif dtype == "fp8":
+        args += ["--quantization", "fp8"]
+    if request.kv_cache_dtype == "fp8":
+        args += ["--kv-cache-dtype", "fp8"]
+    return tuple(args)
+
+
+def _plan(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, chosen: _Candidate,
+          others: list[_Candidate], candidates: list[_Candidate], warnings: list[str]) -> Plan:
+    inst, tp, pp = chosen.inst, chosen.tp, chosen.pp
+    if chosen.seqs_fit >= request.concurrency:
+        max_num_seqs = max(request.concurrency, min(MAX_NUM_SEQS_CAP, chosen.seqs_fit))
+    else:
+        max_num_seqs = chosen.seqs_fit
+    runners: list[RunnerUp] = []
+    seen = {inst.name}
+    for c in others:
+        if c.inst.name in seen:
+            continue
+        seen.add(c.inst.name)
+        runners.append(RunnerUp(instance_type=c.inst.name, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
+                                hourly_usd=c.hourly, fits=True, why=_why(c, chosen)))
+        if len(runners) == 3:
+            break
+    cheaper = sorted((c for c in candidates if c.hourly < chosen.hourly and c.inst.name not in seen
+                      and (c.problem or c.seqs_fit < request.concurrency)), key=_Candidate.key)
+    for c in cheaper:
+        if c.inst.name in seen:
+            continue
+        seen.add(c.inst.name)
+        why = c.problem or _shortfall(c, request.concurrency, max_len)
+        runners.append(RunnerUp(instance_type=c.inst.name, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
+                                hourly_usd=c.hourly, fits=False, why=why))
+        if len(runners) == 6:
+            break
+
+    emb, body = weight_bytes(model, dtype)
+    weights_total = emb + body
+    kv_model = model.kv_bytes_per_token(1.0 if request.kv_cache_dtype == "fp8" else 2.0)
+    # Roofline: each decode step reads the active weights once and every sequence's KV cache.
+    bw = inst.gpu.memory_bandwidth_gbps * 1e9
+    active_bytes = weights_total * model.active_params / model.params
+    single = bw * tp / active_bytes
+    batch = max_num_seqs if max_num_seqs > 0 else 1
+    kv_read = batch * kv_model * max_len / 2
+    batch_tps = batch * bw * tp * pp / (active_bytes + kv_read)
+    hourly_replica = inst.on_demand_usd * pp
+    estimate = ThroughputEstimate(
+        single_stream_tokens_per_s=single, batch=batch, batch_tokens_per_s=batch_tps,
+        usd_per_1m_tokens_at_bound=token_cost(hourly_replica, batch_tps).usd_per_1m_tokens,
+        basis=(f"UPPER BOUND from a memory-bandwidth roofline ({inst.gpu.memory_bandwidth_gbps:g} GB/s per "
+               f"{inst.gpu.name}; weights read once per step, KV at half of max-model-len); "
+               "measured throughput from `eks-llm-stack bench` always wins"),
+    )
+    notes: list[str] = []
+    if dtype in ("int8", "int4") and not model.quant_method:
+        notes.append(f"serve a pre-quantized {dtype} checkpoint of {model.hf_id} (AWQ/GPTQ or compressed-tensors); "
+                     "vLLM reads the method from its config.json")
+    if dtype == "fp8" and not model.quant_method:
+        notes.append("--quantization fp8 quantizes the BF16 checkpoint at load time (dynamic FP8 W8A8)")
+    if pp > 1:
+        notes.append(f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
+                     "nodes with the Ray executor (LeaderWorkerSet)")
+    if request.capacity == "spot":
+        notes.append("hourly_usd is the on-demand price: spot prices move every few minutes and are not "
+                     "in the offline catalog; pass the current spot price to `eks-llm-stack cost --hourly-usd`")
+    if tp < inst.gpu_count:
+        notes.append(f"uses {tp} of {inst.name}'s {inst.gpu_count} GPUs ({model.attention_heads} heads)")
+    return Plan(
+        model=model.name, hf_id=model.hf_id, dtype=dtype, kv_cache_dtype=request.kv_cache_dtype,
+        instance_type=inst.name, gpu=inst.gpu.name, tensor_parallel_size=tp, pipeline_parallel_size=pp,
+        nodes=pp, gpus_per_node=tp, replicas=request.replicas, max_model_len=max_len,
+        concurrency=request.concurrency, max_num_seqs=max_num_seqs,
+        weights_gib=weights_total / GIB, kv_cache_gib=request.concurrency * max_len * kv_model / GIB,
+        kv_cache_allocated_gib=chosen.memory.kv_cache_gib * tp * pp,
+        hourly_usd=hourly_replica * request.replicas, hourly_usd_per_replica=hourly_replica,
+        capacity=request.capacity, price_source=f"{inst.price_source} ({inst.price_date})",
+        placement_group=pp > 1,
+        vllm_args=_vllm_args(model, dtype, request, tp, pp, max_len, max_num_seqs),
+        memory=chosen.memory, throughput_estimate=estimate, runners_up=tuple(runners),
+        warnings=tuple(warnings), notes=tuple(notes),
+    )
+
+
+__all__ = [
+    "CAPACITY_TYPES",
+    "DTYPES",
+    "KV_CACHE_DTYPES",
+    "MemoryBudget",
+    "Plan",
+    "Problem",
+    "RunnerUp",
+    "SizingRequest",
+    "ThroughputEstimate",
+    "kv_bytes_per_token_per_gpu",
+    "size",
+    "weight_bytes",
+]
