@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .catalog import INSTANCES, FAMILIES, InstanceType, ModelSpec, get_instance, resolve_model
+from .catalog import FAMILIES, INSTANCES, InstanceType, ModelSpec, get_instance, resolve_model
 from .cost import token_cost
 from .errors import ConfigError, Problem, Problems, collecting
 
@@ -106,12 +106,27 @@ class SizingRequest:
 
     def __post_init__(self) -> None:
         with collecting("sizing request") as p:
-            p.check(self.dtype is None or self.dtype in DTYPES, "dtype", self.dtype,
-                    "is not a supported weight dtype", f"use one of {', '.join(DTYPES)} (or omit it for the checkpoint's own)")
-            p.check(self.kv_cache_dtype in KV_CACHE_DTYPES, "kv_cache_dtype", self.kv_cache_dtype,
-                    "is not a supported KV cache dtype", f"use one of {', '.join(KV_CACHE_DTYPES)}")
-            p.check(self.capacity in CAPACITY_TYPES, "capacity", self.capacity,
-                    "is not a capacity type", "use on-demand or spot")
+            p.check(
+                self.dtype is None or self.dtype in DTYPES,
+                "dtype",
+                self.dtype,
+                "is not a supported weight dtype",
+                f"use one of {', '.join(DTYPES)} (or omit it for the checkpoint's own)",
+            )
+            p.check(
+                self.kv_cache_dtype in KV_CACHE_DTYPES,
+                "kv_cache_dtype",
+                self.kv_cache_dtype,
+                "is not a supported KV cache dtype",
+                f"use one of {', '.join(KV_CACHE_DTYPES)}",
+            )
+            p.check(
+                self.capacity in CAPACITY_TYPES,
+                "capacity",
+                self.capacity,
+                "is not a capacity type",
+                "use on-demand or spot",
+            )
             for name in ("max_model_len", "tensor_parallel_size", "pipeline_parallel_size"):
                 value = getattr(self, name)
                 if value is not None:
@@ -119,15 +134,30 @@ class SizingRequest:
             _positive_int(p, "concurrency", self.concurrency)
             _positive_int(p, "replicas", self.replicas)
             u = self.gpu_memory_utilization
-            p.check(isinstance(u, (int, float)) and not isinstance(u, bool) and 0 < u <= 1 and math.isfinite(u),
-                    "gpu_memory_utilization", u, "must be a fraction in (0, 1]", "use e.g. 0.90 (vLLM's default)")
-            p.check(isinstance(self.instance_types, tuple), "instance_types", self.instance_types,
-                    "must be a tuple", "pass a tuple of instance types or families, e.g. ('g6e', 'p5.48xlarge')")
+            p.check(
+                isinstance(u, (int, float)) and not isinstance(u, bool) and 0 < u <= 1 and math.isfinite(u),
+                "gpu_memory_utilization",
+                u,
+                "must be a fraction in (0, 1]",
+                "use e.g. 0.90 (vLLM's default)",
+            )
+            p.check(
+                isinstance(self.instance_types, tuple),
+                "instance_types",
+                self.instance_types,
+                "must be a tuple",
+                "pass a tuple of instance types or families, e.g. ('g6e', 'p5.48xlarge')",
+            )
 
 
 def _positive_int(p: Problems, name: str, value: Any) -> None:
-    p.check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, value,
-            "must be a positive whole number", f"give {name} as an integer >= 1")
+    p.check(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        name,
+        value,
+        "must be a positive whole number",
+        f"give {name} as an integer >= 1",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,12 +318,28 @@ class _Candidate:
 
     def key(self) -> tuple[Any, ...]:
         gpu = self.inst.gpu
-        return (round(self.hourly, 6), self.node_gpus, -self.inst.generation,
-                tuple(-x for x in gpu.compute_capability_tuple), -self.tp, self.inst.name)
+        return (
+            round(self.hourly, 6),
+            self.node_gpus,
+            -self.inst.generation,
+            tuple(-x for x in gpu.compute_capability_tuple),
+            -self.tp,
+            self.inst.name,
+        )
 
 
-def _evaluate(model: ModelSpec, dtype: str, kv_dtype: str, inst: InstanceType, tp: int, pp: int,
-              max_len: int, concurrency: int, util: float, capacity: str) -> _Candidate:
+def _evaluate(
+    model: ModelSpec,
+    dtype: str,
+    kv_dtype: str,
+    inst: InstanceType,
+    tp: int,
+    pp: int,
+    max_len: int,
+    concurrency: int,
+    util: float,
+    capacity: str,
+) -> _Candidate:
     gpu = inst.gpu
     weights = _per_gpu_weight_bytes(model, dtype, tp, pp) / GIB
     distributed = DISTRIBUTED_GIB if tp * pp > 1 else 0.0
@@ -311,14 +357,24 @@ def _evaluate(model: ModelSpec, dtype: str, kv_dtype: str, inst: InstanceType, t
     emb, body = weight_bytes(model, dtype)
     host_required = (emb + body) / pp / GIB + HOST_RESERVE_GIB
     memory = MemoryBudget(
-        gpu_memory_gib=gpu.memory_gib, gpu_memory_utilization=util, usable_gib=usable,
-        headroom_gib=gpu.memory_gib - usable, weights_gib=weights, cuda_context_gib=CUDA_CONTEXT_GIB,
-        distributed_gib=distributed, activation_gib=activation, cuda_graphs_gib=CUDA_GRAPHS_GIB,
-        runtime_overhead_gib=overhead, kv_cache_gib=max(kv_gib, 0.0),
-        kv_bytes_per_token_model=model.kv_bytes_per_token(kv_bytes), kv_bytes_per_token_gpu=per_tok_gpu,
-        kv_capacity_tokens=capacity_tokens, kv_required_tokens=required_tokens,
+        gpu_memory_gib=gpu.memory_gib,
+        gpu_memory_utilization=util,
+        usable_gib=usable,
+        headroom_gib=gpu.memory_gib - usable,
+        weights_gib=weights,
+        cuda_context_gib=CUDA_CONTEXT_GIB,
+        distributed_gib=distributed,
+        activation_gib=activation,
+        cuda_graphs_gib=CUDA_GRAPHS_GIB,
+        runtime_overhead_gib=overhead,
+        kv_cache_gib=max(kv_gib, 0.0),
+        kv_bytes_per_token_model=model.kv_bytes_per_token(kv_bytes),
+        kv_bytes_per_token_gpu=per_tok_gpu,
+        kv_capacity_tokens=capacity_tokens,
+        kv_required_tokens=required_tokens,
         kv_required_gib=required_tokens * per_tok_gpu / GIB,
-        host_memory_gib=inst.memory_gib, host_required_gib=host_required,
+        host_memory_gib=inst.memory_gib,
+        host_required_gib=host_required,
     )
     problem: str | None = None
     if dtype == "fp8" and not gpu.fp8:
@@ -330,19 +386,22 @@ def _evaluate(model: ModelSpec, dtype: str, kv_dtype: str, inst: InstanceType, t
     elif pp > 1 and capacity == "spot":
         problem = "multi-node on spot: one interruption stops the whole pipeline group"
     elif weights + overhead >= usable:
-        problem = (f"weights {weights:.2f} GiB + overhead {overhead:.2f} GiB per GPU exceed "
-                   f"{usable:.2f} GiB ({util:.2f} of {gpu.memory_gib:.2f} GiB)")
+        problem = (
+            f"weights {weights:.2f} GiB + overhead {overhead:.2f} GiB per GPU exceed "
+            f"{usable:.2f} GiB ({util:.2f} of {gpu.memory_gib:.2f} GiB)"
+        )
     elif seqs_fit < 1:
-        problem = (f"KV cache holds {capacity_tokens} tokens per replica, less than one "
-                   f"{max_len}-token sequence")
+        problem = f"KV cache holds {capacity_tokens} tokens per replica, less than one {max_len}-token sequence"
     elif host_required > inst.memory_gib:
         problem = f"host memory {inst.memory_gib:g} GiB < {host_required:.1f} GiB to load the shard"
     return _Candidate(inst, tp, pp, memory, seqs_fit, problem)
 
 
 def _shortfall(c: _Candidate, concurrency: int, max_len: int) -> str:
-    return (f"KV cache holds {c.memory.kv_capacity_tokens} tokens, "
-            f"{concurrency} x {max_len} = {concurrency * max_len} needed (fits {c.seqs_fit} sequences)")
+    return (
+        f"KV cache holds {c.memory.kv_capacity_tokens} tokens, "
+        f"{concurrency} x {max_len} = {concurrency * max_len} needed (fits {c.seqs_fit} sequences)"
+    )
 
 
 def _tp_options(model: ModelSpec, inst: InstanceType) -> list[int]:
@@ -378,36 +437,67 @@ def size(request: SizingRequest) -> Plan:
     p = Problems(f"sizing {model.name}")
     dtype = request.dtype or model.native_dtype
     if model.native_dtype not in ("bf16", "fp16") and request.dtype not in (None, model.native_dtype):
-        p.add("dtype", f"{model.name} ships pre-quantized {model.native_dtype} weights",
-              f"omit --dtype (or use {model.native_dtype}); a different format needs a different checkpoint",
-              request.dtype)
+        p.add(
+            "dtype",
+            f"{model.name} ships pre-quantized {model.native_dtype} weights",
+            f"omit --dtype (or use {model.native_dtype}); a different format needs a different checkpoint",
+            request.dtype,
+        )
     max_len = request.max_model_len or min(model.max_positions, DEFAULT_MAX_MODEL_LEN)
     if max_len > model.max_positions:
-        p.add("max_model_len", f"exceeds {model.name}'s limit of {model.max_positions} positions",
-              f"use --max-model-len {model.max_positions} or less", max_len)
+        p.add(
+            "max_model_len",
+            f"exceeds {model.name}'s limit of {model.max_positions} positions",
+            f"use --max-model-len {model.max_positions} or less",
+            max_len,
+        )
     tp_fixed, pp_fixed = request.tensor_parallel_size, request.pipeline_parallel_size
     if tp_fixed is not None and model.attention_heads % tp_fixed:
         ok = [t for t in (1, 2, 4, 8) if model.attention_heads % t == 0]
-        p.add("tensor_parallel_size", f"does not divide {model.name}'s {model.attention_heads} attention heads",
-              f"use one of {', '.join(map(str, ok))}", tp_fixed)
+        p.add(
+            "tensor_parallel_size",
+            f"does not divide {model.name}'s {model.attention_heads} attention heads",
+            f"use one of {', '.join(map(str, ok))}",
+            tp_fixed,
+        )
     if pp_fixed is not None and pp_fixed > min(MAX_NODES, model.layers):
-        p.add("pipeline_parallel_size", f"exceeds {min(MAX_NODES, model.layers)} (nodes considered / layers)",
-              f"use at most {min(MAX_NODES, model.layers)}", pp_fixed)
+        p.add(
+            "pipeline_parallel_size",
+            f"exceeds {min(MAX_NODES, model.layers)} (nodes considered / layers)",
+            f"use at most {min(MAX_NODES, model.layers)}",
+            pp_fixed,
+        )
     pool = _pool(request, p)
     if request.instance_type is not None and pool:
         inst = pool[0]
         if tp_fixed is not None and tp_fixed > inst.gpu_count:
-            p.add("tensor_parallel_size", f"exceeds the {inst.gpu_count} GPUs of {inst.name}",
-                  f"use at most {inst.gpu_count}, or a larger instance", tp_fixed)
+            p.add(
+                "tensor_parallel_size",
+                f"exceeds the {inst.gpu_count} GPUs of {inst.name}",
+                f"use at most {inst.gpu_count}, or a larger instance",
+                tp_fixed,
+            )
         if pp_fixed is not None and pp_fixed > 1 and not inst.efa_supported:
-            p.add("pipeline_parallel_size", f"needs EFA across nodes and {inst.name} has none",
-                  "use an EFA-capable type (g5/g6 8xlarge and up, g6e 8xlarge and up, p4d, p4de, p5*)", pp_fixed)
+            p.add(
+                "pipeline_parallel_size",
+                f"needs EFA across nodes and {inst.name} has none",
+                "use an EFA-capable type (g5/g6 8xlarge and up, g6e 8xlarge and up, p4d, p4de, p5*)",
+                pp_fixed,
+            )
     if pool and dtype == "fp8" and not any(i.gpu.fp8 for i in pool):
-        p.add("dtype", f"fp8 needs FP8 tensor cores and {', '.join(sorted({i.gpu.name for i in pool}))} have none",
-              f"use an FP8-capable type ({_FP8_TYPES}), or --dtype int8 / int4 / bf16", dtype)
+        p.add(
+            "dtype",
+            f"fp8 needs FP8 tensor cores and {', '.join(sorted({i.gpu.name for i in pool}))} have none",
+            f"use an FP8-capable type ({_FP8_TYPES}), or --dtype int8 / int4 / bf16",
+            dtype,
+        )
     if pool and request.kv_cache_dtype == "fp8" and not any(i.gpu.fp8 for i in pool):
-        p.add("kv_cache_dtype", f"an fp8 KV cache needs an FP8-capable GPU; {', '.join(sorted({i.gpu.name for i in pool}))} are not",
-              f"use --kv-cache-dtype auto, or an FP8-capable type ({_FP8_TYPES})", "fp8")
+        p.add(
+            "kv_cache_dtype",
+            f"an fp8 KV cache needs an FP8-capable GPU; {', '.join(sorted({i.gpu.name for i in pool}))} are not",
+            f"use --kv-cache-dtype auto, or an FP8-capable type ({_FP8_TYPES})",
+            "fp8",
+        )
     p.raise_if_any()
 
     explicit = request.instance_type is not None or tp_fixed is not None or pp_fixed is not None
@@ -423,10 +513,25 @@ def size(request: SizingRequest) -> Plan:
                     continue  # multi-node plans use whole nodes
                 if pp > 1 and pp_fixed is None and not inst.efa_supported:
                     break
-                candidates.append(_evaluate(model, dtype, request.kv_cache_dtype, inst, tp, pp, max_len,
-                                            request.concurrency, request.gpu_memory_utilization, request.capacity))
-                if pp_fixed is None and candidates[-1].problem is None and \
-                        candidates[-1].seqs_fit >= request.concurrency:
+                candidates.append(
+                    _evaluate(
+                        model,
+                        dtype,
+                        request.kv_cache_dtype,
+                        inst,
+                        tp,
+                        pp,
+                        max_len,
+                        request.concurrency,
+                        request.gpu_memory_utilization,
+                        request.capacity,
+                    )
+                )
+                if (
+                    pp_fixed is None
+                    and candidates[-1].problem is None
+                    and candidates[-1].seqs_fit >= request.concurrency
+                ):
                     break  # more nodes of the same type only cost more
 
     # Preference tiers: one node before several (multi-node adds a placement group, Ray and
@@ -452,32 +557,38 @@ def size(request: SizingRequest) -> Plan:
         warnings.append(
             f"{_shortfall(best, request.concurrency, max_len)}: --max-num-seqs lowered to {best.seqs_fit}; "
             f"requests beyond that queue. Fix: --kv-cache-dtype fp8, a shorter --max-model-len, more replicas "
-            f"or a larger instance")
-    ranked += sorted((c for c in runnable if c not in ranked and c.seqs_fit >= request.concurrency),
-                     key=_Candidate.key)
+            f"or a larger instance"
+        )
+    ranked += sorted((c for c in runnable if c not in ranked and c.seqs_fit >= request.concurrency), key=_Candidate.key)
 
     chosen = ranked[0]
     return _plan(model, dtype, request, max_len, chosen, ranked[1:], candidates, warnings)
 
 
-def _no_fit(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int,
-            candidates: list[_Candidate]) -> ConfigError:
+def _no_fit(
+    model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, candidates: list[_Candidate]
+) -> ConfigError:
     p = Problems(f"sizing {model.name}")
     runnable = [c for c in candidates if c.problem is None]
     if runnable:
         best = max(runnable, key=lambda c: (c.seqs_fit, -c.hourly))
         longest = max(runnable, key=lambda c: c.memory.kv_capacity_tokens // request.concurrency)
         max_len_fit = longest.memory.kv_capacity_tokens // request.concurrency // KV_BLOCK_TOKENS * KV_BLOCK_TOKENS
-        p.add("concurrency",
-              f"{request.concurrency} sequences x {max_len} tokens of KV cache fit no instance in the selection",
-              f"the largest concurrency that fits is {best.seqs_fit} ({best.inst.name}, TP {best.tp}, "
-              f"PP {best.pp}); or keep {request.concurrency} with --max-model-len {max_len_fit} or less, "
-              "--kv-cache-dtype fp8, or more replicas",
-              request.concurrency)
+        p.add(
+            "concurrency",
+            f"{request.concurrency} sequences x {max_len} tokens of KV cache fit no instance in the selection",
+            f"the largest concurrency that fits is {best.seqs_fit} ({best.inst.name}, TP {best.tp}, "
+            f"PP {best.pp}); or keep {request.concurrency} with --max-model-len {max_len_fit} or less, "
+            "--kv-cache-dtype fp8, or more replicas",
+            request.concurrency,
+        )
     elif not candidates:
-        p.add("model", f"no legal tensor-parallel size for {model.attention_heads} attention heads "
-              "on the selected instance types", "choose instance types with a GPU count that divides the heads",
-              model.name)
+        p.add(
+            "model",
+            f"no legal tensor-parallel size for {model.attention_heads} attention heads on the selected instance types",
+            "choose instance types with a GPU count that divides the heads",
+            model.name,
+        )
     else:
         reasons = sorted({c.problem or "" for c in candidates})
         emb, body = weight_bytes(model, dtype)
@@ -487,18 +598,26 @@ def _no_fit(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int,
             fixes.append("quantize (--dtype fp8 on FP8-capable GPUs, int8 or int4)")
         if request.capacity == "spot":
             fixes.append("--capacity on-demand (multi-node plans are not offered on spot)")
-        if request.instance_type or request.instance_types or request.tensor_parallel_size or request.pipeline_parallel_size:
+        if (
+            request.instance_type
+            or request.instance_types
+            or request.tensor_parallel_size
+            or request.pipeline_parallel_size
+        ):
             fixes.append("drop the instance / parallelism pins and let the engine choose")
         fixes.append("a larger --gpu-memory-utilization, if the GPU runs nothing else")
-        p.add("model", f"{model.name} in {dtype} ({need:.1f} GiB of weights) fits no configuration: "
-              + "; ".join(reasons[:4]), "; or ".join(fixes), model.name)
+        p.add(
+            "model",
+            f"{model.name} in {dtype} ({need:.1f} GiB of weights) fits no configuration: " + "; ".join(reasons[:4]),
+            "; or ".join(fixes),
+            model.name,
+        )
     return ConfigError(p.subject, p.problems)
 
 
 def _why(loser: _Candidate, chosen: _Candidate) -> str:
     if loser.pp > 1 and chosen.pp == 1:
-        return (f"needs {loser.pp} nodes (${loser.hourly:.3f}/h); a single node is preferred "
-                "when one holds the model")
+        return f"needs {loser.pp} nodes (${loser.hourly:.3f}/h); a single node is preferred when one holds the model"
     if loser.hourly > chosen.hourly + 1e-9:
         more = loser.hourly - chosen.hourly
         return f"costs ${more:.3f}/h more ({more / chosen.hourly:.0%})"
@@ -509,12 +628,23 @@ def _why(loser: _Candidate, chosen: _Candidate) -> str:
     return "same price, GPUs and generation; smaller tensor-parallel size"
 
 
-def _vllm_args(model: ModelSpec, dtype: str, request: SizingRequest, tp: int, pp: int, max_len: int,
-               max_num_seqs: int) -> tuple[str, ...]:
-    args = ["--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
-            "--max-model-len", str(max_len), "--max-num-seqs", str(max_num_seqs),
-            "--max-num-batched-tokens", str(MAX_NUM_BATCHED_TOKENS),
-            "--gpu-memory-utilization", f"{request.gpu_memory_utilization:g}"]
+def _vllm_args(
+    model: ModelSpec, dtype: str, request: SizingRequest, tp: int, pp: int, max_len: int, max_num_seqs: int
+) -> tuple[str, ...]:
+    args = [
+        "--tensor-parallel-size",
+        str(tp),
+        "--pipeline-parallel-size",
+        str(pp),
+        "--max-model-len",
+        str(max_len),
+        "--max-num-seqs",
+        str(max_num_seqs),
+        "--max-num-batched-tokens",
+        str(MAX_NUM_BATCHED_TOKENS),
+        "--gpu-memory-utilization",
+        f"{request.gpu_memory_utilization:g}",
+    ]
     if dtype == "bf16":
         args += ["--dtype", "bfloat16"]
     elif dtype == "fp16":
@@ -528,8 +658,16 @@ def _vllm_args(model: ModelSpec, dtype: str, request: SizingRequest, tp: int, pp
     return tuple(args)
 
 
-def _plan(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, chosen: _Candidate,
-          others: list[_Candidate], candidates: list[_Candidate], warnings: list[str]) -> Plan:
+def _plan(
+    model: ModelSpec,
+    dtype: str,
+    request: SizingRequest,
+    max_len: int,
+    chosen: _Candidate,
+    others: list[_Candidate],
+    candidates: list[_Candidate],
+    warnings: list[str],
+) -> Plan:
     inst, tp, pp = chosen.inst, chosen.tp, chosen.pp
     if chosen.seqs_fit >= request.concurrency:
         max_num_seqs = max(request.concurrency, min(MAX_NUM_SEQS_CAP, chosen.seqs_fit))
@@ -541,19 +679,41 @@ def _plan(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, ch
         if c.inst.name in seen:
             continue
         seen.add(c.inst.name)
-        runners.append(RunnerUp(instance_type=c.inst.name, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
-                                hourly_usd=c.hourly, fits=True, why=_why(c, chosen)))
+        runners.append(
+            RunnerUp(
+                instance_type=c.inst.name,
+                tensor_parallel_size=c.tp,
+                pipeline_parallel_size=c.pp,
+                hourly_usd=c.hourly,
+                fits=True,
+                why=_why(c, chosen),
+            )
+        )
         if len(runners) == 3:
             break
-    cheaper = sorted((c for c in candidates if c.hourly < chosen.hourly and c.inst.name not in seen
-                      and (c.problem or c.seqs_fit < request.concurrency)), key=_Candidate.key)
+    cheaper = sorted(
+        (
+            c
+            for c in candidates
+            if c.hourly < chosen.hourly and c.inst.name not in seen and (c.problem or c.seqs_fit < request.concurrency)
+        ),
+        key=_Candidate.key,
+    )
     for c in cheaper:
         if c.inst.name in seen:
             continue
         seen.add(c.inst.name)
         why = c.problem or _shortfall(c, request.concurrency, max_len)
-        runners.append(RunnerUp(instance_type=c.inst.name, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
-                                hourly_usd=c.hourly, fits=False, why=why))
+        runners.append(
+            RunnerUp(
+                instance_type=c.inst.name,
+                tensor_parallel_size=c.tp,
+                pipeline_parallel_size=c.pp,
+                hourly_usd=c.hourly,
+                fits=False,
+                why=why,
+            )
+        )
         if len(runners) == 6:
             break
 
@@ -569,39 +729,65 @@ def _plan(model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, ch
     batch_tps = batch * bw * tp * pp / (active_bytes + kv_read)
     hourly_replica = inst.on_demand_usd * pp
     estimate = ThroughputEstimate(
-        single_stream_tokens_per_s=single, batch=batch, batch_tokens_per_s=batch_tps,
+        single_stream_tokens_per_s=single,
+        batch=batch,
+        batch_tokens_per_s=batch_tps,
         usd_per_1m_tokens_at_bound=token_cost(hourly_replica, batch_tps).usd_per_1m_tokens,
-        basis=(f"UPPER BOUND from a memory-bandwidth roofline ({inst.gpu.memory_bandwidth_gbps:g} GB/s per "
-               f"{inst.gpu.name}; weights read once per step, KV at half of max-model-len); "
-               "measured throughput from `eks-llm-stack bench` always wins"),
+        basis=(
+            f"UPPER BOUND from a memory-bandwidth roofline ({inst.gpu.memory_bandwidth_gbps:g} GB/s per "
+            f"{inst.gpu.name}; weights read once per step, KV at half of max-model-len); "
+            "measured throughput from `eks-llm-stack bench` always wins"
+        ),
     )
     notes: list[str] = []
     if dtype in ("int8", "int4") and not model.quant_method:
-        notes.append(f"serve a pre-quantized {dtype} checkpoint of {model.hf_id} (AWQ/GPTQ or compressed-tensors); "
-                     "vLLM reads the method from its config.json")
+        notes.append(
+            f"serve a pre-quantized {dtype} checkpoint of {model.hf_id} (AWQ/GPTQ or compressed-tensors); "
+            "vLLM reads the method from its config.json"
+        )
     if dtype == "fp8" and not model.quant_method:
         notes.append("--quantization fp8 quantizes the BF16 checkpoint at load time (dynamic FP8 W8A8)")
     if pp > 1:
-        notes.append(f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
-                     "nodes with the Ray executor (LeaderWorkerSet)")
+        notes.append(
+            f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
+            "nodes with the Ray executor (LeaderWorkerSet)"
+        )
     if request.capacity == "spot":
-        notes.append("hourly_usd is the on-demand price: spot prices move every few minutes and are not "
-                     "in the offline catalog; pass the current spot price to `eks-llm-stack cost --hourly-usd`")
+        notes.append(
+            "hourly_usd is the on-demand price: spot prices move every few minutes and are not "
+            "in the offline catalog; pass the current spot price to `eks-llm-stack cost --hourly-usd`"
+        )
     if tp < inst.gpu_count:
         notes.append(f"uses {tp} of {inst.name}'s {inst.gpu_count} GPUs ({model.attention_heads} heads)")
     return Plan(
-        model=model.name, hf_id=model.hf_id, dtype=dtype, kv_cache_dtype=request.kv_cache_dtype,
-        instance_type=inst.name, gpu=inst.gpu.name, tensor_parallel_size=tp, pipeline_parallel_size=pp,
-        nodes=pp, gpus_per_node=tp, replicas=request.replicas, max_model_len=max_len,
-        concurrency=request.concurrency, max_num_seqs=max_num_seqs,
-        weights_gib=weights_total / GIB, kv_cache_gib=request.concurrency * max_len * kv_model / GIB,
+        model=model.name,
+        hf_id=model.hf_id,
+        dtype=dtype,
+        kv_cache_dtype=request.kv_cache_dtype,
+        instance_type=inst.name,
+        gpu=inst.gpu.name,
+        tensor_parallel_size=tp,
+        pipeline_parallel_size=pp,
+        nodes=pp,
+        gpus_per_node=tp,
+        replicas=request.replicas,
+        max_model_len=max_len,
+        concurrency=request.concurrency,
+        max_num_seqs=max_num_seqs,
+        weights_gib=weights_total / GIB,
+        kv_cache_gib=request.concurrency * max_len * kv_model / GIB,
         kv_cache_allocated_gib=chosen.memory.kv_cache_gib * tp * pp,
-        hourly_usd=hourly_replica * request.replicas, hourly_usd_per_replica=hourly_replica,
-        capacity=request.capacity, price_source=f"{inst.price_source} ({inst.price_date})",
+        hourly_usd=hourly_replica * request.replicas,
+        hourly_usd_per_replica=hourly_replica,
+        capacity=request.capacity,
+        price_source=f"{inst.price_source} ({inst.price_date})",
         placement_group=pp > 1,
         vllm_args=_vllm_args(model, dtype, request, tp, pp, max_len, max_num_seqs),
-        memory=chosen.memory, throughput_estimate=estimate, runners_up=tuple(runners),
-        warnings=tuple(warnings), notes=tuple(notes),
+        memory=chosen.memory,
+        throughput_estimate=estimate,
+        runners_up=tuple(runners),
+        warnings=tuple(warnings),
+        notes=tuple(notes),
     )
 
 

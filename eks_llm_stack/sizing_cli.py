@@ -44,13 +44,22 @@ def _size(args: argparse.Namespace) -> int:
     if args.list_models:
         return _list_models(MODELS, args.json)
     if not args.model:
-        raise ConfigError("size", [Problem("model", "is required", "name a catalog model (see --list-models) or a config.json path")])
+        raise ConfigError(
+            "size", [Problem("model", "is required", "name a catalog model (see --list-models) or a config.json path")]
+        )
     request = SizingRequest(
-        model=args.model, dtype=args.dtype, kv_cache_dtype=args.kv_cache_dtype, max_model_len=args.max_model_len,
-        concurrency=args.concurrency, capacity=args.capacity, instance_type=args.instance_type,
+        model=args.model,
+        dtype=args.dtype,
+        kv_cache_dtype=args.kv_cache_dtype,
+        max_model_len=args.max_model_len,
+        concurrency=args.concurrency,
+        capacity=args.capacity,
+        instance_type=args.instance_type,
         instance_types=tuple(t.strip() for t in args.instance_types.split(",") if t.strip()),
-        tensor_parallel_size=args.tensor_parallel_size, pipeline_parallel_size=args.pipeline_parallel_size,
-        gpu_memory_utilization=args.gpu_memory_utilization, replicas=args.replicas,
+        tensor_parallel_size=args.tensor_parallel_size,
+        pipeline_parallel_size=args.pipeline_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        replicas=args.replicas,
     )
     plan = size(request)
     if args.json:
@@ -63,7 +72,12 @@ def _size(args: argparse.Namespace) -> int:
 def _list_models(models: dict, as_json: bool) -> int:  # type: ignore[type-arg]
     rows = [(m.name, m.hf_id, m.params / 1e9, m.max_positions, m.native_dtype) for m in models.values()]
     if as_json:
-        print(json.dumps([dict(zip(("name", "hf_id", "params_b", "max_positions", "dtype"), r, strict=True)) for r in rows], indent=2))
+        print(
+            json.dumps(
+                [dict(zip(("name", "hf_id", "params_b", "max_positions", "dtype"), r, strict=True)) for r in rows],
+                indent=2,
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -130,8 +144,14 @@ def _print_plan(plan: object) -> None:
         for col in ("instance type", "TP", "PP", "$/h", "fits", "why not"):
             ru.add_column(col)
         for r in plan.runners_up:
-            ru.add_row(r.instance_type, str(r.tensor_parallel_size), str(r.pipeline_parallel_size),
-                       f"{r.hourly_usd:.3f}", "yes" if r.fits else "no", r.why)
+            ru.add_row(
+                r.instance_type,
+                str(r.tensor_parallel_size),
+                str(r.pipeline_parallel_size),
+                f"{r.hourly_usd:.3f}",
+                "yes" if r.fits else "no",
+                r.why,
+            )
         con.print(ru)
     for w in plan.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}")
@@ -146,16 +166,27 @@ def _cost(args: argparse.Namespace) -> int:
 
     inst = get_instance(args.instance)
     if args.hourly_usd is None and args.capacity == "spot":
-        raise ConfigError("cost", [Problem(
-            "hourly_usd", "is required with --capacity spot",
-            "spot prices change every few minutes and are not in the offline catalog; pass the current one, "
-            f"e.g. from `aws ec2 describe-spot-price-history --instance-types {inst.name}`")])
+        raise ConfigError(
+            "cost",
+            [
+                Problem(
+                    "hourly_usd",
+                    "is required with --capacity spot",
+                    "spot prices change every few minutes and are not in the offline catalog; pass the current one, "
+                    f"e.g. from `aws ec2 describe-spot-price-history --instance-types {inst.name}`",
+                )
+            ],
+        )
     hourly = inst.on_demand_usd if args.hourly_usd is None else args.hourly_usd
     source = f"{inst.price_source} ({inst.price_date})" if args.hourly_usd is None else "--hourly-usd"
     tc = token_cost(hourly, args.tokens_per_second)
     out = {
-        "instance_type": inst.name, "capacity": args.capacity, "hourly_usd": tc.hourly_usd, "price_source": source,
-        "tokens_per_second": tc.tokens_per_second, "minutes_per_1m_tokens": tc.minutes_per_1m_tokens,
+        "instance_type": inst.name,
+        "capacity": args.capacity,
+        "hourly_usd": tc.hourly_usd,
+        "price_source": source,
+        "tokens_per_second": tc.tokens_per_second,
+        "minutes_per_1m_tokens": tc.minutes_per_1m_tokens,
         "usd_per_1m_tokens": tc.usd_per_1m_tokens,
     }
     if args.json:
@@ -167,7 +198,12 @@ def _cost(args: argparse.Namespace) -> int:
     t = Table(title=f"cost of 1M generated tokens on {inst.name}")
     for col in ("$/hour", "tokens/s", "minutes per 1M", "$ per 1M", "price source"):
         t.add_column(col)
-    t.add_row(f"{tc.hourly_usd:.4f}", f"{tc.tokens_per_second:g}", f"{tc.minutes_per_1m_tokens:.2f}",
-              f"{tc.usd_per_1m_tokens:.4f}", source)
+    t.add_row(
+        f"{tc.hourly_usd:.4f}",
+        f"{tc.tokens_per_second:g}",
+        f"{tc.minutes_per_1m_tokens:.2f}",
+        f"{tc.usd_per_1m_tokens:.4f}",
+        source,
+    )
     Console(file=sys.stdout).print(t)
     return 0

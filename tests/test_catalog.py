@@ -67,7 +67,9 @@ def test_fp8_support_follows_compute_capability():
 
 
 def test_get_instance_suggests_close_names():
-    with pytest.raises(ConfigError, match=r"instance_type: is not in the GPU instance catalog[\s\S]*did you mean 'g5.12xlarge'"):
+    with pytest.raises(
+        ConfigError, match=r"instance_type: is not in the GPU instance catalog[\s\S]*did you mean 'g5.12xlarge'"
+    ):
         get_instance("g5.12xlarg")
 
 
@@ -108,9 +110,15 @@ def _write(tmp_path, cfg):
 
 
 _LLAMA2_7B = {
-    "_name_or_path": "meta-llama/Llama-2-7b-hf", "num_hidden_layers": 32, "hidden_size": 4096,
-    "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
-    "max_position_embeddings": 4096, "intermediate_size": 11008, "tie_word_embeddings": False,
+    "_name_or_path": "meta-llama/Llama-2-7b-hf",
+    "num_hidden_layers": 32,
+    "hidden_size": 4096,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "intermediate_size": 11008,
+    "tie_word_embeddings": False,
 }
 
 
@@ -135,9 +143,11 @@ def test_config_json_reads_text_config_of_multimodal_checkpoints(tmp_path):
 
 def test_config_json_missing_fields_are_listed_together(tmp_path):
     cfg = {k: v for k, v in _LLAMA2_7B.items() if k not in ("num_hidden_layers", "vocab_size")}
-    with pytest.raises(ConfigError, match=r"2 problems[\s\S]*num_hidden_layers: is missing[\s\S]*vocab_size: is missing") as err:
+    with pytest.raises(
+        ConfigError, match=r"2 problems[\s\S]*num_hidden_layers: is missing[\s\S]*vocab_size: is missing"
+    ) as err:
         load_config_json(_write(tmp_path, cfg))
-    assert "add \"num_hidden_layers\"" in str(err.value)
+    assert 'add "num_hidden_layers"' in str(err.value)
 
 
 def test_config_json_that_is_not_json_says_so(tmp_path):

@@ -35,10 +35,8 @@ def _independent_budget(plan):
     else:
         body = (m.params - emb_params) * wbytes[plan.dtype]
     emb = emb_params * 2
-    if pp == 1:
-        per_gpu_weights = (body + emb) / tp
-    else:
-        per_gpu_weights = (body / pp + m.vocab_size * m.hidden_size * 2) / tp
+    # The heavier pipeline stage holds its body share plus one vocab x hidden matrix.
+    per_gpu_weights = (body + emb) / tp if pp == 1 else (body / pp + m.vocab_size * m.hidden_size * 2) / tp
     kv_b = 1 if plan.kv_cache_dtype == "fp8" else 2
     kv_per_token_gpu = 2 * math.ceil(m.layers / pp) * math.ceil(m.kv_heads / tp) * m.head_dim * kv_b
     kv_needed = plan.max_num_seqs * plan.max_model_len * kv_per_token_gpu
@@ -52,12 +50,18 @@ _dtypes = st.sampled_from([None, "bf16", "fp16", "fp8", "int8", "int4"])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=_models, dtype=_dtypes, kv=st.sampled_from(["auto", "fp8"]),
-       max_len=st.integers(min_value=1, max_value=140_000), concurrency=st.integers(min_value=1, max_value=512),
-       capacity=st.sampled_from(["on-demand", "spot"]))
+@given(
+    model=_models,
+    dtype=_dtypes,
+    kv=st.sampled_from(["auto", "fp8"]),
+    max_len=st.integers(min_value=1, max_value=140_000),
+    concurrency=st.integers(min_value=1, max_value=512),
+    capacity=st.sampled_from(["on-demand", "spot"]),
+)
 def test_any_request_fits_really_or_raises_the_documented_error(model, dtype, kv, max_len, concurrency, capacity):
-    request = SizingRequest(model=model, dtype=dtype, kv_cache_dtype=kv, max_model_len=max_len,
-                            concurrency=concurrency, capacity=capacity)
+    request = SizingRequest(
+        model=model, dtype=dtype, kv_cache_dtype=kv, max_model_len=max_len, concurrency=concurrency, capacity=capacity
+    )
     try:
         plan = size(request)
     except ConfigError as err:
@@ -78,12 +82,23 @@ def test_any_request_fits_really_or_raises_the_documented_error(model, dtype, kv
 
 
 @settings(max_examples=100, deadline=None)
-@given(model=_models, inst=st.sampled_from(sorted(INSTANCES)), tp=st.sampled_from([1, 2, 4, 8]),
-       concurrency=st.integers(min_value=1, max_value=64))
+@given(
+    model=_models,
+    inst=st.sampled_from(sorted(INSTANCES)),
+    tp=st.sampled_from([1, 2, 4, 8]),
+    concurrency=st.integers(min_value=1, max_value=64),
+)
 def test_explicit_choices_fit_or_raise(model, inst, tp, concurrency):
     try:
-        plan = size(SizingRequest(model=model, instance_type=inst, tensor_parallel_size=tp,
-                                  pipeline_parallel_size=1, concurrency=concurrency))
+        plan = size(
+            SizingRequest(
+                model=model,
+                instance_type=inst,
+                tensor_parallel_size=tp,
+                pipeline_parallel_size=1,
+                concurrency=concurrency,
+            )
+        )
     except ConfigError as err:
         assert "fix:" in str(err)
         return
@@ -102,12 +117,15 @@ def test_kv_cache_per_token_of_llama_2_70b():
     assert plan.memory.kv_bytes_per_token_model == 2 * 80 * 8 * 128 * 2
 
 
-@pytest.mark.parametrize(("model", "instance", "tp"), [
-    ("llama-2-7b", "g5.2xlarge", 1),
-    ("llama-2-13b", "g5.12xlarge", 4),
-    ("llama-2-70b", "g5.48xlarge", 8),
-    ("llama-2-70b", "p4d.24xlarge", 8),
-])
+@pytest.mark.parametrize(
+    ("model", "instance", "tp"),
+    [
+        ("llama-2-7b", "g5.2xlarge", 1),
+        ("llama-2-13b", "g5.12xlarge", 4),
+        ("llama-2-70b", "g5.48xlarge", 8),
+        ("llama-2-70b", "p4d.24xlarge", 8),
+    ],
+)
 def test_red_hat_tensor_parallel_degrees_are_valid_explicit_choices(model, instance, tp):
     plan = size(SizingRequest(model=model, instance_type=instance, tensor_parallel_size=tp, concurrency=10))
     assert (plan.instance_type, plan.tensor_parallel_size, plan.nodes) == (instance, tp, 1)
@@ -138,12 +156,16 @@ def test_spot_refuses_multi_node_and_says_to_use_on_demand():
 
 
 def test_fp8_on_a10g_is_refused_with_fp8_capable_types():
-    with pytest.raises(ConfigError, match=r"dtype: fp8 needs FP8 tensor cores[\s\S]*fix: use an FP8-capable type \(g6, g6e"):
+    with pytest.raises(
+        ConfigError, match=r"dtype: fp8 needs FP8 tensor cores[\s\S]*fix: use an FP8-capable type \(g6, g6e"
+    ):
         size(SizingRequest(model="llama-3.1-8b", dtype="fp8", instance_type="g5.2xlarge"))
 
 
 def test_max_model_len_above_the_model_limit_is_refused():
-    with pytest.raises(ConfigError, match=r"max_model_len: exceeds llama-2-7b's limit of 4096[\s\S]*--max-model-len 4096"):
+    with pytest.raises(
+        ConfigError, match=r"max_model_len: exceeds llama-2-7b's limit of 4096[\s\S]*--max-model-len 4096"
+    ):
         size(SizingRequest(model="llama-2-7b", max_model_len=8192))
 
 
@@ -153,12 +175,17 @@ def test_impossible_concurrency_names_the_largest_that_fits():
 
 
 def test_tensor_parallel_size_must_divide_the_heads():
-    with pytest.raises(ConfigError, match=r"tensor_parallel_size: does not divide qwen2.5-7b's 28 attention heads[\s\S]*use one of 1, 2, 4"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tensor_parallel_size: does not divide qwen2.5-7b's 28 attention heads[\s\S]*use one of 1, 2, 4",
+    ):
         size(SizingRequest(model="qwen2.5-7b", tensor_parallel_size=8))
 
 
 def test_bad_numbers_are_reported_together():
-    with pytest.raises(ConfigError, match=r"3 problems[\s\S]*max_model_len[\s\S]*concurrency[\s\S]*gpu_memory_utilization"):
+    with pytest.raises(
+        ConfigError, match=r"3 problems[\s\S]*max_model_len[\s\S]*concurrency[\s\S]*gpu_memory_utilization"
+    ):
         SizingRequest(model="llama-2-7b", max_model_len=0, concurrency=-1, gpu_memory_utilization=1.5)
 
 
@@ -194,8 +221,16 @@ def test_json_has_the_documented_keys():
     import json
 
     data = json.loads(size(SizingRequest(model="llama-2-13b")).to_json())
-    for key in ("instance_type", "tensor_parallel_size", "pipeline_parallel_size", "nodes", "weights_gib",
-                "kv_cache_gib", "hourly_usd", "vllm_args"):
+    for key in (
+        "instance_type",
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "nodes",
+        "weights_gib",
+        "kv_cache_gib",
+        "hourly_usd",
+        "vllm_args",
+    ):
         assert key in data
     assert isinstance(data["vllm_args"], list)
 

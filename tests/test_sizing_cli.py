@@ -22,8 +22,15 @@ def test_size_table_shows_budget_and_runners_up(capsys):
 
 
 def test_size_reads_a_config_json(tmp_path, capsys):
-    cfg = {"num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
-           "vocab_size": 128256, "max_position_embeddings": 131072, "intermediate_size": 14336}
+    cfg = {
+        "num_hidden_layers": 32,
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "intermediate_size": 14336,
+    }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     assert main(["size", str(path), "--json"]) == 0
@@ -43,8 +50,10 @@ def test_cost_uses_the_catalog_price_by_default(capsys):
 
 
 def test_cost_with_hourly_usd_reproduces_red_hat_row(capsys):
-    assert main(["cost", "--instance", "p4d.24xlarge", "--tokens-per-second", "155.18",
-                 "--hourly-usd", "32.77", "--json"]) == 0
+    assert (
+        main(["cost", "--instance", "p4d.24xlarge", "--tokens-per-second", "155.18", "--hourly-usd", "32.77", "--json"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["usd_per_1m_tokens"] == pytest.approx(58.66, rel=0.01)
 
 
