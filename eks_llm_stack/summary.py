@@ -3,14 +3,85 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("summary", help="summarize a synthesized cloud assembly and manifests directory")
-    p.add_argument("cdk_out", nargs="?", default="cdk.out")
-    p.add_argument("manifests", nargs="?", default="dist/manifests")
+    p = sub.add_parser(
+        "summary",
+        help="summarize a synthesized cloud assembly and manifests directory",
+        description="Print the stacks, their resource counts and the Kubernetes manifests written by a synth.",
+    )
+    p.add_argument("cdk_out", nargs="?", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
+    p.add_argument("manifests", nargs="?", default="dist/manifests", help="manifests directory (default: dist/manifests)")
+    p.add_argument("--profile", default=None, help="profile name, shown in the title")
     p.set_defaults(func=_run)
 
 
+def collect(cdk_out: Path, manifests: Path) -> dict[str, Any]:
+    """What a synth produced: stacks with resource counts by type, manifests with kinds."""
+    from .errors import ConfigError, Problem
+
+    manifest_file = cdk_out / "manifest.json"
+    if not manifest_file.is_file():
+        raise ConfigError(
+            "summary", [Problem("cdk_out", "has no manifest.json", "run `make synth` first", str(cdk_out))]
+        )
+    assembly = json.loads(manifest_file.read_text())
+    stacks = []
+    for name, art in assembly.get("artifacts", {}).items():
+        if art.get("type") != "aws:cloudformation:stack":
+            continue
+        template = json.loads((cdk_out / art["properties"]["templateFile"]).read_text())
+        types = Counter(r["Type"] for r in template.get("Resources", {}).values())
+        stacks.append({"name": name, "resources": sum(types.values()), "types": types})
+    files = []
+    for path in sorted(manifests.glob("*.yaml")) if manifests.is_dir() else []:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        files.append({"file": str(path), "kinds": Counter(d.get("kind", "?") for d in docs)})
+    dashboards = manifests.parent / "dashboards"
+    return {
+        "stacks": stacks,
+        "manifests": files,
+        "dashboards": sorted(str(p) for p in dashboards.glob("*.json")) if dashboards.is_dir() else [],
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("summary is being written")
+    from rich.console import Console
+    from rich.table import Table
+
+    data = collect(Path(args.cdk_out), Path(args.manifests))
+    console = Console()
+    title = f"eks-llm-stack synth — profile {args.profile}" if args.profile else "eks-llm-stack synth"
+    t = Table(title=title, title_justify="left")
+    t.add_column("stack")
+    t.add_column("resources", justify="right")
+    t.add_column("main resource types")
+    for s in data["stacks"]:
+        top = ", ".join(f"{k.split('::')[-1]}×{v}" for k, v in s["types"].most_common(6))
+        t.add_row(s["name"], str(s["resources"]), top)
+    console.print(t)
+    m = Table(title=f"Kubernetes manifests ({args.manifests})", title_justify="left")
+    m.add_column("file")
+    m.add_column("objects", justify="right")
+    m.add_column("kinds")
+    for f in data["manifests"]:
+        m.add_row(
+            Path(f["file"]).name, str(sum(f["kinds"].values())), ", ".join(f"{k}×{v}" for k, v in f["kinds"].items())
+        )
+    console.print(m)
+    total = sum(s["resources"] for s in data["stacks"])
+    objects = sum(sum(f["kinds"].values()) for f in data["manifests"])
+    console.print(
+        f"{len(data['stacks'])} stacks, {total} resources in {args.cdk_out}/; "
+        f"{objects} Kubernetes objects in {len(data['manifests'])} files in {args.manifests}/"
+        + (f"; {len(data['dashboards'])} dashboards" if data["dashboards"] else "")
+    )
+    console.print("Deploy: cdk deploy --all -c profile=<profile>   (see README, 'Deploying to an account')")
+    return 0

@@ -21,6 +21,7 @@ CONTEXT_PROFILE = "profile"
 CONTEXT_NAME = "name"
 CONTEXT_EXPIRES_AT = "expires_at"
 CONTEXT_MANIFESTS_DIR = "manifests_dir"
+CONTEXT_NAG = "nag"
 DEFAULT_PROFILE = "default"
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
 
@@ -59,6 +60,12 @@ def build(
         profile = resolve_profile(str(name), name_override=app.node.try_get_context(CONTEXT_NAME))
     expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
     platform = build_platform(app, profile, expires_at=expires_at)
+    if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":
+        # AwsSolutions rules as a synth-time gate: findings not acknowledged on their resource, with a
+        # reason, are errors of `cdk synth` (and of the test suite).
+        from .nag import add_nag_checks
+
+        add_nag_checks(app)
     return Built(app=app, profile=profile, platform=platform)
 
 

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from ..conventions import DISCOVERY_TAG
 from ..errors import collecting
+from ..nag import acknowledge
 
 #: Interface endpoints by short name (S3 is a gateway endpoint, handled apart).
 _INTERFACE_ENDPOINTS = {
@@ -119,6 +120,13 @@ class ClusterNetwork(Construct):
             vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         for name in props.endpoints:
             for i, service in enumerate(_INTERFACE_ENDPOINTS.get(name, ())):
-                vpc.add_interface_endpoint(
+                endpoint = vpc.add_interface_endpoint(
                     f"{name.capitalize()}{i or ''}", service=service, subnets=self.private_subnets, private_dns_enabled=True
                 )
+                for sg in endpoint.connections.security_groups:
+                    acknowledge(
+                        sg.node.default_child,  # type: ignore[arg-type]
+                        "AwsSolutions-EC23",
+                        "Interface endpoint: HTTPS from the VPC's own CIDR only; the CIDR is a token at synth time, "
+                        "which the rule cannot evaluate.",
+                    )

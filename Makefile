@@ -1,0 +1,83 @@
+# eks-llm-stack — every target sets up what it needs (virtualenv, Node 24, the pinned CDK CLI).
+#   make synth [PROFILE=name]   synthesize the platform: cdk.out/ + dist/manifests/ + a summary
+#   make test                   the whole test suite (installs promtool from Debian if missing)
+#   make check                  lint (ruff), types (mypy) and the tests
+#   make bench-synth            synth time and memory figures
+
+SHELL := /bin/bash
+PROFILE ?= default
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+# Node 24 and the CLIs of the virtualenv come first on PATH (the system Node may be older).
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Bytecode must be written, or every run recompiles the large aws_cdk modules (about 5 s).
+unexport PYTHONDONTWRITEBYTECODE
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+PYTEST_ARGS ?=
+
+.PHONY: setup synth test check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "==> virtualenv $(VENV) (pinned requirements)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@set -o pipefail; $(PY) -m pip install -q -r requirements-dev.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@set -o pipefail; $(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@echo "==> compiling bytecode once"
+	@$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	@echo "==> aws-cdk CLI (npm ci, Node $$($(VENV)/bin/node --version))"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+synth: setup
+	@echo "==> cdk synth -c profile=$(PROFILE)"
+	@$(CDK) synth --quiet --ci -c profile=$(PROFILE)
+	@$(VENV)/bin/eks-llm-stack summary cdk.out dist/manifests --profile $(PROFILE)
+
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "==> installing promtool (Debian package prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+test: setup promtool
+	@echo "==> pytest"
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check eks_llm_stack tests benchmarks app.py
+	@$(VENV)/bin/ruff format --check eks_llm_stack tests benchmarks app.py
+
+format: setup
+	@$(VENV)/bin/ruff format eks_llm_stack tests benchmarks app.py
+	@$(VENV)/bin/ruff check --fix eks_llm_stack tests benchmarks app.py
+
+typecheck: setup
+	@$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench-synth: setup
+	@$(PY) benchmarks/synth.py --profile $(PROFILE)
+
+bench-harness: setup
+	@$(PY) benchmarks/harness.py
+
+bench: bench-synth bench-harness
+
+deploy: setup
+	@$(CDK) deploy --all -c profile=$(PROFILE)
+
+diff: setup
+	@$(CDK) diff --all -c profile=$(PROFILE)
+
+clean:
+	rm -rf cdk.out dist .pytest_cache .mypy_cache .ruff_cache

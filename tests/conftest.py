@@ -1,0 +1,108 @@
+"""Shared fixtures: each profile is built and synthesized once per test run, in-process.
+
+Tests that only read a synthesized platform use :func:`synthesized` (cached), so a whole run
+pays for one jsii start-up and one synth per profile. Tests that need a variant build their
+own small app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# jsii starts `node` from PATH: use the Node 24 of this virtualenv, as the Makefile does.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
+#: The real cdk.json context, as `cdk synth` passes it to the app.
+CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+CRD_DIR = ROOT.parent / "shared" / "schemas" / "crds"
+
+
+@dataclass
+class Synthesized:
+    """One profile, built and synthesized."""
+
+    built: Any
+    assembly: Any
+    outdir: Path
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    manifests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> Any:
+        return self.built.profile
+
+    def template(self, role: str) -> dict[str, Any]:
+        """The template of the stack ``<prefix>-<role>``."""
+        return self.templates[f"{self.profile.stack_prefix}-{role}"]
+
+    def stack(self, role: str) -> Any:
+        return {s.stack_name.rsplit("-", 1)[-1]: s for s in self.built.platform.stacks}[role]
+
+
+def profile_names() -> list[str]:
+    from eks_llm_stack.config import list_profiles
+
+    return list_profiles()
+
+
+@cache
+def synthesized(profile: str) -> Synthesized:
+    """Build and synthesize ``config/<profile>.yaml`` once per test run (the cdk.json context, nag off:
+    the nag gate reads findings itself without failing the synth)."""
+    import yaml
+
+    from eks_llm_stack.synth import build, write_chart_manifests
+
+    outdir = Path(tempfile.mkdtemp(prefix=f"synth-{profile}-"))
+    context = {**CDK_CONTEXT, "nag": "false"}
+    from aws_cdk import App
+
+    app = App(context=context, outdir=str(outdir / "cdk.out"), builtin_cloud_formation_validation=False)
+    built = build(profile, app=app)
+    paths = write_chart_manifests(built, outdir / "manifests")
+    assembly = app.synth()
+    result = Synthesized(built=built, assembly=assembly, outdir=outdir)
+    for stack in assembly.stacks:
+        result.templates[stack.stack_name] = stack.template
+    for p in paths:
+        result.manifests[p.stem] = [d for d in yaml.safe_load_all(p.read_text()) if d]
+    return result
+
+
+@pytest.fixture(scope="session")
+def default_synth() -> Synthesized:
+    return synthesized("default")
+
+
+@pytest.fixture(scope="session")
+def production_synth() -> Synthesized:
+    return synthesized("production.example")
+
+
+@pytest.fixture(scope="session")
+def ephemeral_synth() -> Synthesized:
+    return synthesized("ci-ephemeral")
+
+
+@pytest.fixture(params=profile_names(), scope="session")
+def any_synth(request: pytest.FixtureRequest) -> Synthesized:
+    """Every shipped profile in turn."""
+    return synthesized(request.param)
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    """The real cdk.json context with the nag plugin off (tests read nag findings themselves)."""
+    return {**CDK_CONTEXT, "nag": "false"}
