@@ -49,7 +49,7 @@ def client_config() -> Any:
     from .. import __version__
 
     return Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         user_agent_extra=f"eks-llm-stack/{__version__}",
     )
 
