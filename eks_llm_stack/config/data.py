@@ -18,7 +18,9 @@ from .base import StrictModel, fail
 
 DeploymentType = Literal["PERSISTENT_2", "SCRATCH_2"]
 ImportEvent = Literal["NEW", "CHANGED", "DELETED"]
-IaTransition = Literal["AFTER_1_DAY", "AFTER_7_DAYS", "AFTER_14_DAYS", "AFTER_30_DAYS", "AFTER_60_DAYS", "AFTER_90_DAYS"]
+IaTransition = Literal[
+    "AFTER_1_DAY", "AFTER_7_DAYS", "AFTER_14_DAYS", "AFTER_30_DAYS", "AFTER_60_DAYS", "AFTER_90_DAYS"
+]
 
 #: FSx for Lustre: both supported types take 1200 GiB or a multiple of 2400 GiB.
 FSX_CAPACITY_STEP_GIB = 2400
@@ -28,7 +30,7 @@ FSX_THROUGHPUT_TIERS = (125, 250, 500, 1000)
 
 _S3_PATH = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[^\s]*))?$")
 # Secrets Manager: 1-512 characters, ASCII letters, digits and /_+=.@-
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+SECRET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 # ESO durations are Go durations; a single unit keeps the profile readable.
 _DURATION = re.compile(r"^[1-9]\d*(s|m|h)$")
 
@@ -69,16 +71,20 @@ class DataRepositoryConfig(StrictModel):
     s3_path: str | None = Field(default=None, description="s3://bucket[/prefix] of an existing bucket. Default: none.")
     new_bucket: bool = Field(default=False, description="Create the bucket in the Data stack. Default: false.")
     new_bucket_prefix: str = Field(default="models", description="Prefix in the new bucket. Default: 'models'.")
-    file_system_path: str = Field(default="/models", description="Where the S3 prefix appears in the file system. Default: /models.")
+    file_system_path: str = Field(
+        default="/models", description="Where the S3 prefix appears in the file system. Default: /models."
+    )
     import_metadata_on_create: bool = Field(
-        default=True, description="List the S3 objects into the file system when the association is created. Default: true."
+        default=True,
+        description="List the S3 objects into the file system when the association is created. Default: true.",
     )
     auto_import: tuple[ImportEvent, ...] = Field(
         default=("NEW", "CHANGED", "DELETED"),
-        description="S3 events mirrored into the file system (auto-import policy). Default: all three; () turns it off.",
+        description="S3 events mirrored into the file system (auto-import policy). Default: all three; [] = off.",
     )
     auto_export: tuple[ImportEvent, ...] = Field(
-        default=(), description="File-system events written back to S3 (auto-export policy). Default: none (read-only cache)."
+        default=(),
+        description="File-system events written back to S3 (auto-export policy). Default: none (read-only cache).",
     )
 
     @field_validator("s3_path")
@@ -176,8 +182,11 @@ class EfsConfig(StrictModel):
 class StorageConfig(StrictModel):
     """Model storage (FSx for Lustre, EFS). Empty: none."""
 
-    fsx: FsxConfig | None = Field(default=None, description="FSx for Lustre file system. Default: none ('fsx: {}' for defaults).")
+    fsx: FsxConfig | None = Field(
+        default=None, description="FSx for Lustre file system. Default: none ('fsx: {}' for defaults)."
+    )
     efs: EfsConfig | None = Field(default=None, description="EFS model cache. Default: none ('efs: {}' for defaults).")
+
     @property
     def enabled(self) -> bool:
         return self.fsx is not None or self.efs is not None
@@ -246,7 +255,9 @@ class SecretsConfig(StrictModel):
     Names only; the operator sets each value with ``aws secretsmanager put-secret-value``.
     """
 
-    enabled: bool = Field(default=False, description="Create the secrets and sync them with External Secrets. Default: false.")
+    enabled: bool = Field(
+        default=False, description="Create the secrets and sync them with External Secrets. Default: false."
+    )
     names: tuple[str, ...] = Field(
         default=("huggingface-token", "ngc-api-key"),
         description="Secret names; each is created as '<prefix>/<name>'. Default: huggingface-token, ngc-api-key.",
@@ -257,7 +268,9 @@ class SecretsConfig(StrictModel):
     rotation_lambda_arn: str | None = Field(
         default=None, description="ARN of a rotation Lambda to attach to every secret. Default: no rotation."
     )
-    rotation_days: int = Field(default=30, ge=1, le=1000, description="Days between rotations (with a rotation Lambda). Default: 30.")
+    rotation_days: int = Field(
+        default=30, ge=1, le=1000, description="Days between rotations (with a rotation Lambda). Default: 30."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -284,7 +297,7 @@ class SecretsConfig(StrictModel):
     @field_validator("names")
     @classmethod
     def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [n for n in v if not _SECRET_NAME.match(n)]
+        bad = [n for n in v if not SECRET_NAME_PATTERN.match(n)]
         if bad:
             raise fail(
                 f"{bad} are not valid Secrets Manager names",
@@ -303,13 +316,17 @@ class SecretsConfig(StrictModel):
     @classmethod
     def _refresh(cls, v: str) -> str:
         if not _DURATION.match(v):
-            raise fail(f"'{v}' is not a refresh interval", "write a whole number of seconds, minutes or hours: 30s, 15m, 1h")
+            raise fail(
+                f"'{v}' is not a refresh interval", "write a whole number of seconds, minutes or hours: 30s, 15m, 1h"
+            )
         return v
 
     @field_validator("rotation_lambda_arn")
     @classmethod
     def _rotation(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?", v):
+        if v is not None and not re.fullmatch(
+            r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?", v
+        ):
             raise fail(f"'{v}' is not a Lambda function ARN", "use arn:aws:lambda:<region>:<account>:function:<name>")
         return v
 

@@ -1,0 +1,148 @@
+"""``ModelSecrets``: Secrets Manager entries for model-hub credentials (Hugging Face token, NGC API key).
+
+The secrets are created *empty*: no value in the template, none generated. A template is
+stored by CloudFormation and readable by anyone with ``cloudformation:GetTemplate``; the
+operator sets each value once with ``aws secretsmanager put-secret-value`` (see
+docs/storage-and-secrets.md), and External Secrets syncs it into the cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as sm
+from constructs import Construct
+
+from ..config.data import SECRET_NAME_PATTERN, kubernetes_secret_name
+from ..errors import collecting
+from ..nag import acknowledge
+
+#: Default secret names (the profile can add more).
+HUGGINGFACE_TOKEN = "huggingface-token"
+NGC_API_KEY = "ngc-api-key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSecretsProps:
+    """The secrets to create.
+
+    ``names`` — one secret per name, created as ``<name_prefix>/<name>`` (default:
+    huggingface-token, ngc-api-key). ``name_prefix`` — keeps two platforms in one account apart
+    (default ``llm``). ``removal_policy`` — of the secrets and a new key (default RETAIN).
+    ``encryption_key`` — customer-managed KMS key (default: a new key with rotation).
+    ``rotation_lambda`` — attach this rotation function to every secret (default: no rotation;
+    these are third-party tokens rotated by their issuer). ``rotation_days`` — rotation period
+    (default 30).
+    """
+
+    names: tuple[str, ...] = (HUGGINGFACE_TOKEN, NGC_API_KEY)
+    name_prefix: str = "llm"
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    encryption_key: kms.IKey | None = None
+    rotation_lambda: lambda_.IFunction | None = None
+    rotation_days: int = 30
+
+    def __post_init__(self) -> None:
+        with collecting("ModelSecretsProps") as p:
+            p.check(
+                bool(self.names),
+                "names",
+                self.names,
+                "is empty",
+                "name at least one secret, e.g. ('huggingface-token',)",
+            )
+            for n in self.names:
+                p.check(
+                    bool(SECRET_NAME_PATTERN.match(f"{self.name_prefix}/{n}")),
+                    "names",
+                    n,
+                    "is not a valid Secrets Manager name",
+                    "use ASCII letters, digits or / _ + = . @ - (no spaces)",
+                )
+            p.check(
+                len(set(self.names)) == len(self.names), "names", self.names, "repeats a name", "list each secret once"
+            )
+            p.check(
+                bool(re.fullmatch(r"[A-Za-z0-9_+=.@-]{1,64}", self.name_prefix)),
+                "name_prefix",
+                self.name_prefix,
+                "is not usable in a secret name",
+                "use letters, digits or _ + = . @ - (e.g. the profile prefix)",
+            )
+
+
+def construct_id(name: str) -> str:
+    """The construct id of a secret: its name, with '/' (a path separator in construct ids) as '--'.
+
+    Part of the API: changing it changes the logical id and *replaces* the secret.
+    """
+    return name.replace("/", "--")
+
+
+class ModelSecrets(Construct):
+    """Empty, KMS-encrypted Secrets Manager secrets for model-hub credentials.
+
+    Attributes: ``key``, ``secrets`` (name -> ``Secret``), ``secret_names`` (name -> physical name), ``secret_arns``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, props: ModelSecretsProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        self.key: kms.IKey = props.encryption_key or kms.Key(
+            self,
+            "Key",
+            description="Encryption of the model-hub credentials in Secrets Manager",
+            enable_key_rotation=True,
+            removal_policy=props.removal_policy,
+        )
+        self.secrets: dict[str, sm.Secret] = {}
+        #: name -> the physical Secrets Manager name (what put-secret-value and External Secrets use).
+        self.secret_names: dict[str, str] = {}
+        for name in props.names:
+            secret = sm.Secret(
+                self,
+                construct_id(name),
+                secret_name=f"{props.name_prefix}/{name}",
+                description=f"{name}: set with 'aws secretsmanager put-secret-value'; synced by External Secrets",
+                encryption_key=self.key,
+                removal_policy=props.removal_policy,
+            )
+            # The L2 generates a random value when given none; a generated token is useless and would
+            # be mistaken for a real one. CloudFormation creates a secret with no value when both
+            # SecretString and GenerateSecretString are absent.
+            secret.node.default_child.add_property_deletion_override("GenerateSecretString")  # type: ignore[union-attr]
+            if props.rotation_lambda is not None:
+                secret.add_rotation_schedule(
+                    "Rotation",
+                    rotation_lambda=props.rotation_lambda,
+                    automatically_after=Duration.days(props.rotation_days),
+                )
+            else:
+                acknowledge(
+                    secret,
+                    "AwsSolutions-SMG4",
+                    "A third-party API token (Hugging Face / NGC) is rotated by its issuer, then set with "
+                    "put-secret-value; External Secrets' refresh interval carries it to pods. A rotation Lambda "
+                    "hook is available through rotation_lambda.",
+                )
+            self.secrets[name] = secret
+            self.secret_names[name] = f"{props.name_prefix}/{name}"
+
+    @property
+    def secret_arns(self) -> tuple[str, ...]:
+        return tuple(s.secret_arn for s in self.secrets.values())
+
+    def kubernetes_secret_names(self) -> Mapping[str, str]:
+        """Secrets Manager name (without prefix) -> the Kubernetes Secret it is synced into."""
+        return {name: kubernetes_secret_name(name) for name in self.secrets}
+
+    def grant_read(self, grantee: iam.IGrantable) -> None:
+        """GetSecretValue/DescribeSecret on exactly these secrets, and Decrypt on their key."""
+        for secret in self.secrets.values():
+            secret.grant_read(grantee)

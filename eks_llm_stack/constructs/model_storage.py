@@ -1,0 +1,269 @@
+"""``ModelStorage``: where model weights live next to the GPUs — FSx for Lustre and/or EFS.
+
+Lives in the Data stack, which deploys before the cluster exists and never references it. So
+the construct creates a *storage client* security group and opens Lustre (988, 1018-1023) and
+NFS (2049) only to it; the Platform stack attaches that group to the nodes (EC2NodeClass
+``securityGroupSelectorTerms`` for GPU pools, the launch template for the system node group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_fsx as fsx
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ..config.data import EfsConfig, FsxConfig, parse_s3_path
+from ..errors import collecting
+from ..nag import acknowledge
+
+#: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
+LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+NFS_PORT = ec2.Port.tcp(2049)
+
+_IA = {
+    "AFTER_1_DAY": efs.LifecyclePolicy.AFTER_1_DAY,
+    "AFTER_7_DAYS": efs.LifecyclePolicy.AFTER_7_DAYS,
+    "AFTER_14_DAYS": efs.LifecyclePolicy.AFTER_14_DAYS,
+    "AFTER_30_DAYS": efs.LifecyclePolicy.AFTER_30_DAYS,
+    "AFTER_60_DAYS": efs.LifecyclePolicy.AFTER_60_DAYS,
+    "AFTER_90_DAYS": efs.LifecyclePolicy.AFTER_90_DAYS,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelStorageProps:
+    """Model storage in ``vpc``.
+
+    ``fsx`` / ``efs`` — the file systems to create (validated profile sections; at least one).
+    ``subnets`` — where EFS mount targets go (one per subnet) and FSx lives (the first subnet);
+    default: the VPC's private subnets with egress.
+    ``ephemeral`` — a throw-away environment: FSx defaults to SCRATCH_2 (default false: PERSISTENT_2).
+    ``removal_policy`` — of the file systems, the key and a new bucket (default RETAIN).
+    ``encryption_key`` — KMS key of EFS and of a persistent FSx (default: a new key with rotation).
+    ``client_security_group`` — the group nodes must carry to mount (default: a new one).
+    """
+
+    vpc: ec2.IVpc
+    fsx: FsxConfig | None = None
+    efs: EfsConfig | None = None
+    subnets: ec2.SubnetSelection | None = None
+    ephemeral: bool = False
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    encryption_key: kms.IKey | None = None
+    client_security_group: ec2.ISecurityGroup | None = None
+
+    def __post_init__(self) -> None:
+        with collecting("ModelStorageProps") as p:
+            p.check(
+                self.fsx is not None or self.efs is not None,
+                "fsx",
+                None,
+                "neither fsx nor efs is given",
+                "pass fsx=FsxConfig(...), efs=EfsConfig(...), or both",
+            )
+
+
+class ModelStorage(Construct):
+    """FSx for Lustre (optional S3 data repository association) and/or EFS with a model-cache access point.
+
+    Attributes: ``client_security_group`` (attach to nodes), ``connections`` (the file systems'
+    groups), ``key``; with FSx ``lustre``, ``fsx_security_group``, ``deployment_type``,
+    ``data_repository`` and ``model_bucket`` (when associated); with EFS ``efs``,
+    ``access_point``, ``efs_security_group``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, props: ModelStorageProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        self.key: kms.IKey = props.encryption_key or kms.Key(
+            self,
+            "Key",
+            description="Encryption at rest of the model file systems",
+            enable_key_rotation=True,
+            removal_policy=props.removal_policy,
+        )
+        self.client_security_group = props.client_security_group or ec2.SecurityGroup(
+            self,
+            "ClientSecurityGroup",
+            vpc=props.vpc,
+            description="Nodes that mount the model file systems (Lustre 988/1018-1023, NFS 2049)",
+            # Rules to the file systems are added below; the nodes' own groups carry their general egress.
+            allow_all_outbound=False,
+        )
+        selection = props.subnets or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        # SubnetSelection is a jsii struct; its fields are select_subnets' keyword arguments.
+        self._subnets = props.vpc.select_subnets(**selection._values)
+        groups: list[ec2.ISecurityGroup] = []
+        self.lustre: fsx.LustreFileSystem | None = None
+        self.efs: efs.FileSystem | None = None
+        self.access_point: efs.AccessPoint | None = None
+        self.model_bucket: s3.IBucket | None = None
+        self.data_repository: fsx.CfnDataRepositoryAssociation | None = None
+        if props.fsx is not None:
+            groups.append(self._add_fsx(props.fsx))
+        if props.efs is not None:
+            groups.append(self._add_efs(props.efs))
+        self.connections = ec2.Connections(security_groups=groups)
+
+    # -- FSx for Lustre -----------------------------------------------------------------------
+    def _add_fsx(self, cfg: FsxConfig) -> ec2.ISecurityGroup:
+        props = self.props
+        self.deployment_type = cfg.effective_deployment_type(props.ephemeral)
+        persistent = self.deployment_type == "PERSISTENT_2"
+        self.fsx_security_group = ec2.SecurityGroup(
+            self,
+            "FsxSecurityGroup",
+            vpc=props.vpc,
+            description="FSx for Lustre: Lustre ports from storage clients only",
+        )
+        for port in LUSTRE_PORTS:
+            # The file servers talk to each other on the same ports.
+            self.fsx_security_group.add_ingress_rule(self.fsx_security_group, port, "Lustre between file servers")
+            self.fsx_security_group.connections.allow_from(
+                self.client_security_group, port, "Lustre from storage clients"
+            )
+            # Lustre servers also open connections back to clients on these ports.
+            self.client_security_group.connections.allow_from(self.fsx_security_group, port, "Lustre from file servers")
+        self.lustre = fsx.LustreFileSystem(
+            self,
+            "Lustre",
+            vpc=props.vpc,
+            vpc_subnet=self._subnets.subnets[0],
+            storage_capacity_gib=cfg.storage_capacity_gib,
+            # 2.15: data repository associations work on both types, and AL2023 ships a 2.15 client.
+            file_system_type_version=fsx.FileSystemTypeVersion.V_2_15,
+            security_group=self.fsx_security_group,
+            # SCRATCH_2 is always encrypted with an FSx-owned key and refuses a customer key.
+            kms_key=self.key if persistent else None,
+            removal_policy=props.removal_policy,
+            lustre_configuration=fsx.LustreConfiguration(
+                deployment_type=fsx.LustreDeploymentType[self.deployment_type],
+                per_unit_storage_throughput=cfg.throughput_per_unit if persistent else None,
+                data_compression_type=fsx.LustreDataCompressionType.LZ4,
+            ),
+        )
+        if cfg.data_repository is not None:
+            self._add_data_repository(cfg)
+        return self.fsx_security_group
+
+    def _add_data_repository(self, cfg: FsxConfig) -> None:
+        dr = cfg.data_repository
+        assert dr is not None and self.lustre is not None
+        if dr.new_bucket:
+            bucket = s3.Bucket(
+                self,
+                "ModelBucket",
+                # SSE-S3: FSx reads the bucket through its service-linked role, which a KMS-encrypted
+                # bucket would additionally have to trust in the key policy.
+                encryption=s3.BucketEncryption.S3_MANAGED,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                versioned=True,
+                removal_policy=self.props.removal_policy,
+            )
+            acknowledge(
+                bucket,
+                "AwsSolutions-S1",
+                "Model weights only; object access is audited with CloudTrail data events where required, "
+                "not with server access logs.",
+            )
+            self.model_bucket = bucket
+            repository_path = (
+                bucket.s3_url_for_object(dr.new_bucket_prefix) if dr.new_bucket_prefix else bucket.s3_url_for_object()
+            )
+        else:
+            assert dr.s3_path is not None
+            name, prefix = parse_s3_path(dr.s3_path)
+            self.model_bucket = s3.Bucket.from_bucket_name(self, "ModelBucket", name)
+            repository_path = f"s3://{name}/{prefix}" if prefix else f"s3://{name}"
+        s3_config = fsx.CfnDataRepositoryAssociation.S3Property(
+            auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(events=list(dr.auto_import))
+            if dr.auto_import
+            else None,
+            auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(events=list(dr.auto_export))
+            if dr.auto_export
+            else None,
+        )
+        # No L2 exists for data repository associations.
+        self.data_repository = fsx.CfnDataRepositoryAssociation(
+            self,
+            "ModelRepository",
+            file_system_id=self.lustre.file_system_id,
+            file_system_path=dr.file_system_path,
+            data_repository_path=repository_path,
+            batch_import_meta_data_on_create=dr.import_metadata_on_create,
+            s3=s3_config,
+        )
+        self.data_repository.apply_removal_policy(self.props.removal_policy)
+
+    # -- EFS ------------------------------------------------------------------------------------
+    def _add_efs(self, cfg: EfsConfig) -> ec2.ISecurityGroup:
+        props = self.props
+        self.efs_security_group = ec2.SecurityGroup(
+            self,
+            "EfsSecurityGroup",
+            vpc=props.vpc,
+            description="EFS model cache: NFS from storage clients only",
+            allow_all_outbound=False,
+        )
+        self.efs = efs.FileSystem(
+            self,
+            "Efs",
+            vpc=props.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=self._subnets.subnets),
+            encrypted=True,
+            kms_key=self.key,
+            throughput_mode=efs.ThroughputMode.ELASTIC,
+            performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
+            lifecycle_policy=_IA[cfg.transition_to_ia] if cfg.transition_to_ia else None,
+            enable_automatic_backups=cfg.backup,
+            # A file system policy that requires IAM: only principals granted ClientMount can mount.
+            allow_anonymous_access=False,
+            security_group=self.efs_security_group,
+            removal_policy=props.removal_policy,
+        )
+        self.efs.connections.allow_from(self.client_security_group, NFS_PORT, "NFS from storage clients")
+        self.access_point = self.efs.add_access_point(
+            "ModelCache",
+            path=cfg.path,
+            posix_user=efs.PosixUser(uid=str(cfg.uid), gid=str(cfg.gid)),
+            create_acl=efs.Acl(owner_uid=str(cfg.uid), owner_gid=str(cfg.gid), permissions="755"),
+        )
+        return self.efs_security_group
+
+    # -- integration ----------------------------------------------------------------------------
+    def allow_clients(self, peer: ec2.IConnectable) -> None:
+        """Open Lustre and NFS to ``peer`` directly (in addition to the client security group)."""
+        if self.lustre is not None:
+            for port in LUSTRE_PORTS:
+                self.fsx_security_group.connections.allow_from(peer, port, "Lustre from storage clients")
+        if self.efs is not None:
+            self.efs.connections.allow_from(peer, NFS_PORT, "NFS from storage clients")
+
+    def grant_efs_read_write(self, grantee: iam.IGrantable) -> iam.Grant:
+        """ClientMount + ClientWrite on the EFS file system (required: the file system refuses anonymous mounts)."""
+        if self.efs is None:
+            raise ValueError("grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsConfig())")
+        return self.efs.grant_read_write(grantee)
+
+    def grant_model_bucket_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read the S3 bucket behind the FSx data repository (e.g. for a model-fetch Job)."""
+        if self.model_bucket is None:
+            raise ValueError("grant_model_bucket_read: no data repository bucket (set fsx.data_repository)")
+        return self.model_bucket.grant_read(grantee)
+
+    @property
+    def fsx_file_system_arn(self) -> str | None:
+        """ARN of the Lustre file system (the L2 exposes only its id)."""
+        if self.lustre is None:
+            return None
+        return Stack.of(self).format_arn(
+            service="fsx", resource="file-system", resource_name=self.lustre.file_system_id
+        )
