@@ -91,6 +91,11 @@ class StorageCsiDrivers(Construct):
         if props.fsx_file_system_arn is not None:
             self._add_fsx(props.fsx_file_system_arn, controller_placement)
 
+    @property
+    def addons(self) -> tuple[eks.Addon, ...]:
+        """The add-ons installed (apply volumes after them)."""
+        return tuple(a for a in (self.efs_addon, self.fsx_addon) if a is not None)
+
     def _addon(
         self, construct_id: str, name: str, config: dict, associations: list[tuple[str, iam.IRole]]
     ) -> eks.Addon:

@@ -34,5 +34,44 @@ class DataStack(PlatformStackBase):
         self.removal_policy = RemovalPolicy.DESTROY if profile.ephemeral else RemovalPolicy.RETAIN
 
         # -- model storage (FSx for Lustre, EFS) -------------------------------------------------
+        from ..constructs.model_storage import ModelStorage, ModelStorageProps
+
+        #: ``ModelStorage`` or None; its ``client_security_group`` goes on every node (Platform).
+        self.model_storage: ModelStorage | None = None
+        if profile.storage.enabled:
+            self.model_storage = ModelStorage(
+                self,
+                "ModelStorage",
+                props=ModelStorageProps(
+                    vpc=self.vpc,
+                    subnets=self.private_subnets,
+                    fsx=profile.storage.fsx,
+                    efs=profile.storage.efs,
+                    ephemeral=profile.ephemeral,
+                    removal_policy=self.removal_policy,
+                ),
+            )
 
         # -- secrets (Secrets Manager) -----------------------------------------------------------
+        from ..constructs.model_secrets import ModelSecrets, ModelSecretsProps
+
+        #: ``ModelSecrets`` or None; synced into the serving namespace by External Secrets (Platform).
+        self.model_secrets: ModelSecrets | None = None
+        if profile.secrets.enabled:
+            rotation = None
+            if profile.secrets.rotation_lambda_arn:
+                from aws_cdk import aws_lambda
+
+                arn = profile.secrets.rotation_lambda_arn
+                rotation = aws_lambda.Function.from_function_arn(self, "SecretRotation", arn)
+            self.model_secrets = ModelSecrets(
+                self,
+                "ModelSecrets",
+                props=ModelSecretsProps(
+                    names=profile.secrets.names,
+                    name_prefix=profile.prefix,
+                    removal_policy=self.removal_policy,
+                    rotation_lambda=rotation,
+                    rotation_days=profile.secrets.rotation_days,
+                ),
+            )

@@ -65,7 +65,77 @@ class PlatformStack(PlatformStackBase):
         # -- GPU compute (Karpenter, node pools, device plugins) ----------------------------------
 
         # -- storage drivers (EFS / FSx CSI) --------------------------------------------------------
+        storage = data.model_storage
+        if storage is not None:
+            from ..charts.storage import EfsVolume, FsxVolume, StorageChart, StorageChartProps
+            from ..constructs.csi_drivers import StorageCsiDrivers, StorageCsiDriversProps
+
+            self.csi_drivers = StorageCsiDrivers(
+                self,
+                "StorageCsiDrivers",
+                props=StorageCsiDriversProps(
+                    cluster=self.cluster, efs_file_system=storage.efs, fsx_file_system_arn=storage.fsx_file_system_arn
+                ),
+            )
+            fsx_volume = efs_volume = None
+            if storage.lustre is not None and profile.storage.fsx is not None:
+                fsx_volume = FsxVolume(
+                    file_system_id=storage.lustre.file_system_id,
+                    dns_name=storage.lustre.dns_name,
+                    mount_name=storage.lustre.mount_name,
+                    capacity_gib=profile.storage.fsx.storage_capacity_gib,
+                )
+            if storage.efs is not None and storage.access_point is not None:
+                efs_volume = EfsVolume(
+                    file_system_id=storage.efs.file_system_id, access_point_id=storage.access_point.access_point_id
+                )
+            self.storage_manifest = charts.apply(
+                self,
+                "storage",
+                StorageChart(
+                    charts.app,
+                    "storage",
+                    props=StorageChartProps(
+                        namespace=profile.serving_namespace, name_prefix=profile.prefix, fsx=fsx_volume, efs=efs_volume
+                    ),
+                ),
+                self.cluster,
+                depends_on=(self.namespaces, *self.csi_drivers.addons),
+            )
 
         # -- secrets sync (External Secrets Operator) -----------------------------------------------
+        secrets = data.model_secrets
+        if secrets is not None:
+            from ..charts.external_secrets import ExternalSecretsChart, ExternalSecretsChartProps, SyncedSecret
+            from ..constructs.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
+
+            #: The operator; ``.store_name`` is the ClusterSecretStore other charts reference.
+            self.external_secrets = ExternalSecretsOperator(
+                self,
+                "ExternalSecrets",
+                props=ExternalSecretsOperatorProps(
+                    cluster=self.cluster, secrets=tuple(secrets.secrets.values()), keys=(secrets.key,)
+                ),
+            )
+            self.external_secrets_manifest = charts.apply(
+                self,
+                "external-secrets",
+                ExternalSecretsChart(
+                    charts.app,
+                    "external-secrets",
+                    props=ExternalSecretsChartProps(
+                        region=self.region,
+                        namespace=profile.serving_namespace,
+                        refresh_interval=profile.secrets.refresh_interval,
+                        secrets=tuple(
+                            # By name, not ARN: readable in dist/manifests, and no export pinning the secret.
+                            SyncedSecret(name=k8s_name, remote_key=secrets.secret_names[name])
+                            for name, k8s_name in secrets.kubernetes_secret_names().items()
+                        ),
+                    ),
+                ),
+                self.cluster,
+                depends_on=(self.namespaces, self.external_secrets.helm_chart),
+            )
 
         # -- observability --------------------------------------------------------------------------
