@@ -1,0 +1,304 @@
+"""The load generator: asyncio + aiohttp, closed loop (concurrency) or open loop (arrival rate).
+
+Measurement choices, and why:
+
+- ``time.perf_counter_ns()`` is read as soon as a read of the response body returns, before the
+  bytes are parsed, so parsing cost never shows up as latency.
+- The request body is serialised before the send time is stamped: a 128K-token prompt takes
+  milliseconds to encode, which is client time, not server time.
+- The connection pool is sized to the load (closed loop: the concurrency; open loop: no limit),
+  so requests never queue silently in the client. Whatever delay the client adds anyway is
+  measured as schedule delay (due -> sent) and reported.
+- Reads take whatever bytes are there (``iter_any``); the read buffer is 4 MiB and there is no
+  line-length limit, so 128K-token contexts and huge events do not trip the client.
+- Every request has a timeout; every level is bounded by a request count, a duration or both;
+  failures are recorded by type and never stop the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from .records import RequestRecord
+from .sse import StreamAccumulator
+from .workload import LevelSpec, Prompt, synthetic_prompt
+
+_READ_BUFSIZE = 4 * 1024 * 1024
+_ERROR_BODY_LIMIT = 2048
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where and how to send requests."""
+
+    url: str
+    """Base URL of the server, e.g. ``http://vllm.models.svc:8000`` (``/v1/...`` is appended)."""
+    model: str
+    """Model name sent in every request."""
+    api: str = "completions"
+    """``completions`` (default, ``/v1/completions``) or ``chat`` (``/v1/chat/completions``)."""
+    timeout_s: float = 600.0
+    """Whole-request timeout in seconds (default 600); a request past it counts as a ``timeout`` error."""
+    ignore_eos: bool = True
+    """Send vLLM's ``ignore_eos`` so every request generates exactly max_tokens (default True)."""
+    api_key: str | None = None
+    """Bearer token for servers that want one (default None: no Authorization header)."""
+
+    @property
+    def endpoint(self) -> str:
+        path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
+        return self.url.rstrip("/") + path
+
+
+@dataclass
+class RunState:
+    """Everything measured so far; survives Ctrl-C so partial results can be written."""
+
+    origin_ns: int = field(default_factory=time.perf_counter_ns)
+    records: list[RequestRecord] = field(default_factory=list)
+    levels_started: int = 0
+    cpu_start_s: float = field(default_factory=time.process_time)
+
+    def of_level(self, level: int) -> list[RequestRecord]:
+        return [r for r in self.records if r.level == level and r.done_ns]
+
+
+OnDone = Callable[[RequestRecord], None]
+
+
+def build_body(target: Target, prompt: str, max_tokens: int) -> bytes:
+    """The JSON request body, asking for streaming with per-chunk usage (vLLM continuous usage stats)."""
+    body: dict[str, Any] = {
+        "model": target.model,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        "temperature": 0.0,
+    }
+    if target.ignore_eos:
+        body["ignore_eos"] = True
+    if target.api == "chat":
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    return json.dumps(body).encode()
+
+
+async def send_request(
+    session: aiohttp.ClientSession, target: Target, body: bytes, record: RequestRecord
+) -> RequestRecord:
+    """Send one streaming request and fill ``record``; never raises for a server or network failure."""
+    acc = StreamAccumulator(record, target.api)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    timeout = aiohttp.ClientTimeout(total=target.timeout_s)
+    record.sent_ns = time.perf_counter_ns()
+    try:
+        async with session.post(target.endpoint, data=body, headers=headers, timeout=timeout) as resp:
+            record.status = resp.status
+            if resp.status >= 400:
+                text = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
+                record.error = "http_5xx" if resp.status >= 500 else "http_4xx"
+                record.error_detail = f"HTTP {resp.status}: {text[:300]}"
+                return record
+            async for data in resp.content.iter_any():
+                acc.feed(data, time.perf_counter_ns())
+                if acc.done or acc.error:
+                    break
+            acc.finish()
+            record.error, record.error_detail = acc.error, acc.error_detail
+    except TimeoutError:
+        record.error, record.error_detail = "timeout", f"no complete response within {target.timeout_s:g} s"
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        record.error, record.error_detail = "disconnect", str(exc)[:300] or type(exc).__name__
+    except aiohttp.ClientError as exc:
+        record.error, record.error_detail = "connection", str(exc)[:300] or type(exc).__name__
+    except OSError as exc:
+        record.error, record.error_detail = "connection", str(exc)[:300]
+    except asyncio.CancelledError:
+        # Ctrl-C: a request cut short by the client measures nothing; it stays out of the results.
+        record.error = "cancelled"
+        raise
+    finally:
+        if record.error != "cancelled":
+            record.done_ns = time.perf_counter_ns()
+    return record
+
+
+class _Requests:
+    """Hands out the next request (prompt text, max_tokens) of a level, deterministically from a seed."""
+
+    def __init__(self, spec: LevelSpec, prompts: tuple[Prompt, ...] | None, seed: int, level: int) -> None:
+        self._spec = spec
+        self._prompts = prompts
+        self._rng = random.Random(f"{seed}:{level}")
+        self.issued = 0
+
+    def exhausted(self) -> bool:
+        return self._spec.requests is not None and self.issued >= self._spec.requests
+
+    def next(self) -> tuple[str, int, int | None]:
+        """(prompt, max_tokens, requested prompt tokens or None for dataset prompts)."""
+        i = self.issued
+        self.issued += 1
+        out = self._spec.output.draw(self._rng)
+        if self._prompts:
+            p = self._prompts[i % len(self._prompts)]
+            return p.text, (p.output_tokens or out), None
+        n = self._spec.prompt.draw(self._rng)
+        return synthetic_prompt(n, self._rng), out, n
+
+
+def _connector(limit: int) -> aiohttp.TCPConnector:
+    # limit=0 is "no limit" in aiohttp; limit_per_host=0 likewise (its default cap is 100 in total).
+    return aiohttp.TCPConnector(limit=limit, limit_per_host=0, force_close=False, enable_cleanup_closed=True)
+
+
+def _session(limit: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=_connector(limit),
+        read_bufsize=_READ_BUFSIZE,
+        max_line_size=_READ_BUFSIZE,
+        max_field_size=_READ_BUFSIZE,
+        auto_decompress=False,
+    )
+
+
+async def run_level(
+    target: Target,
+    spec: LevelSpec,
+    *,
+    level: int,
+    state: RunState,
+    prompts: tuple[Prompt, ...] | None = None,
+    seed: int = 0,
+    on_done: OnDone | None = None,
+) -> list[RequestRecord]:
+    """Run one load level to its bounds and return its records (also appended to ``state``)."""
+    state.levels_started = level + 1
+    requests = _Requests(spec, prompts, seed, level)
+    if spec.concurrency is not None:
+        await _closed_loop(target, spec, level, state, requests, on_done)
+    else:
+        await _open_loop(target, spec, level, state, requests, seed, on_done)
+    return state.of_level(level)
+
+
+async def run_levels(
+    target: Target,
+    levels: tuple[LevelSpec, ...],
+    *,
+    state: RunState,
+    prompts: tuple[Prompt, ...] | None = None,
+    seed: int = 0,
+    on_done: OnDone | None = None,
+    on_level: Callable[[LevelSpec], None] | None = None,
+) -> None:
+    """Run every level in order; records accumulate in ``state`` (read it even after Ctrl-C)."""
+    for i, spec in enumerate(levels):
+        if on_level:
+            on_level(spec)
+        await run_level(target, spec, level=i, state=state, prompts=prompts, seed=seed, on_done=on_done)
+
+
+async def _closed_loop(
+    target: Target, spec: LevelSpec, level: int, state: RunState, requests: _Requests, on_done: OnDone | None
+) -> None:
+    assert spec.concurrency is not None
+    deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9) if spec.duration_s is not None else None
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline):
+            prompt, max_tokens, asked = requests.next()
+            body = build_body(target, prompt, max_tokens)
+            # The worker is free and the request ready: that is when it is due.
+            due = time.perf_counter_ns()
+            record = RequestRecord(
+                index=len(state.records),
+                level=level,
+                scheduled_ns=due,
+                sent_ns=due,
+                requested_prompt_tokens=asked,
+                requested_output_tokens=max_tokens,
+            )
+            state.records.append(record)
+            await send_request(session, target, body, record)
+            if on_done:
+                on_done(record)
+
+    async with _session(spec.concurrency) as session:
+        await asyncio.gather(*(worker(session) for _ in range(spec.concurrency)))
+
+
+def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:
+    """Arrival times (seconds from the level's start) within the level's bounds."""
+    assert spec.rate is not None
+    rng = random.Random(f"arrivals:{seed}:{level}")
+    limit = spec.requests if spec.requests is not None else 10**9
+    horizon = spec.duration_s if spec.duration_s is not None else float("inf")
+    offsets: list[float] = []
+    t = 0.0
+    while len(offsets) < limit:
+        if spec.arrival == "constant":
+            t = len(offsets) / spec.rate
+        elif offsets or t:
+            t += rng.expovariate(spec.rate)
+        else:
+            t = rng.expovariate(spec.rate)
+        if t >= horizon:
+            break
+        offsets.append(t)
+    return offsets
+
+
+async def _open_loop(
+    target: Target,
+    spec: LevelSpec,
+    level: int,
+    state: RunState,
+    requests: _Requests,
+    seed: int,
+    on_done: OnDone | None,
+) -> None:
+    offsets = arrival_offsets_s(spec, seed, level)
+    loop = asyncio.get_running_loop()
+    start_ns = time.perf_counter_ns()
+    start_loop = loop.time()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(session: aiohttp.ClientSession, record: RequestRecord, body: bytes) -> None:
+        await send_request(session, target, body, record)
+        if on_done:
+            on_done(record)
+
+    async with _session(0) as session:
+        for offset in offsets:
+            prompt, max_tokens, asked = requests.next()
+            body = build_body(target, prompt, max_tokens)
+            delay = start_loop + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            record = RequestRecord(
+                index=len(state.records),
+                level=level,
+                scheduled_ns=start_ns + int(offset * 1e9),
+                sent_ns=0,
+                requested_prompt_tokens=asked,
+                requested_output_tokens=max_tokens,
+            )
+            state.records.append(record)
+            # Arrivals do not wait for earlier responses: that is what makes the loop open.
+            task = asyncio.create_task(one(session, record, body))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)

@@ -1,0 +1,154 @@
+"""A run's results on disk: ``summary.json``, ``requests.jsonl`` and ``summary.csv``.
+
+``summary.json`` is the contract other tools read (CI publishing, ``bench report``): a list
+``levels``, one object per load level, plus the definitions and units of every metric, the knee
+and what was measured against what.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import ConfigError, Problem
+from .harness import RunState, Target
+from .metrics import DEFINITIONS, KNEE_DEFINITION, Slo, find_knee, summarize_level
+from .workload import LevelSpec
+
+SCHEMA_VERSION = 1
+SUMMARY = "summary.json"
+REQUESTS = "requests.jsonl"
+CSV = "summary.csv"
+_DIST_KEYS = ("ttft_ms", "itl_ms", "e2e_ms", "inter_chunk_gap_ms", "schedule_delay_ms")
+_STATS = ("p50", "p90", "p95", "p99", "mean", "stdev")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    """What an hour of the instance costs, and where the figure came from."""
+
+    hourly_usd: float
+    """US dollars per hour."""
+    source: str
+    """``--hourly-usd`` or ``instance TYPE (catalog)``."""
+
+
+def build_summary(
+    state: RunState,
+    *,
+    target: Target,
+    levels: Sequence[LevelSpec],
+    slo: Slo,
+    price: Price | None,
+    scenario: str | None,
+    interrupted: bool,
+    started_at: dt.datetime,
+) -> dict[str, Any]:
+    """The summary.json document for everything measured in ``state``."""
+    out_levels = []
+    for i in range(min(state.levels_started, len(levels))):
+        records = state.of_level(i)
+        if not records:
+            continue
+        out_levels.append(
+            summarize_level(
+                records, level=i, load=levels[i].load(), slo=slo, hourly_usd=price.hourly_usd if price else None
+            )
+        )
+    finished = [r for r in state.records if r.done_ns]
+    cpu_s = time.process_time() - state.cpu_start_s
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"eks-llm-stack {__version__}",
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "target": {
+            "url": target.url,
+            "model": target.model,
+            "api": target.api,
+            "ignore_eos": target.ignore_eos,
+            "timeout_s": target.timeout_s,
+        },
+        "scenario": scenario,
+        "slo": asdict(slo),
+        "price": asdict(price) if price else None,
+        "interrupted": interrupted,
+        "client": {
+            "cpu_s": cpu_s,
+            "cpu_s_per_request": (cpu_s / len(finished)) if finished else None,
+            "clock": "time.perf_counter_ns, stamped when a read returned",
+        },
+        "definitions": DEFINITIONS,
+        "knee": find_knee(out_levels),
+        "knee_definition": KNEE_DEFINITION,
+        "levels": out_levels,
+    }
+
+
+def write_results(out_dir: Path, summary: dict[str, Any], state: RunState) -> list[Path]:
+    """Write summary.json, requests.jsonl and summary.csv; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / SUMMARY, out_dir / REQUESTS, out_dir / CSV]
+    paths[0].write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    with paths[1].open("w", encoding="utf-8") as f:
+        for r in state.records:
+            if r.done_ns:
+                f.write(json.dumps(r.to_json(state.origin_ns), separators=(",", ":")) + "\n")
+    write_csv(paths[2], summary["levels"])
+    return paths
+
+
+def csv_row(level: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        k: level.get(k)
+        for k in (
+            "level",
+            "concurrency",
+            "rate",
+            "requests",
+            "completed",
+            "errors",
+            "window_s",
+            "requests_per_s",
+            "output_tokens_per_s",
+            "total_tokens_per_s",
+            "goodput_requests_per_s",
+            "goodput_fraction",
+            "cost_per_1m_tokens_usd",
+            "minutes_per_1m_tokens",
+        )
+    }
+    for key in _DIST_KEYS:
+        for stat in _STATS:
+            row[f"{key}_{stat}"] = level.get(key, {}).get(stat)
+    row["errors_by_type"] = ";".join(f"{k}={v}" for k, v in level.get("errors_by_type", {}).items())
+    return row
+
+
+def write_csv(path: Path, levels: Sequence[dict[str, Any]]) -> None:
+    rows = [csv_row(lv) for lv in levels]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else list(csv_row({})))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    """Read a run's summary.json, with a clear error when it is missing or not ours."""
+    path = run_dir / SUMMARY
+    fix = "pass a directory written by 'eks-llm-stack bench run --out DIR'"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("bench report", [Problem(str(run_dir), f"has no {SUMMARY}", fix)]) from None
+    except ValueError as exc:
+        raise ConfigError("bench report", [Problem(str(path), f"is not valid JSON ({exc})", fix)]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("levels"), list):
+        raise ConfigError("bench report", [Problem(str(path), "has no 'levels' list", fix)])
+    return doc

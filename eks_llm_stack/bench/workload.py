@@ -1,0 +1,259 @@
+"""What to send: load levels, prompt and output lengths, datasets and the named scenarios.
+
+Scenarios are REFERENCE.md's test table. Synthetic prompts are random common English words, one
+word per token approximately (tokenizers differ; the server's ``usage.prompt_tokens`` is what
+gets recorded). Random words per request also keep a server's prefix cache from turning the
+test into a cache benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, Problem, Problems
+
+SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
+ARRIVALS = ("poisson", "constant")
+APIS = ("completions", "chat")
+
+_WORDS = tuple(
+    (  # noqa: SIM905 - a word list reads better as prose than as 120 quoted strings
+        "the of and to in is you that it he was for on are as with his they at be this have from or one had "
+        "by word but not what all were we when your can said there use an each which she do how their if will "
+        "up other about out many then them these so some her would make like him into time has look two more "
+        "write go see number no way could people my than first water been call who oil its now find long down "
+        "day did get come made may part over new sound take only little work know place year live me back "
+        "give most very"
+    ).split()
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LengthSpec:
+    """A token length: fixed, or drawn from a distribution.
+
+    Written ``N``, ``uniform:LO:HI``, ``normal:MEAN:SD`` or ``choice:A,B,C`` on the command line.
+    """
+
+    kind: str = "fixed"
+    """``fixed`` (default), ``uniform``, ``normal`` or ``choice``."""
+    values: tuple[int, ...] = (128,)
+    """Parameters: (N,), (LO, HI), (MEAN, SD) or the choices (default (128,))."""
+
+    def draw(self, rng: random.Random) -> int:
+        v = self.values
+        if self.kind == "fixed":
+            return v[0]
+        if self.kind == "uniform":
+            return rng.randint(v[0], v[1])
+        if self.kind == "normal":
+            return max(1, round(rng.gauss(v[0], v[1])))
+        return rng.choice(v)
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return str(self.values[0])
+        sep = "," if self.kind == "choice" else ":"
+        return f"{self.kind}:{sep.join(str(x) for x in self.values)}"
+
+    @classmethod
+    def parse(cls, text: str, field: str, problems: Problems) -> LengthSpec | None:
+        """Parse a command-line length; a bad one is recorded on ``problems`` (field, value, fix)."""
+        fix = "use N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C with positive integers, e.g. uniform:128:1024"
+        kind, _, rest = text.partition(":")
+        try:
+            if not rest:
+                spec = cls(kind="fixed", values=(int(kind),))
+            elif kind in ("uniform", "normal"):
+                lo, hi = rest.split(":")
+                spec = cls(kind=kind, values=(int(lo), int(hi)))
+            elif kind == "choice":
+                spec = cls(kind="choice", values=tuple(int(x) for x in rest.split(",")))
+            else:
+                raise ValueError(kind)
+        except ValueError:
+            problems.add(field, "is not a length specification", fix, text)
+            return None
+        ok = all(x > 0 for x in spec.values) if spec.kind != "normal" else spec.values[0] > 0 and spec.values[1] >= 0
+        if spec.kind == "uniform" and ok:
+            ok = spec.values[0] <= spec.values[1]
+        if not ok:
+            problems.add(field, "needs positive integers (and LO <= HI)", fix, text)
+            return None
+        return spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prompt:
+    """One dataset entry: the prompt text and, when the dataset says, the output length to ask for."""
+
+    text: str
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LevelSpec:
+    """One load level: closed loop (``concurrency``) or open loop (``rate``), bounded in count and/or time."""
+
+    concurrency: int | None = None
+    """Requests in flight at once, closed loop (default None: open loop, ``rate`` is required)."""
+    rate: float | None = None
+    """Mean arrivals per second, open loop (default None: closed loop)."""
+    arrival: str = "poisson"
+    """Open-loop arrival process, ``poisson`` or ``constant`` (default poisson)."""
+    requests: int | None = None
+    """Stop issuing after this many requests (default None: bounded by ``duration_s`` only)."""
+    duration_s: float | None = None
+    """Stop issuing after this many seconds (default None: bounded by ``requests`` only)."""
+    prompt: LengthSpec = LengthSpec(values=(128,))
+    """Prompt length in tokens (default 128; ignored for dataset prompts)."""
+    output: LengthSpec = LengthSpec(values=(128,))
+    """Output length in tokens, sent as max_tokens with ignore_eos (default 128)."""
+
+    def load(self) -> dict[str, Any]:
+        """The keys that describe this level in summary.json."""
+        out: dict[str, Any] = {"concurrency": self.concurrency, "rate": self.rate}
+        if self.rate is not None:
+            out["arrival"] = self.arrival
+        out["prompt_length"] = self.prompt.describe()
+        out["output_length"] = self.output.describe()
+        return out
+
+    def label(self) -> str:
+        if self.concurrency is not None:
+            return f"concurrency {self.concurrency}"
+        return f"{self.arrival} {self.rate:g} req/s"
+
+
+def synthetic_prompt(tokens: int, rng: random.Random) -> str:
+    """About ``tokens`` tokens of random common words."""
+    return " ".join(rng.choices(_WORDS, k=tokens))
+
+
+def load_dataset(path: Path) -> tuple[Prompt, ...]:
+    """ShareGPT JSON (first human turn; output length from the first reply) or JSONL of prompts.
+
+    A JSONL line is a JSON string, or an object with ``prompt`` (or ``text``) and optionally
+    ``output_tokens`` / ``max_tokens``.
+    """
+    p = Problems("dataset")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            "dataset", [_problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
+        ) from None
+    prompts: list[Prompt] = []
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError("dataset", [_problem(str(path), f"is not valid JSON ({exc})", _DATASET_FIX)]) from None
+        for i, row in enumerate(rows):
+            convs = row.get("conversations") if isinstance(row, dict) else None
+            if not isinstance(convs, list):
+                p.add(f"{path}[{i}]", "has no 'conversations' list", _DATASET_FIX)
+                continue
+            human = [c.get("value") for c in convs if isinstance(c, dict) and c.get("from") in ("human", "user")]
+            reply = [c.get("value") for c in convs if isinstance(c, dict) and c.get("from") in ("gpt", "assistant")]
+            if not human or not isinstance(human[0], str) or not human[0].strip():
+                continue  # ShareGPT has conversations without a human turn; skipping them is the norm
+            out = None
+            if reply and isinstance(reply[0], str):
+                # Word count x 4/3 approximates tokens for English text.
+                out = max(1, math.ceil(len(reply[0].split()) * 4 / 3))
+            prompts.append(Prompt(text=human[0], output_tokens=out))
+    else:
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                p.add(f"{path}:{n}", "is not a JSON value", _DATASET_FIX, line[:60])
+                continue
+            if isinstance(row, str):
+                prompts.append(Prompt(text=row))
+            elif isinstance(row, dict) and isinstance(ptext := row.get("prompt", row.get("text")), str):
+                out = row.get("output_tokens", row.get("max_tokens"))
+                prompts.append(Prompt(text=ptext, output_tokens=out if isinstance(out, int) else None))
+            else:
+                p.add(f"{path}:{n}", "has no prompt", _DATASET_FIX, line[:60])
+    if not prompts and not p.problems:
+        p.add(str(path), "holds no prompts", _DATASET_FIX)
+    p.raise_if_any()
+    return tuple(prompts)
+
+
+_DATASET_FIX = (
+    "use ShareGPT JSON ([{'conversations': [{'from': 'human', 'value': ...}, ...]}]) or JSONL with one "
+    "prompt string or {'prompt': ..., 'output_tokens': N} per line"
+)
+
+
+def _problem(field: str, message: str, fix: str) -> Problem:
+    return Problem(field, message, fix)
+
+
+def scenario_levels(
+    name: str, *, prompt: LengthSpec | None, output: LengthSpec | None, dataset_size: int | None
+) -> tuple[LevelSpec, ...]:
+    """REFERENCE.md's scenarios as load levels. ``prompt``/``output`` override the scenario's lengths."""
+    if name == "baseline":
+        return (
+            LevelSpec(
+                concurrency=1,
+                requests=100,
+                prompt=prompt or LengthSpec(values=(128,)),
+                output=output or LengthSpec(values=(128,)),
+            ),
+        )
+    if name == "saturation":
+        return tuple(
+            LevelSpec(
+                concurrency=c,
+                requests=max(20, 4 * c),
+                duration_s=120.0,
+                prompt=prompt or LengthSpec(values=(512,)),
+                output=output or LengthSpec(values=(128,)),
+            )
+            for c in (1, 5, 10, 20, 50, 100)
+        )
+    if name == "production":
+        # Mixed lengths (short chat turns to long documents) and Poisson arrivals.
+        return (
+            LevelSpec(
+                rate=2.0,
+                arrival="poisson",
+                duration_s=300.0,
+                requests=2000,
+                prompt=prompt or LengthSpec(kind="choice", values=(64, 256, 256, 1024, 4096)),
+                output=output or LengthSpec(kind="uniform", values=(32, 512)),
+            ),
+        )
+    if name == "dataset":
+        n = dataset_size or 0
+        return (
+            LevelSpec(
+                concurrency=10, requests=min(n, 1000), duration_s=600.0, output=output or LengthSpec(values=(256,))
+            ),
+        )
+    if name == "long-context":
+        return tuple(
+            LevelSpec(
+                concurrency=1,
+                requests=4,
+                prompt=LengthSpec(values=(k * 1024,)),
+                output=output or LengthSpec(values=(64,)),
+            )
+            for k in (4, 8, 16, 32, 64, 128)
+        )
+    raise ConfigError(
+        "bench run", [_problem("--scenario", f"unknown scenario {name!r}", f"use one of {', '.join(SCENARIOS)}")]
+    )
