@@ -16,7 +16,7 @@ from . import __version__
 from .errors import EksLlmStackError
 
 #: Modules that contribute sub-commands, each with ``register(subparsers) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ("eks_llm_stack.summary", "eks_llm_stack.ops.cli", "eks_llm_stack.sizing_cli")
+_COMMAND_MODULES: tuple[str, ...] = ("eks_llm_stack.summary", "eks_llm_stack.ops.cli", "eks_llm_stack.sizing_cli", "eks_llm_stack.bench.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
