@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """CDK entry point: reads the profile, builds the stacks. The only place that reads context or env.
 
-    cdk synth -c profile=production.example
-    cdk synth -c profile=ci-ephemeral -c name=ci-1234 -c expires_at=2026-11-21T18:00:00Z
+cdk synth -c profile=production.example
+cdk synth -c profile=ci-ephemeral -c name=ci-1234 -c expires_at=2026-11-21T18:00:00Z
 """
 
 from __future__ import annotations

@@ -16,13 +16,19 @@ from . import __version__
 from .errors import EksLlmStackError
 
 #: Modules that contribute sub-commands, each with ``register(subparsers) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ("eks_llm_stack.summary", "eks_llm_stack.ops.cli", "eks_llm_stack.sizing_cli", "eks_llm_stack.bench.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "eks_llm_stack.summary",
+    "eks_llm_stack.ops.cli",
+    "eks_llm_stack.sizing_cli",
+    "eks_llm_stack.bench.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eks-llm-stack",
-        description="A GPU platform for LLM serving on Amazon EKS: sizing, synthesis summaries, benchmarks and ephemeral clusters.",
+        description="A GPU platform for LLM serving on Amazon EKS: "
+        "sizing, synthesis summaries, benchmarks and ephemeral clusters.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -38,12 +38,18 @@ def token_cost(hourly_usd: float, tokens_per_second: float) -> TokenCost:
     """Validate the inputs (both must be positive, finite numbers) and return the cost."""
     with collecting("cost") as p:
         p.check(
-            _positive(hourly_usd), "hourly_usd", hourly_usd,
-            "must be a positive price in US dollars per hour", "pass the instance's $/hour, e.g. 1.212",
+            _positive(hourly_usd),
+            "hourly_usd",
+            hourly_usd,
+            "must be a positive price in US dollars per hour",
+            "pass the instance's $/hour, e.g. 1.212",
         )
         p.check(
-            _positive(tokens_per_second), "tokens_per_second", tokens_per_second,
-            "must be a positive throughput", "pass the measured output tokens per second of the whole test",
+            _positive(tokens_per_second),
+            "tokens_per_second",
+            tokens_per_second,
+            "must be a positive throughput",
+            "pass the measured output tokens per second of the whole test",
         )
     return TokenCost(hourly_usd=float(hourly_usd), tokens_per_second=float(tokens_per_second))
 

@@ -76,9 +76,7 @@ class Problems:
     def add(self, field_path: str, message: str, fix: str, value: Any = _MISSING) -> None:
         self.problems.append(Problem(field_path, message, fix, value))
 
-    def check(
-        self, ok: bool, field_path: str, value: Any, message: str, fix: str
-    ) -> bool:
+    def check(self, ok: bool, field_path: str, value: Any, message: str, fix: str) -> bool:
         """Record a problem unless ``ok``; return ``ok`` so callers can skip dependent checks."""
         if not ok:
             self.add(field_path, message, fix, value)

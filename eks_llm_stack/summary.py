@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Print the stacks, their resource counts and the Kubernetes manifests written by a synth.",
     )
     p.add_argument("cdk_out", nargs="?", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
-    p.add_argument("manifests", nargs="?", default="dist/manifests", help="manifests directory (default: dist/manifests)")
+    p.add_argument(
+        "manifests", nargs="?", default="dist/manifests", help="manifests directory (default: dist/manifests)"
+    )
     p.add_argument("--profile", default=None, help="profile name, shown in the title")
     p.set_defaults(func=_run)
 

@@ -67,7 +67,14 @@ def test_admins_get_cluster_admin_through_access_entries(platform: Template) -> 
 
 def test_managed_addons_are_installed(platform: Template) -> None:
     names = {a["Properties"]["AddonName"] for a in platform.find_resources("AWS::EKS::Addon").values()}
-    assert names == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver", "metrics-server"}
+    assert names == {
+        "vpc-cni",
+        "coredns",
+        "kube-proxy",
+        "eks-pod-identity-agent",
+        "aws-ebs-csi-driver",
+        "metrics-server",
+    }
 
 
 def test_vpc_cni_uses_prefix_delegation(platform: Template) -> None:

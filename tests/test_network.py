@@ -27,9 +27,10 @@ def test_environment_agnostic_vpc_spans_three_zones_without_lookups(default_synt
     assert all("Fn::GetAZs" in z for z in zones)
 
 
-def test_production_profile_pins_zones_and_adds_endpoints(production_synth) -> None:
+def test_production_profile_spans_three_zones_and_adds_endpoints(production_synth) -> None:
     t = Template.from_json(production_synth.template("Network"))
-    t.has_resource_properties("AWS::EC2::Subnet", {"AvailabilityZone": "us-east-1c"})
+    zones = {str(s["Properties"]["AvailabilityZone"]) for s in t.find_resources("AWS::EC2::Subnet").values()}
+    assert len(zones) == 3
     t.resource_count_is("AWS::EC2::NatGateway", 3)
     t.has_resource_properties(
         "AWS::EC2::VPCEndpoint", {"ServiceName": Match.string_like_regexp("sts"), "PrivateDnsEnabled": True}
@@ -42,13 +43,29 @@ def test_flow_logs_on_by_default_and_off_in_ci(default_synth, ephemeral_synth) -
     Template.from_json(ephemeral_synth.template("Network")).resource_count_is("AWS::EC2::FlowLog", 0)
 
 
+def test_pinned_zones_are_used_as_given(cdk_context) -> None:
+    from aws_cdk import App
+
+    from eks_llm_stack.config import validate_profile
+    from eks_llm_stack.synth import build
+
+    profile = validate_profile({"network": {"availability_zones": ["eu-west-1a", "eu-west-1b"]}})
+    built = build(profile, app=App(context=cdk_context))
+    t = Template.from_stack(built.platform.network)
+    t.has_resource_properties("AWS::EC2::Subnet", {"AvailabilityZone": "eu-west-1b"})
+    assert len(t.find_resources("AWS::EC2::Subnet")) == 4
+
+
 def test_imported_vpc_creates_no_vpc() -> None:
     stack = Stack(App(), "T")
     net = ClusterNetwork(
         stack,
         "Net",
         props=ClusterNetworkProps(
-            cluster_name="c", vpc_id="vpc-0abc", private_subnet_ids=("subnet-1", "subnet-2"), availability_zones=("a", "b")
+            cluster_name="c",
+            vpc_id="vpc-0abc",
+            private_subnet_ids=("subnet-1", "subnet-2"),
+            availability_zones=("a", "b"),
         ),
     )
     assert net.vpc.vpc_id == "vpc-0abc"

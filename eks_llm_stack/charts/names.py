@@ -16,7 +16,9 @@ def is_dns_label(name: str) -> bool:
 
 def check_dns_label(problems: Problems, field: str, name: str) -> bool:
     return problems.check(
-        is_dns_label(name), field, name,
+        is_dns_label(name),
+        field,
+        name,
         "is not a valid Kubernetes name (RFC 1123 label)",
         "use at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
     )

@@ -23,8 +23,11 @@ class NamespaceSpec:
         with collecting("NamespaceSpec") as p:
             check_dns_label(p, "name", self.name)
             p.check(
-                self.pod_security in ("privileged", "baseline", "restricted"), "pod_security", self.pod_security,
-                "is not a Pod Security level", "use privileged, baseline or restricted",
+                self.pod_security in ("privileged", "baseline", "restricted"),
+                "pod_security",
+                self.pod_security,
+                "is not a Pod Security level",
+                "use privileged, baseline or restricted",
             )
 
 

@@ -23,21 +23,21 @@ def placeholders(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
-            return "${%s}" % arg
+            return "${" + str(arg) + "}"
         if key == "Fn::GetAtt":
             parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
-            return "${%s.%s}" % (parts[0], parts[1])
+            return "${" + f"{parts[0]}.{parts[1]}" + "}"
         if key == "Fn::ImportValue":
             inner = placeholders(arg)
-            return "${import:%s}" % inner
+            return "${import:" + str(inner) + "}"
         if key == "Fn::Join":
             sep, items = arg
             return str(sep).join(str(placeholders(i)) for i in items)
         if key == "Fn::Select":
             idx, items = arg
-            return "${select:%s:%s}" % (idx, placeholders(items))
+            return "${select:" + f"{idx}:{placeholders(items)}" + "}"
         if key == "Fn::Sub":
             return placeholders(arg if isinstance(arg, str) else arg[0])
     return {k: placeholders(v) for k, v in value.items()}

@@ -33,7 +33,10 @@ class EndpointConfig(StrictModel):
     @model_validator(mode="after")
     def _one_endpoint(self) -> EndpointConfig:
         if not (self.public or self.private):
-            raise fail("both the public and the private endpoint are off", "set private: true (and public: false for a private-only cluster)")
+            raise fail(
+                "both the public and the private endpoint are off",
+                "set private: true (and public: false for a private-only cluster)",
+            )
         return self
 
 
@@ -80,7 +83,10 @@ class ClusterConfig(StrictModel):
     @classmethod
     def _name(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,99}", v):
-            raise fail(f"'{v}' is not a valid EKS cluster name", "start with a letter; use letters, digits, '-' and '_' (max 100)")
+            raise fail(
+                f"'{v}' is not a valid EKS cluster name",
+                "start with a letter; use letters, digits, '-' and '_' (max 100)",
+            )
         return v
 
     @field_validator("kubernetes_version")
@@ -88,7 +94,8 @@ class ClusterConfig(StrictModel):
     def _version(cls, v: str) -> str:
         if v != versions.KUBERNETES_VERSION:
             raise fail(
-                f"Kubernetes {v} is not the version this release pins (its kubectl layer is for {versions.KUBERNETES_VERSION})",
+                f"Kubernetes {v} is not the version this release pins "
+                f"(its kubectl layer is for {versions.KUBERNETES_VERSION})",
                 f"use '{versions.KUBERNETES_VERSION}', or upgrade eks-llm-stack for a newer version",
             )
         return v
@@ -98,5 +105,7 @@ class ClusterConfig(StrictModel):
     def _admins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         bad = [a for a in v if not _ARN.match(a)]
         if bad:
-            raise fail(f"{bad} are not IAM role or user ARNs", "use ARNs like arn:aws:iam::123456789012:role/platform-admins")
+            raise fail(
+                f"{bad} are not IAM role or user ARNs", "use ARNs like arn:aws:iam::123456789012:role/platform-admins"
+            )
         return v

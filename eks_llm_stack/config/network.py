@@ -43,7 +43,9 @@ class NetworkConfig(StrictModel):
     )
     cidr: str = Field(default="10.0.0.0/16", description="CIDR of a new VPC.")
     max_azs: int = Field(default=3, ge=2, le=6, description="Zones of a new VPC.")
-    nat_gateways: int = Field(default=1, ge=0, le=6, description="NAT gateways of a new VPC (1 saves cost; one per zone for HA).")
+    nat_gateways: int = Field(
+        default=1, ge=0, le=6, description="NAT gateways of a new VPC (1 saves cost; one per zone for HA)."
+    )
     endpoints: tuple[Endpoint, ...] = Field(
         default=(),
         description="VPC endpoints to create (S3 is a gateway endpoint, the rest interface endpoints).",

@@ -46,7 +46,8 @@ class Profile(StrictModel):
     region: str | None = Field(default=None, description="AWS region; absent = environment-agnostic synth.")
     ephemeral: bool = Field(
         default=False,
-        description="A throw-away environment: stateful resources are DESTROYed with the stack and tagged with an expiry.",
+        description="A throw-away environment: stateful resources are DESTROYed with the stack "
+        "and everything is tagged with an expiry.",
     )
     ttl: str = Field(default="4h", description="Lifetime of an ephemeral environment ('90m', '4h', '2d').")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable resource.")
@@ -65,7 +66,9 @@ class Profile(StrictModel):
     @classmethod
     def _prefix(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", v):
-            raise fail(f"'{v}' is not a usable prefix", "use 1-20 lowercase letters, digits or '-', starting with a letter")
+            raise fail(
+                f"'{v}' is not a usable prefix", "use 1-20 lowercase letters, digits or '-', starting with a letter"
+            )
         return v
 
     @field_validator("serving_namespace")
@@ -79,7 +82,9 @@ class Profile(StrictModel):
     @classmethod
     def _account(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"\d{12}", v):
-            raise fail(f"'{v}' is not an AWS account id", "use the 12-digit id, quoted in YAML: account: '123456789012'")
+            raise fail(
+                f"'{v}' is not an AWS account id", "use the 12-digit id, quoted in YAML: account: '123456789012'"
+            )
         return v
 
     @field_validator("region")
@@ -101,7 +106,10 @@ class Profile(StrictModel):
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
         bad = [k for k in v if not _TAG_KEY.match(k) or k.lower().startswith("aws:")]
         if bad:
-            raise fail(f"tag keys {bad} are not allowed", "use 1-128 letters, digits, spaces or _ . : / = + - @, not starting with 'aws:'")
+            raise fail(
+                f"tag keys {bad} are not allowed",
+                "use 1-128 letters, digits, spaces or _ . : / = + - @, not starting with 'aws:'",
+            )
         return v
 
     @model_validator(mode="after")
@@ -139,15 +147,44 @@ def load_profile(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> Pro
     subject = f"profile '{name}' ({path})"
     if not path.is_file():
         known = ", ".join(list_profiles(directory)) or "(none)"
-        raise ConfigError(subject, [Problem("profile", "no such profile file", f"use one of: {known}; or pass a path to a YAML file", str(name_or_path))])
+        raise ConfigError(
+            subject,
+            [
+                Problem(
+                    "profile",
+                    "no such profile file",
+                    f"use one of: {known}; or pass a path to a YAML file",
+                    str(name_or_path),
+                )
+            ],
+        )
     try:
         data: Any = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(subject, [Problem("(file)", f"is not valid YAML at {where}: {getattr(exc, 'problem', exc)}", "fix the YAML syntax there")]) from None
+        raise ConfigError(
+            subject,
+            [
+                Problem(
+                    "(file)",
+                    f"is not valid YAML at {where}: {getattr(exc, 'problem', exc)}",
+                    "fix the YAML syntax there",
+                )
+            ],
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(subject, [Problem("(file)", "must be a mapping of key: value at the top level", "start the file with keys such as 'prefix:'", data)])
+        raise ConfigError(
+            subject,
+            [
+                Problem(
+                    "(file)",
+                    "must be a mapping of key: value at the top level",
+                    "start the file with keys such as 'prefix:'",
+                    data,
+                )
+            ],
+        )
     data.setdefault("name", name)
     return validate_profile(data, subject)
 

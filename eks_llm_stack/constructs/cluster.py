@@ -65,12 +65,18 @@ class LlmClusterProps:
     def __post_init__(self) -> None:
         with collecting("LlmClusterProps") as p:
             p.check(
-                self.kubernetes_version in _K8S_VERSIONS, "kubernetes_version", self.kubernetes_version,
-                "no kubectl layer is pinned for this version", f"use one of {sorted(_K8S_VERSIONS)}",
+                self.kubernetes_version in _K8S_VERSIONS,
+                "kubernetes_version",
+                self.kubernetes_version,
+                "no kubectl layer is pinned for this version",
+                f"use one of {sorted(_K8S_VERSIONS)}",
             )
             p.check(
-                self.public_endpoint or self.private_endpoint, "public_endpoint", self.public_endpoint,
-                "both endpoints are off", "enable the private endpoint",
+                self.public_endpoint or self.private_endpoint,
+                "public_endpoint",
+                self.public_endpoint,
+                "both endpoints are off",
+                "enable the private endpoint",
             )
             for c in self.public_cidrs:
                 try:
@@ -78,12 +84,20 @@ class LlmClusterProps:
                 except ValueError as exc:
                     p.add("public_cidrs", str(exc).split(" -- fix: ")[0], "use CIDR blocks such as 203.0.113.0/24", c)
             p.check(
-                self.system_min <= self.system_desired <= self.system_max, "system_desired", self.system_desired,
+                self.system_min <= self.system_desired <= self.system_max,
+                "system_desired",
+                self.system_desired,
                 f"must lie between system_min ({self.system_min}) and system_max ({self.system_max})",
                 "adjust the system node group sizes",
             )
             unknown = sorted(set(self.addon_versions) - set(DEFAULT_ADDONS))
-            p.check(not unknown, "addon_versions", unknown, "not add-ons this cluster installs", f"pin some of {DEFAULT_ADDONS}")
+            p.check(
+                not unknown,
+                "addon_versions",
+                unknown,
+                "not add-ons this cluster installs",
+                f"pin some of {DEFAULT_ADDONS}",
+            )
 
 
 class LlmCluster(Construct):
@@ -208,9 +222,7 @@ class LlmCluster(Construct):
             description="EBS CSI controller (EKS Pod Identity)",
         )
         ebs_role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-            iam.PolicyStatement(
-                actions=["sts:TagSession"], principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")]
-            )
+            iam.PolicyStatement(actions=["sts:TagSession"], principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")])
         )
         ebs_role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")

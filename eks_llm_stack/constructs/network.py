@@ -53,15 +53,23 @@ class ClusterNetworkProps:
     def __post_init__(self) -> None:
         with collecting("ClusterNetworkProps") as p:
             unknown = [e for e in self.endpoints if e not in ENDPOINT_NAMES]
-            p.check(not unknown, "endpoints", unknown, "unknown endpoint names", f"use some of: {', '.join(ENDPOINT_NAMES)}")
+            p.check(
+                not unknown, "endpoints", unknown, "unknown endpoint names", f"use some of: {', '.join(ENDPOINT_NAMES)}"
+            )
             if self.vpc_id:
                 p.check(
-                    len(self.private_subnet_ids) >= 2, "private_subnet_ids", self.private_subnet_ids,
-                    "an imported VPC needs two or more private subnets", "list the VPC's private subnet ids",
+                    len(self.private_subnet_ids) >= 2,
+                    "private_subnet_ids",
+                    self.private_subnet_ids,
+                    "an imported VPC needs two or more private subnets",
+                    "list the VPC's private subnet ids",
                 )
             p.check(
-                self.nat_gateways <= self.max_azs, "nat_gateways", self.nat_gateways,
-                f"more NAT gateways than zones ({self.max_azs})", "use at most one NAT gateway per zone",
+                self.nat_gateways <= self.max_azs,
+                "nat_gateways",
+                self.nat_gateways,
+                f"more NAT gateways than zones ({self.max_azs})",
+                "use at most one NAT gateway per zone",
             )
 
 
@@ -87,7 +95,8 @@ class ClusterNetwork(Construct):
             )
             self.private_subnets = ec2.SubnetSelection(
                 subnets=[
-                    ec2.Subnet.from_subnet_id(self, f"Private{i}", sid) for i, sid in enumerate(props.private_subnet_ids)
+                    ec2.Subnet.from_subnet_id(self, f"Private{i}", sid)
+                    for i, sid in enumerate(props.private_subnet_ids)
                 ]
             )
             return
@@ -116,12 +125,21 @@ class ClusterNetwork(Construct):
         if props.flow_logs:
             log_group = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
             vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group))
+        else:
+            acknowledge(
+                vpc.node.default_child,  # type: ignore[arg-type]
+                "AwsSolutions-VPC7",
+                "Flow logs switched off in the profile (flow_logs: false), meant for throw-away environments.",
+            )
         if "s3" in props.endpoints:
             vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         for name in props.endpoints:
             for i, service in enumerate(_INTERFACE_ENDPOINTS.get(name, ())):
                 endpoint = vpc.add_interface_endpoint(
-                    f"{name.capitalize()}{i or ''}", service=service, subnets=self.private_subnets, private_dns_enabled=True
+                    f"{name.capitalize()}{i or ''}",
+                    service=service,
+                    subnets=self.private_subnets,
+                    private_dns_enabled=True,
                 )
                 for sg in endpoint.connections.security_groups:
                     acknowledge(

@@ -17,9 +17,9 @@ TAG_EXPIRES_AT = "eks-llm-stack:expires-at"
 class PlatformStackBase(Stack):
     """A stack of the platform: named ``<Prefix>-<Role>``, tagged, in the profile's environment.
 
-    Environment-agnostic when the profile names no account/region; then availability zones
-    are the region's first three (``Fn::GetAZs``) rather than CDK's two, so a new VPC spans
-    three zones without any lookup.
+    Environment-agnostic when the profile names no account/region. Availability zones are the
+    region's first ``max_azs`` (``Fn::GetAZs``) unless the profile pins them, so a new VPC spans
+    three zones without any lookup, with or without an account.
     """
 
     def __init__(
@@ -63,10 +63,10 @@ class PlatformStackBase(Stack):
 
     @property
     def availability_zones(self) -> list[str]:
+        # Never a context lookup (it would need credentials at synth): explicit zones, or the
+        # region's first N through Fn::GetAZs, resolved by CloudFormation at deploy time.
         if self.profile.network.availability_zones:
             return list(self.profile.network.availability_zones)
-        if self.profile.account:
-            return super().availability_zones
         from aws_cdk import Fn
 
         return [Fn.select(i, Fn.get_azs()) for i in range(self.profile.network.max_azs)]
