@@ -124,13 +124,12 @@ class ModelStorage(Construct):
             description="FSx for Lustre: Lustre ports from storage clients only",
         )
         for port in LUSTRE_PORTS:
-            # The file servers talk to each other on the same ports.
-            self.fsx_security_group.add_ingress_rule(self.fsx_security_group, port, "Lustre between file servers")
             self.fsx_security_group.connections.allow_from(
                 self.client_security_group, port, "Lustre from storage clients"
             )
             # Lustre servers also open connections back to clients on these ports.
             self.client_security_group.connections.allow_from(self.fsx_security_group, port, "Lustre from file servers")
+        # (The L2 itself opens 988-1023 between the file servers, within this group.)
         self.lustre = fsx.LustreFileSystem(
             self,
             "Lustre",
@@ -183,14 +182,16 @@ class ModelStorage(Construct):
             name, prefix = parse_s3_path(dr.s3_path)
             self.model_bucket = s3.Bucket.from_bucket_name(self, "ModelBucket", name)
             repository_path = f"s3://{name}/{prefix}" if prefix else f"s3://{name}"
-        s3_config = fsx.CfnDataRepositoryAssociation.S3Property(
-            auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(events=list(dr.auto_import))
-            if dr.auto_import
-            else None,
-            auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(events=list(dr.auto_export))
-            if dr.auto_export
-            else None,
-        )
+        s3_config = None
+        if dr.auto_import or dr.auto_export:
+            s3_config = fsx.CfnDataRepositoryAssociation.S3Property(
+                auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(events=list(dr.auto_import))
+                if dr.auto_import
+                else None,
+                auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(events=list(dr.auto_export))
+                if dr.auto_export
+                else None,
+            )
         # No L2 exists for data repository associations.
         self.data_repository = fsx.CfnDataRepositoryAssociation(
             self,
