@@ -18,6 +18,7 @@ from .errors import EksLlmStackError
 #: Modules that contribute sub-commands, each with ``register(subparsers) -> None``.
 _COMMAND_MODULES: tuple[str, ...] = (
     "eks_llm_stack.summary",
+    "eks_llm_stack.profile_cli",
     "eks_llm_stack.ops.cli",
     "eks_llm_stack.sizing_cli",
     "eks_llm_stack.bench.cli",

