@@ -219,10 +219,11 @@ def gpu_fleet_dashboard() -> dict[str, Any]:
     lay.add(
         timeseries(
             "Throttling time",
-            (f"rate(DCGM_FI_DEV_THERMAL_VIOLATION{{{s}}}[5m]) / 1e6", "{{node}} GPU {{gpu}} thermal"),
-            (f"rate(DCGM_FI_DEV_POWER_VIOLATION{{{s}}}[5m]) / 1e6", "{{node}} GPU {{gpu}} power"),
+            (f"rate(DCGM_FI_DEV_THERMAL_VIOLATION{{{s}}}[5m]) / 1e9", "{{node}} GPU {{gpu}} thermal"),
+            (f"rate(DCGM_FI_DEV_POWER_VIOLATION{{{s}}}[5m]) / 1e9", "{{node}} GPU {{gpu}} power"),
             unit="percentunit",
-            description="Share of wall time the clocks were held down, by cause.",
+            description="Share of wall time the clocks were held down, by cause (DCGM 4.x counts nanoseconds; "
+            "DCGM 3.x counted microseconds, which reads 1000x too low here).",
         )
     )
     lay.add(

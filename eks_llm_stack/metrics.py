@@ -65,12 +65,12 @@ DCGM_FIELDS: tuple[DcgmField, ...] = (
     DcgmField(
         name="DCGM_FI_DEV_POWER_VIOLATION",
         type="counter",
-        help="Throttling duration due to power constraints (in us).",
+        help="Throttling duration due to power constraints (in ns).",
     ),
     DcgmField(
         name="DCGM_FI_DEV_THERMAL_VIOLATION",
         type="counter",
-        help="Throttling duration due to thermal constraints (in us).",
+        help="Throttling duration due to thermal constraints (in ns).",
     ),
     DcgmField(
         name="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",

@@ -361,3 +361,10 @@ def test_warning_temperature_must_be_below_critical():
         r"fix: lower alerts\.gpu_temperature_warning_celsius",
     ):
         validate_model(AlertThresholds, {"gpu_temperature_warning_celsius": 95}, "alerts")
+
+
+def test_every_alert_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "observability.md").read_text()
+    assert [name for name in RULES if f"`{name}`" not in doc] == []

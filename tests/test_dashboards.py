@@ -137,3 +137,10 @@ def test_every_panel_query_parses_with_promtool(tmp_path):
     result = subprocess.run([promtool, "check", "rules", "queries.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+def test_every_dashboard_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "observability.md").read_text()
+    assert [n for n, d in DASHBOARDS.items() if f"**{d['title']}** (`{n}`)" not in doc] == []
