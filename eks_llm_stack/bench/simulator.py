@@ -471,7 +471,11 @@ async def running(
 ) -> AsyncIterator[tuple[Simulator, str]]:
     """Serve a simulator for the duration of the block; yields it and its base URL (port 0 = any free port)."""
     sim = Simulator(config)
-    runner = web.AppRunner(sim.app, access_log=None, handle_signals=False)
+    # handler_cancellation: a client that goes away aborts its request, as in vLLM; a short
+    # shutdown_timeout keeps stalled (fault-injected) handlers from holding up the exit.
+    runner = web.AppRunner(
+        sim.app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
