@@ -265,3 +265,15 @@ def test_managed_grafana_needs_managed_prometheus():
         ConfigError, match=r"(?s)managed_grafana: Amazon Managed Grafana needs.*fix: set managed_prometheus=True"
     ):
         ObservabilityProps(secret_store_name="store", managed_grafana=True)
+
+
+def test_profile_section_reports_every_bad_value():
+    from eks_llm_stack.config import validate_profile
+
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)3 problems.*observability.retention: retention '30m' is shorter than an hour.*fix: keep at least 1h"
+        r".*observability.scrape_interval: scrape interval '1s' is outside 5s..5m.*fix: use a value such as 15s"
+        r".*observability.managd: unknown key.*fix: did you mean 'managed'",
+    ):
+        validate_profile({"observability": {"retention": "30m", "scrape_interval": "1s", "managd": True}})

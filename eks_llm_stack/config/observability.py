@@ -104,7 +104,7 @@ class ObservabilityConfig(StrictModel):
     def _retention(cls, v: str) -> str:
         check_duration(v, "retention duration")
         if duration_seconds(v) < 3600:
-            raise fail(f"retention '{v}' is shorter than an hour", "keep at least 2h of samples, e.g. 15d")
+            raise fail(f"retention '{v}' is shorter than an hour", "keep at least 1h of samples, e.g. 15d")
         return v
 
     @field_validator("scrape_interval")
