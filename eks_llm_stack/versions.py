@@ -84,3 +84,18 @@ EXTERNAL_SECRETS = HelmChartPin(
 AWS_CLI_IMAGE = ImagePin(repository="public.ecr.aws/aws-cli/aws-cli", tag="2.32.2")
 PYTHON_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/python", tag="3.13-slim")
 HUGGINGFACE_HUB_VERSION = "2.4.0"
+
+# -- serving (vLLM, LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ----------------------
+#: The vLLM OpenAI-compatible server image (vLLM v0.29.0). Weights are never baked in: they come
+#: from the model cache or are fetched at start (docs/serving.md, "Cold start").
+VLLM_IMAGE = ImagePin(repository="vllm/vllm-openai", tag="v0.29.0")
+#: LeaderWorkerSet controller for multi-node models; 0.10.0 ships the v1 CRD in shared/schemas.
+LWS = HelmChartPin(chart="lws", repository="oci://registry.k8s.io/lws/charts", version="0.10.0")
+#: KEDA (ScaledObject on Prometheus queries); its keda.sh CRDs are in shared/schemas.
+KEDA = HelmChartPin(chart="keda", repository="https://kedacore.github.io/charts", version="2.20.2")
+#: AWS Load Balancer Controller (internal ALB/NLB for model endpoints); eks-charts 3.4.2 = controller v3.4.2.
+AWS_LOAD_BALANCER_CONTROLLER = HelmChartPin(
+    chart="aws-load-balancer-controller", repository="https://aws.github.io/eks-charts", version="3.4.2"
+)
+#: Container of the image pre-pull DaemonSet once the image is on the node (does nothing, uses ~1 MiB).
+PAUSE_IMAGE = ImagePin(repository="registry.k8s.io/pause", tag="3.10")

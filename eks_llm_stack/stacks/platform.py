@@ -139,3 +139,24 @@ class PlatformStack(PlatformStackBase):
             )
 
         # -- observability --------------------------------------------------------------------------
+
+        # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------
+        from .serving import load_balancer_controller_enabled, serving_controllers_enabled
+
+        #: Helm releases the model charts of the Serving stack are applied after.
+        self.serving_controller_charts: tuple = ()
+        if serving_controllers_enabled(profile):
+            from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
+
+            lbc = load_balancer_controller_enabled(profile)
+            self.serving_controllers = ServingControllers(
+                self,
+                "ServingControllers",
+                props=ServingControllersProps(
+                    cluster=self.cluster,
+                    load_balancer_controller=lbc,
+                    vpc_id=network.vpc.vpc_id if lbc else None,
+                    region=self.region if lbc else None,
+                ),
+            )
+            self.serving_controller_charts = self.serving_controllers.charts

@@ -1,0 +1,891 @@
+"""One model served by vLLM: a Deployment (one node per replica) or a LeaderWorkerSet (several).
+
+``VllmModel(chart, "llama", props=VllmModelProps(...))`` adds to any cdk8s chart:
+
+* the workload — a ``Deployment`` when a replica fits one node, a ``LeaderWorkerSet``
+  (``leaderworkerset.x-k8s.io/v1``) when it spans nodes: tensor parallel inside each node,
+  pipeline parallel across them, Ray as vLLM's distributed executor, EFA for NCCL;
+* a ``ClusterIP`` Service on port 8000 (the OpenAI-compatible API; leader pods only);
+* a ``PodDisruptionBudget`` (one pod, or one multi-node group, disrupted at a time);
+* the ``ServiceAccount`` the pods run as (EKS Pod Identity attaches S3 read to it for s3:// sources).
+
+Pods are spot-safe: a preStop hook waits until vLLM has no running or waiting request (the
+Service stopped sending new ones when the pod began terminating), within a grace period that
+fits the two-minute spot notice. The startup probe gives the model load up to
+``startup_seconds``; the liveness probe only starts after it, so a loading pod is never killed.
+
+Security: the restricted Pod Security level. vLLM runs as uid 1000 with a read-only root file
+system; what it must write (``$HOME``, the Hugging Face, Triton, FlashInfer and torch.compile
+caches, Ray's session directory) goes to a ``/tmp`` emptyDir, and NCCL/PyTorch shared memory
+to a memory-backed ``/dev/shm``. No capability is added: GPUs and EFA devices come from the
+device plugins.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cdk8s
+from constructs import Construct
+
+from .. import __version__, versions
+from ..conventions import CAPACITY_TYPE_LABEL, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL, ZONE_LABEL
+from ..errors import collecting
+from .names import check_dns_label
+from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
+
+#: Port of vLLM's OpenAI-compatible server (and of the simulator).
+PORT = 8000
+#: Name of that port: the vLLM PodMonitor of the monitoring chart scrapes the port of this name.
+PORT_NAME = "http"
+#: Where the weights are mounted or downloaded.
+MODELS_DIR = "/models"
+#: The writable scratch directory ($HOME and every cache).
+SCRATCH_DIR = "/tmp"
+#: uid/gid vLLM runs as; also the owner of the EFS model-cache access point by default.
+RUN_AS = 1000
+#: Label with the model name on every object and pod.
+MODEL_LABEL = "eks-llm-stack.io/model"
+#: Label telling leader pods (which serve the API) from worker pods of a multi-node model.
+ROLE_LABEL = "eks-llm-stack.io/role"
+#: File a model-fetch Job writes last (see :mod:`eks_llm_stack.charts.storage`).
+FETCH_MARKER = ".fetch-complete"
+#: Seconds the preStop hook waits before looking at the queue: the time it takes kube-proxy and
+#: load balancers to stop sending new requests to a terminating pod.
+ENDPOINT_PROPAGATION_SECONDS = 5
+#: Seconds left after the preStop hook for vLLM to exit on SIGTERM.
+SHUTDOWN_SECONDS = 10
+#: Ray's GCS port on the leader of a multi-node group.
+RAY_PORT = 6379
+#: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
+HOST_MEMORY_RESERVE_GIB = 4.0
+HOST_MEMORY_SHARE = 0.9
+HOST_CPU_RESERVE = 1.0
+
+Engine = Literal["vllm", "simulator"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsFromClaim:
+    """Weights on a PersistentVolumeClaim of the namespace, mounted read-only.
+
+    ``claim_name`` — the claim. ``path`` — directory inside it (default ``""``: its root).
+    ``wait_for_fetch`` — wait until a model-fetch Job has written its marker there (default False).
+    """
+
+    claim_name: str
+    path: str = ""
+    wait_for_fetch: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsFromS3:
+    """Weights copied from S3 at every start into node-local scratch (no shared cache).
+
+    ``uri`` — ``s3://bucket/prefix``. ``size_gib`` — scratch to reserve (default 100).
+    The pod's service account needs S3 read (the Serving stack attaches it with Pod Identity).
+    """
+
+    uri: str
+    size_gib: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsFromHub:
+    """Weights downloaded from the Hugging Face Hub by vLLM itself, at every start.
+
+    ``repo`` — ``org/model``. ``revision`` — branch, tag or commit (default ``main``; pin a
+    commit for reproducible weights). ``size_gib`` — scratch to reserve (default 100).
+    """
+
+    repo: str
+    revision: str = "main"
+    size_gib: int = 100
+
+
+Weights = WeightsFromClaim | WeightsFromS3 | WeightsFromHub
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelIngress:
+    """An AWS load balancer in front of the model (needs the AWS Load Balancer Controller).
+
+    ``kind`` — ``alb`` (an Ingress: HTTPS listener on 443) or ``nlb`` (a LoadBalancer Service:
+    TLS listener on 443) (default alb). ``certificate_arn`` — ACM certificate (required: TLS only).
+    ``scheme`` — internal (default) or internet-facing. ``host`` — ALB host rule (default any).
+    ``allowed_cidrs`` — client CIDRs (default: the load balancer's default).
+    ``idle_timeout_seconds`` — ALB idle timeout; long enough for a slow stream (default 600).
+    """
+
+    certificate_arn: str
+    kind: Literal["alb", "nlb"] = "alb"
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    host: str | None = None
+    allowed_cidrs: tuple[str, ...] = ()
+    idle_timeout_seconds: int = 600
+
+
+def node_share(*, vcpus: int, memory_gib: float, gpus: int, gpu_count: int) -> tuple[float, int]:
+    """CPU cores and memory (GiB) to request for ``gpus`` of a node's ``gpu_count`` GPUs.
+
+    The node's allocatable share in proportion to the GPUs taken, after what the kubelet,
+    the OS and daemon sets keep; a pod taking every GPU gets nearly the whole node.
+    """
+    share = gpus / gpu_count
+    cpu = max(1.0, math.floor((vcpus - HOST_CPU_RESERVE) * share * 0.9 * 10) / 10)
+    memory = max(2, math.floor((memory_gib * HOST_MEMORY_SHARE - HOST_MEMORY_RESERVE_GIB) * share))
+    return cpu, memory
+
+
+def shm_gib_for(tensor_parallel_size: int, pipeline_parallel_size: int = 1) -> int:
+    """``/dev/shm`` for NCCL and PyTorch worker processes: 1 GiB alone, 2 GiB per GPU when they talk (max 16)."""
+    if tensor_parallel_size * pipeline_parallel_size == 1:
+        return 1
+    return min(16, 2 * tensor_parallel_size)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmModelProps:
+    """One served model.
+
+    ``name`` — Deployment / Service / served model name (DNS label, at most 40 characters).
+    ``namespace`` — of every object (required). ``engine`` — vllm (default) or simulator (the
+    library's CPU-only stand-in, for clusters without GPUs). ``weights`` — where the weights are
+    (required for vllm; ignored by the simulator). ``image`` — default the pinned
+    ``vllm/vllm-openai`` (vllm) or the pinned Python image (simulator).
+    ``args`` — vLLM engine arguments (the sizing engine's ``Plan.vllm_args``; default none).
+    ``tensor_parallel_size`` — GPUs requested per pod (default 1). ``pipeline_parallel_size`` —
+    nodes per replica; above 1 the model is a LeaderWorkerSet (default 1).
+    ``efa_interfaces`` — EFA interfaces per pod (default 0; multi-node models need them).
+    ``pools`` / ``instance_type`` — the GPU pools (any of them) and the instance type to run on
+    (default any).
+    ``cpu`` / ``memory_gib`` — requests per pod (default: from ``instance_type`` through
+    :func:`node_share`, else 4 cores / 16 GiB; the simulator 0.5 / 1 GiB). Memory is also the limit.
+    ``shm_gib`` — ``/dev/shm`` size (default :func:`shm_gib_for`). ``replicas`` — initial
+    replicas (default 1; ``None`` leaves the count to an autoscaler).
+    ``hf_token_secret`` / ``hf_token_key`` — Secret with the Hugging Face token (default
+    ``huggingface-token`` / ``token``, optional in the pod: public models need none; ``None`` for no token).
+    ``termination_grace_seconds`` — default 110, inside the 120-second spot notice.
+    ``startup_seconds`` — longest model load (default 1800; simulator 120).
+    ``ingress`` — a load balancer in front of the Service (default none: ClusterIP only).
+    ``labels`` — extra labels on every object and pod (default none).
+    """
+
+    name: str
+    namespace: str
+    engine: Engine = "vllm"
+    weights: Weights | None = None
+    image: str | None = None
+    args: tuple[str, ...] = ()
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    efa_interfaces: int = 0
+    pools: tuple[str, ...] = ()
+    instance_type: str | None = None
+    cpu: float | None = None
+    memory_gib: int | None = None
+    shm_gib: int | None = None
+    replicas: int | None = 1
+    hf_token_secret: str | None = "huggingface-token"
+    hf_token_key: str = "token"
+    termination_grace_seconds: int = 110
+    startup_seconds: int | None = None
+    ingress: ModelIngress | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        with collecting(f"VllmModelProps '{self.name}'") as p:
+            if check_dns_label(p, "name", self.name):
+                p.check(
+                    len(self.name) <= 40,
+                    "name",
+                    self.name,
+                    "is longer than 40 characters",
+                    "shorten it: pod and StatefulSet names are derived from it",
+                )
+            check_dns_label(p, "namespace", self.namespace)
+            p.check(
+                self.engine in ("vllm", "simulator"), "engine", self.engine, "is not an engine", "use vllm or simulator"
+            )
+            if self.engine == "vllm":
+                p.check(
+                    self.weights is not None,
+                    "weights",
+                    None,
+                    "is required for engine vllm",
+                    "pass WeightsFromClaim, WeightsFromS3 or WeightsFromHub",
+                )
+            for name in ("tensor_parallel_size", "pipeline_parallel_size"):
+                value = getattr(self, name)
+                p.check(
+                    isinstance(value, int) and value >= 1,
+                    name,
+                    value,
+                    "must be a whole number of at least 1",
+                    f"use {name}=1 or more",
+                )
+            p.check(
+                self.efa_interfaces >= 0, "efa_interfaces", self.efa_interfaces, "must not be negative", "use 0 or more"
+            )
+            if self.engine == "simulator":
+                p.check(
+                    self.tensor_parallel_size == 1 and self.pipeline_parallel_size == 1,
+                    "engine",
+                    self.engine,
+                    "the simulator runs on CPU, in one pod per replica",
+                    "use tensor_parallel_size=1 and pipeline_parallel_size=1",
+                )
+            if self.pipeline_parallel_size > 1:
+                p.check(
+                    self.efa_interfaces > 0,
+                    "efa_interfaces",
+                    self.efa_interfaces,
+                    "a multi-node model needs EFA between its nodes",
+                    "run it on an EFA pool and pass that instance's EFA interface count",
+                )
+            if self.replicas is not None:
+                p.check(
+                    self.replicas >= 0,
+                    "replicas",
+                    self.replicas,
+                    "must not be negative",
+                    "use 0 or more, or None for an autoscaler",
+                )
+            p.check(
+                10 <= self.termination_grace_seconds <= 3600,
+                "termination_grace_seconds",
+                self.termination_grace_seconds,
+                "is outside 10-3600",
+                "use 110 on spot (inside the 2-minute notice)",
+            )
+            if self.startup_seconds is not None:
+                p.check(
+                    self.startup_seconds >= 30,
+                    "startup_seconds",
+                    self.startup_seconds,
+                    "is too short to load a model",
+                    "use at least 30",
+                )
+            if self.cpu is not None:
+                p.check(self.cpu > 0, "cpu", self.cpu, "must be positive", "request at least 0.1 cores")
+            if self.memory_gib is not None:
+                p.check(
+                    self.memory_gib >= 1, "memory_gib", self.memory_gib, "must be at least 1", "request at least 1 GiB"
+                )
+            if self.shm_gib is not None:
+                p.check(self.shm_gib >= 1, "shm_gib", self.shm_gib, "must be at least 1", "use 1 GiB or more")
+            if self.hf_token_secret is not None:
+                check_dns_label(p, "hf_token_secret", self.hf_token_secret)
+            if isinstance(self.weights, WeightsFromClaim):
+                check_dns_label(p, "weights.claim_name", self.weights.claim_name)
+                p.check(
+                    ".." not in self.weights.path.split("/") and not self.weights.path.startswith("/"),
+                    "weights.path",
+                    self.weights.path,
+                    "is not a relative directory inside the claim",
+                    "write e.g. models/llama-3-8b",
+                )
+            if isinstance(self.weights, WeightsFromS3):
+                p.check(
+                    self.weights.uri.startswith("s3://"),
+                    "weights.uri",
+                    self.weights.uri,
+                    "is not an S3 URI",
+                    "write s3://bucket/prefix",
+                )
+            if self.instance_type is not None:
+                from ..catalog import INSTANCES
+
+                inst = INSTANCES.get(self.instance_type)
+                if p.check(
+                    inst is not None,
+                    "instance_type",
+                    self.instance_type,
+                    "is not in the GPU instance catalog",
+                    "use a catalog type such as g6e.xlarge",
+                ):
+                    assert inst is not None
+                    p.check(
+                        self.tensor_parallel_size <= inst.gpu_count,
+                        "tensor_parallel_size",
+                        self.tensor_parallel_size,
+                        f"is larger than the {inst.gpu_count} GPUs of {inst.name}",
+                        f"use at most {inst.gpu_count}, or a larger instance",
+                    )
+                    if self.efa_interfaces:
+                        p.check(
+                            self.efa_interfaces <= inst.max_efa_interfaces,
+                            "efa_interfaces",
+                            self.efa_interfaces,
+                            f"is more than the {inst.max_efa_interfaces} EFA interfaces of {inst.name}",
+                            f"use at most {inst.max_efa_interfaces}",
+                        )
+
+    # -- derived ---------------------------------------------------------------------------
+
+    @property
+    def multi_node(self) -> bool:
+        return self.pipeline_parallel_size > 1
+
+    @property
+    def gpus(self) -> int:
+        return 0 if self.engine == "simulator" else self.tensor_parallel_size
+
+    @property
+    def effective_image(self) -> str:
+        if self.image is not None:
+            return self.image
+        return versions.VLLM_IMAGE.uri if self.engine == "vllm" else versions.PYTHON_IMAGE.uri
+
+    @property
+    def effective_startup_seconds(self) -> int:
+        if self.startup_seconds is not None:
+            return self.startup_seconds
+        return 1800 if self.engine == "vllm" else 120
+
+    @property
+    def effective_shm_gib(self) -> int:
+        return (
+            self.shm_gib
+            if self.shm_gib is not None
+            else shm_gib_for(self.tensor_parallel_size, self.pipeline_parallel_size)
+        )
+
+    def requests(self) -> tuple[float, int]:
+        """(CPU cores, memory GiB) per pod."""
+        if self.engine == "simulator":
+            return self.cpu or 0.5, self.memory_gib or 1
+        cpu, memory = 4.0, 16
+        if self.instance_type is not None:
+            from ..catalog import get_instance
+
+            inst = get_instance(self.instance_type)
+            cpu, memory = node_share(
+                vcpus=inst.vcpus, memory_gib=inst.memory_gib, gpus=self.tensor_parallel_size, gpu_count=inst.gpu_count
+            )
+        return (self.cpu if self.cpu is not None else cpu), (self.memory_gib if self.memory_gib is not None else memory)
+
+    @property
+    def selector_labels(self) -> dict[str, str]:
+        """Labels that select this model's pods (and only them)."""
+        return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": self.name}
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        return {
+            **dict(self.labels),
+            **MANAGED_BY,
+            **self.selector_labels,
+            "app.kubernetes.io/component": "model-server",
+            MODEL_LABEL: self.name,
+        }
+
+    @property
+    def workload_name(self) -> str:
+        """Deployment name (= ``name``), or LeaderWorkerSet name (``<name>-group``: LWS names its own
+        headless Service after itself, and ``<name>`` is the API Service)."""
+        return f"{self.name}-group" if self.multi_node else self.name
+
+
+# -- scripts --------------------------------------------------------------------------------
+
+_DRAIN = """import re, time, urllib.request
+deadline = time.monotonic() + {budget}
+# Let endpoint removal reach kube-proxy and load balancers: no new request arrives after this.
+time.sleep({propagation})
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except Exception:
+        break
+    pattern = r"^vllm:num_requests_(?:running|waiting)(?:\\{{[^}}]*\\}})? (\\S+)"
+    busy = sum(float(v) for v in re.findall(pattern, text, re.M))
+    if busy == 0:
+        break
+    time.sleep(1)
+"""
+
+
+def drain_script(*, budget: float, propagation: float = ENDPOINT_PROPAGATION_SECONDS, port: int = PORT) -> str:
+    """The preStop program: wait ``propagation`` s, then until vLLM has no running or waiting
+    request, at most ``budget`` s in all. Any error reading the metrics ends the wait."""
+    return _DRAIN.format(budget=budget, propagation=propagation, port=port)
+
+
+_WAIT_FOR_FETCH = """set -eu
+until [ -f "{marker}" ]; do echo "waiting for the model-fetch Job to fill {path}"; sleep 15; done
+echo "weights ready: $(cat "{marker}")"
+"""
+
+_LEADER = """set -eu
+ray start --head --port={ray_port} --disable-usage-stats --dashboard-host=127.0.0.1 --num-gpus={gpus}
+# vLLM places one Ray worker per GPU of the group: wait until every node of the group has joined.
+python3 - <<'EOF'
+import os, time, ray
+ray.init(address="auto", logging_level="ERROR")
+want = int(os.environ["LWS_GROUP_SIZE"])
+while len([n for n in ray.nodes() if n["Alive"]]) < want:
+    print(f"waiting for {{want}} Ray nodes", flush=True)
+    time.sleep(5)
+EOF
+exec {serve}
+"""
+
+_WORKER = """set -eu
+exec ray start --address="$LWS_LEADER_ADDRESS:{ray_port}" --block --disable-usage-stats --num-gpus={gpus}
+"""
+
+_SIMULATOR = """set -eu
+# The library's simulator; installed at start unless the image already carries the package.
+python -c 'import eks_llm_stack.bench.simulator' 2>/dev/null ||
+  pip install --quiet --no-cache-dir --target /tmp/py {package}
+export PYTHONPATH=/tmp/py
+exec python -c 'import asyncio; from eks_llm_stack.bench.simulator import SimulatorConfig, serve
+asyncio.run(serve(SimulatorConfig(model="{name}"), "0.0.0.0", {port}))'
+"""
+
+
+class VllmModel(Construct):
+    """A served model (see the module docstring). Public attributes: ``props``, ``workload``
+    (the Deployment or LeaderWorkerSet), ``service``, ``pdb``, ``service_account``, ``ingress``
+    (the Ingress or LoadBalancer Service, or None)."""
+
+    def __init__(self, scope: Construct, id: str, *, props: VllmModelProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        labels = {**dict(props.labels), **MANAGED_BY, **props.selector_labels, MODEL_LABEL: props.name}
+        self.service_account = _obj(
+            self,
+            "ServiceAccount",
+            "v1",
+            "ServiceAccount",
+            props.name,
+            props.namespace,
+            labels,
+            # vLLM never calls the Kubernetes API: no token in the pod.
+            {"automountServiceAccountToken": False},
+        )
+        if props.multi_node:
+            self.workload = _obj(
+                self,
+                "Workload",
+                "leaderworkerset.x-k8s.io/v1",
+                "LeaderWorkerSet",
+                props.workload_name,
+                props.namespace,
+                labels,
+                {"spec": self._lws_spec()},
+            )
+        else:
+            self.workload = _obj(
+                self,
+                "Workload",
+                "apps/v1",
+                "Deployment",
+                props.name,
+                props.namespace,
+                labels,
+                {"spec": self._deployment_spec()},
+            )
+        selector = dict(props.selector_labels)
+        if props.multi_node:
+            selector[ROLE_LABEL] = "leader"
+        self.service = _obj(
+            self,
+            "Service",
+            "v1",
+            "Service",
+            props.name,
+            props.namespace,
+            labels,
+            {
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": selector,
+                    "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+                }
+            },
+        )
+        # One pod (or, for a multi-node model, one group: losing any pod restarts its group) at a
+        # time. maxUnavailable rather than minAvailable, so a single replica can still be drained
+        # by Karpenter for consolidation or a spot interruption instead of blocking it forever.
+        self.pdb = _obj(
+            self,
+            "Pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+            props.name,
+            props.namespace,
+            labels,
+            {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(props.selector_labels)}}},
+        )
+        self.ingress = self._ingress(labels, selector) if props.ingress is not None else None
+
+    def _ingress(self, labels: Mapping[str, str], selector: Mapping[str, str]) -> cdk8s.ApiObject:
+        p = self.props
+        ing = p.ingress
+        assert ing is not None
+        if ing.kind == "alb":
+            annotations = {
+                "alb.ingress.kubernetes.io/scheme": ing.scheme,
+                "alb.ingress.kubernetes.io/target-type": "ip",
+                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
+                "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
+                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                "alb.ingress.kubernetes.io/healthcheck-path": "/health",
+                "alb.ingress.kubernetes.io/load-balancer-attributes": (
+                    f"idle_timeout.timeout_seconds={ing.idle_timeout_seconds}"
+                ),
+            }
+            if ing.allowed_cidrs:
+                annotations["alb.ingress.kubernetes.io/inbound-cidrs"] = ",".join(ing.allowed_cidrs)
+            rule: dict[str, Any] = {
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": p.name, "port": {"name": PORT_NAME}}},
+                        }
+                    ]
+                }
+            }
+            if ing.host is not None:
+                rule["host"] = ing.host
+            obj = _obj(
+                self,
+                "Ingress",
+                "networking.k8s.io/v1",
+                "Ingress",
+                p.name,
+                p.namespace,
+                labels,
+                {"spec": {"ingressClassName": "alb", "rules": [rule]}},
+            )
+        else:
+            annotations = {
+                "service.beta.kubernetes.io/aws-load-balancer-scheme": ing.scheme,
+                "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+                "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": ing.certificate_arn,
+                "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "443",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/health",
+                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTP",
+            }
+            spec: dict[str, Any] = {
+                "type": "LoadBalancer",
+                "loadBalancerClass": "service.k8s.aws/nlb",
+                "selector": dict(selector),
+                "ports": [{"name": "https", "port": 443, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            }
+            if ing.allowed_cidrs:
+                spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
+            obj = _obj(self, "Ingress", "v1", "Service", f"{p.name}-lb", p.namespace, labels, {"spec": spec})
+        for key, value in annotations.items():
+            obj.metadata.add_annotation(key, value)
+        return obj
+
+    # -- workloads -------------------------------------------------------------------------
+
+    def _deployment_spec(self) -> dict[str, Any]:
+        p = self.props
+        spec: dict[str, Any] = {
+            "selector": {"matchLabels": dict(p.selector_labels)},
+            # A replacement must be ready before the old pod goes: a model takes minutes to load.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "progressDeadlineSeconds": p.effective_startup_seconds + 600,
+            "template": {"metadata": {"labels": p.pod_labels}, "spec": self.pod_spec("server")},
+        }
+        if p.replicas is not None:
+            spec["replicas"] = p.replicas
+        return spec
+
+    def _lws_spec(self) -> dict[str, Any]:
+        p = self.props
+        spec: dict[str, Any] = {
+            "startupPolicy": "LeaderCreated",
+            "networkConfig": {"subdomainPolicy": "Shared"},
+            # Replace one group at a time, with no extra group: a surge would need a whole placement group more.
+            "rolloutStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdateConfiguration": {"maxUnavailable": 1, "maxSurge": 0},
+            },
+            "leaderWorkerTemplate": {
+                "size": p.pipeline_parallel_size,
+                # NCCL communicators do not survive a lost peer: restart the whole group.
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": {
+                    "metadata": {"labels": {**p.pod_labels, ROLE_LABEL: "leader"}},
+                    "spec": self.pod_spec("leader"),
+                },
+                "workerTemplate": {
+                    "metadata": {"labels": {**p.pod_labels, ROLE_LABEL: "worker"}},
+                    "spec": self.pod_spec("worker"),
+                },
+            },
+        }
+        if p.replicas is not None:
+            spec["replicas"] = p.replicas
+        return spec
+
+    # -- pods ------------------------------------------------------------------------------
+
+    def serve_command(self) -> list[str]:
+        """``vllm serve <model> ...`` with the served name, the port and the engine arguments."""
+        p = self.props
+        w = p.weights
+        if isinstance(w, WeightsFromHub):
+            model, extra = w.repo, ["--revision", w.revision]
+        elif isinstance(w, WeightsFromClaim):
+            model, extra = "/".join(x for x in (MODELS_DIR, w.path) if x), []
+        else:
+            model, extra = MODELS_DIR, []
+        cmd = ["vllm", "serve", model, "--served-model-name", p.name, "--host", "0.0.0.0", "--port", str(PORT), *extra]
+        if p.multi_node:
+            cmd += ["--distributed-executor-backend", "ray"]
+        return [*cmd, *p.args]
+
+    def pod_spec(self, role: Literal["server", "leader", "worker"]) -> dict[str, Any]:
+        p = self.props
+        serves = role != "worker"
+        container: dict[str, Any] = {
+            "name": "vllm" if p.engine == "vllm" else "simulator",
+            "image": p.effective_image,
+            "env": self._env(),
+            "securityContext": restricted_security_context(uid=RUN_AS),
+            "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH_DIR}],
+        }
+        if p.engine == "simulator":
+            container["command"] = [
+                "/bin/sh",
+                "-c",
+                _SIMULATOR.format(package=shlex.quote(f"eks-llm-stack=={__version__}"), name=p.name, port=PORT),
+            ]
+        elif role == "server":
+            container["command"] = self.serve_command()
+        elif role == "leader":
+            container["command"] = [
+                "/bin/bash",
+                "-c",
+                _LEADER.format(ray_port=RAY_PORT, gpus=p.gpus, serve=shlex.join(self.serve_command())),
+            ]
+        else:
+            container["command"] = ["/bin/bash", "-c", _WORKER.format(ray_port=RAY_PORT, gpus=p.gpus)]
+        if serves:
+            container["ports"] = [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}]
+            container.update(self._probes())
+            budget = p.termination_grace_seconds - SHUTDOWN_SECONDS - ENDPOINT_PROPAGATION_SECONDS
+            container["lifecycle"] = {
+                "preStop": {"exec": {"command": ["python3", "-c", drain_script(budget=max(budget, 0))]}}
+            }
+        cpu, memory = p.requests()
+        volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}]
+        if p.engine == "vllm":
+            container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
+            # Memory-backed: it counts against the pod's memory, which is why requests leave room for it.
+            volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{p.effective_shm_gib}Gi"}})
+        init: list[dict[str, Any]] = []
+        w = p.weights if p.engine == "vllm" else None
+        if isinstance(w, WeightsFromClaim):
+            volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": w.claim_name, "readOnly": True}})
+            container["volumeMounts"].append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+            if w.wait_for_fetch and serves:
+                target = "/".join(x for x in (MODELS_DIR, w.path) if x)
+                init.append(
+                    self._helper(
+                        "wait-for-weights",
+                        p.effective_image,
+                        _WAIT_FOR_FETCH.format(marker=f"{target}/{FETCH_MARKER}", path=target),
+                        True,
+                    )
+                )
+        elif isinstance(w, (WeightsFromS3, WeightsFromHub)):
+            volumes.append({"name": "models", "emptyDir": {"sizeLimit": f"{w.size_gib}Gi"}})
+            container["volumeMounts"].append(
+                {"name": "models", "mountPath": MODELS_DIR, "readOnly": isinstance(w, WeightsFromS3)}
+            )
+            if isinstance(w, WeightsFromS3) and serves:
+                sync = f"aws s3 sync {shlex.quote(w.uri)} {MODELS_DIR} --no-progress --only-show-errors"
+                init.append(self._helper("fetch-weights", versions.AWS_CLI_IMAGE.uri, f"set -eu\n{sync}\n", False))
+        resources: dict[str, Any] = {
+            "requests": {"cpu": f"{cpu:g}", "memory": f"{memory}Gi"},
+            "limits": {"memory": f"{memory}Gi"},
+        }
+        pod: dict[str, Any] = {
+            "serviceAccountName": p.name,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": p.termination_grace_seconds,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }
+        if p.engine == "vllm":
+            sched = gpu_scheduling(
+                GpuPlacement(
+                    gpus=p.gpus,
+                    efa=p.efa_interfaces,
+                    pool=p.pools[0] if len(p.pools) == 1 else None,
+                    instance_types=(p.instance_type,) if p.instance_type else (),
+                )
+            )
+            if len(p.pools) > 1:
+                # Several pools (spot first, on-demand behind): narrow the helper's GPU-node term to them.
+                for term in sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+                    "nodeSelectorTerms"
+                ]:
+                    term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(p.pools)})
+            pod.update(sched["pod"])
+            for kind in ("limits", "requests"):
+                resources[kind].update(sched["resources"].get(kind, {}))
+        else:
+            # CPU only: the system node group (the only nodes of a cluster without GPU pools).
+            pod["nodeSelector"] = {SYSTEM_NODE_LABEL: "true"}
+            pod["tolerations"] = system_tolerations()
+        container["resources"] = resources
+        if not p.multi_node:
+            # Replicas across zones and across spot / on-demand, so one zone outage or one spot
+            # reclaim wave takes out one replica, not all. ScheduleAnyway: GPU capacity is
+            # scarce and a skewed replica beats a pending one. (A multi-node group sits in its
+            # pool's placement group, in one zone by construction.)
+            pod["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": key,
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": dict(p.selector_labels)},
+                }
+                for key in (ZONE_LABEL, CAPACITY_TYPE_LABEL)
+            ]
+        pod["containers"] = [container]
+        if init:
+            pod["initContainers"] = init
+        pod["volumes"] = volumes
+        return pod
+
+    def _helper(self, name: str, image: str, script: str, read_only: bool) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": image,
+            "command": ["/bin/sh", "-c", script],
+            "env": [{"name": "HOME", "value": SCRATCH_DIR}],
+            "securityContext": restricted_security_context(uid=RUN_AS),
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+            "volumeMounts": [
+                {"name": "models", "mountPath": MODELS_DIR, "readOnly": read_only},
+                {"name": "scratch", "mountPath": SCRATCH_DIR},
+            ],
+        }
+
+    def _env(self) -> list[dict[str, Any]]:
+        p = self.props
+        env: list[dict[str, Any]] = [
+            # Read-only root file system: every cache goes to the scratch emptyDir.
+            {"name": "HOME", "value": SCRATCH_DIR},
+            {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH_DIR}/.cache"},
+            {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/hf"},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": "DO_NOT_TRACK", "value": "1"},
+        ]
+        if p.engine != "vllm":
+            return env
+        if isinstance(p.weights, WeightsFromHub):
+            env.append({"name": "HF_HUB_CACHE", "value": MODELS_DIR})
+        else:
+            # The weights are local: never reach out to the Hub.
+            env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
+        if p.hf_token_secret is not None:
+            env.append(
+                {
+                    "name": "HF_TOKEN",
+                    # From the Secret External Secrets keeps in sync; optional so public models start without it.
+                    "valueFrom": {"secretKeyRef": {"name": p.hf_token_secret, "key": p.hf_token_key, "optional": True}},
+                }
+            )
+        if p.multi_node:
+            env += [
+                {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                # NCCL over EFA through libfabric (the aws-ofi-nccl plugin must be in the image).
+                {"name": "FI_PROVIDER", "value": "efa"},
+                {"name": "FI_EFA_USE_DEVICE_RDMA", "value": "1"},
+                {"name": "FI_EFA_FORK_SAFE", "value": "1"},
+                {"name": "NCCL_DEBUG", "value": "WARN"},
+            ]
+        return env
+
+    def _probes(self) -> dict[str, Any]:
+        p = self.props
+        http = {"path": "/health", "port": PORT_NAME}
+        period = 10
+        return {
+            # Up to startup_seconds to load weights, compile and capture CUDA graphs.
+            "startupProbe": {
+                "httpGet": http,
+                "periodSeconds": period,
+                "timeoutSeconds": 5,
+                "failureThreshold": math.ceil(p.effective_startup_seconds / period),
+            },
+            "readinessProbe": {"httpGet": http, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+            # Only after the startup probe passed; a minute of failures means a wedged engine.
+            "livenessProbe": {"httpGet": http, "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 4},
+        }
+
+
+def _obj(
+    scope: Construct,
+    id: str,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    body: Mapping[str, Any],
+) -> cdk8s.ApiObject:
+    """An ``ApiObject``; cdk8s takes only apiVersion/kind/metadata as arguments, the rest as patches."""
+    obj = cdk8s.ApiObject(
+        scope,
+        id,
+        api_version=api_version,
+        kind=kind,
+        metadata=cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels)),
+    )
+    for key, value in body.items():
+        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
+    return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmChartProps:
+    """A chart holding one model (``model``) and, optionally, what goes with it.
+
+    ``extra`` — further manifests (dicts) to include, e.g. a model-fetch Job (default none).
+    """
+
+    model: VllmModelProps
+    extra: tuple[Mapping[str, Any], ...] = ()
+
+
+class VllmChart(cdk8s.Chart):
+    """A cdk8s chart with one :class:`VllmModel` (``.model``) and ``props.extra`` manifests."""
+
+    def __init__(self, scope: Construct, id: str, *, props: VllmChartProps) -> None:
+        super().__init__(scope, id, disable_resource_name_hashes=True)
+        self.model = VllmModel(self, "Model", props=props.model)
+        for i, doc in enumerate(props.extra):
+            meta = doc.get("metadata", {})
+            _obj(
+                self,
+                f"Extra{i}",
+                doc["apiVersion"],
+                doc["kind"],
+                meta["name"],
+                meta.get("namespace"),
+                meta.get("labels", {}),
+                {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")},
+            )

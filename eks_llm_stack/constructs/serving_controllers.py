@@ -1,0 +1,359 @@
+"""``ServingControllers``: the controllers model charts rely on, from their pinned Helm charts.
+
+* **LeaderWorkerSet** — runs multi-node models (``leaderworkerset.x-k8s.io/v1``);
+* **KEDA** — scales models on Prometheus queries (``keda.sh/v1alpha1`` ScaledObject);
+* **AWS Load Balancer Controller** (optional) — internal ALB/NLB for model endpoints, with an
+  EKS Pod Identity role.
+
+Every controller runs on the system node group (its toleration and the
+``eks-llm-stack.io/system: "true"`` node selector), never on GPU nodes. The charts wait until
+their webhooks are up, so model charts applied after them (Serving stack) find their CRDs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from .. import versions
+from ..charts.names import check_dns_label
+from ..charts.scheduling import system_tolerations
+from ..conventions import SYSTEM_NODE_LABEL
+from ..errors import collecting
+from ..nag import acknowledge
+
+#: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).
+LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingControllersProps:
+    """The controllers to install.
+
+    ``cluster`` — where (required). ``vpc_id`` / ``region`` — for the load balancer controller,
+    which cannot read them from IMDS (hop limit 1) (required when ``load_balancer_controller``).
+    ``lws`` / ``keda`` — install them (default True). ``load_balancer_controller`` — install it
+    (default False). ``lws_chart`` / ``keda_chart`` / ``lbc_chart`` — default the pins in
+    :mod:`eks_llm_stack.versions`. ``lbc_namespace`` / ``lbc_service_account`` — default
+    ``kube-system`` / ``aws-load-balancer-controller``.
+    """
+
+    cluster: eks.ICluster
+    vpc_id: str | None = None
+    region: str | None = None
+    lws: bool = True
+    keda: bool = True
+    load_balancer_controller: bool = False
+    lws_chart: versions.HelmChartPin = versions.LWS
+    keda_chart: versions.HelmChartPin = versions.KEDA
+    lbc_chart: versions.HelmChartPin = versions.AWS_LOAD_BALANCER_CONTROLLER
+    lbc_namespace: str = "kube-system"
+    lbc_service_account: str = "aws-load-balancer-controller"
+
+    def __post_init__(self) -> None:
+        with collecting("ServingControllersProps") as p:
+            p.check(
+                self.lws or self.keda or self.load_balancer_controller,
+                "lws",
+                False,
+                "no controller selected",
+                "enable lws, keda and/or load_balancer_controller",
+            )
+            if self.load_balancer_controller:
+                p.check(
+                    self.vpc_id is not None,
+                    "vpc_id",
+                    None,
+                    "is required with load_balancer_controller",
+                    "pass the cluster's VPC id",
+                )
+                p.check(
+                    self.region is not None,
+                    "region",
+                    None,
+                    "is required with load_balancer_controller",
+                    "pass the stack's region",
+                )
+            check_dns_label(p, "lbc_namespace", self.lbc_namespace)
+            check_dns_label(p, "lbc_service_account", self.lbc_service_account)
+
+
+def on_system_nodes() -> dict[str, Any]:
+    return {"nodeSelector": {SYSTEM_NODE_LABEL: "true"}, "tolerations": system_tolerations()}
+
+
+class ServingControllers(Construct):
+    """The Helm releases: ``lws``, ``keda``, ``load_balancer_controller`` (each None when off);
+    ``lbc_role`` / ``lbc_pod_identity`` with the load balancer controller. ``charts`` — the
+    releases that exist, for ``depends_on``."""
+
+    def __init__(self, scope: Construct, id: str, *, props: ServingControllersProps) -> None:
+        super().__init__(scope, id)
+        self.props = props
+        cluster = props.cluster
+        self.lws: eks.HelmChart | None = None
+        self.keda: eks.HelmChart | None = None
+        self.load_balancer_controller: eks.HelmChart | None = None
+        self.lbc_role: iam.Role | None = None
+        if props.lws:
+            pin = props.lws_chart
+            self.lws = eks.HelmChart(
+                self,
+                "Lws",
+                cluster=cluster,
+                chart=pin.chart,
+                # OCI charts are pulled by their full reference; the chart name is its last segment.
+                repository=f"{pin.repository}/{pin.chart}",
+                version=pin.version,
+                release="lws",
+                namespace="lws-system",
+                create_namespace=True,
+                wait=True,
+                timeout=Duration.minutes(10),
+                values={**on_system_nodes(), "enableCertManager": False},
+            )
+        if props.keda:
+            pin = props.keda_chart
+            self.keda = eks.HelmChart(
+                self,
+                "Keda",
+                cluster=cluster,
+                chart=pin.chart,
+                repository=pin.repository,
+                version=pin.version,
+                release="keda",
+                namespace="keda",
+                create_namespace=True,
+                wait=True,
+                timeout=Duration.minutes(10),
+                values={
+                    **on_system_nodes(),
+                    "webhooks": on_system_nodes(),
+                    # KEDA's metrics API server and operator drop every capability and run as non-root by default.
+                    "resources": {
+                        "operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+                    },
+                },
+            )
+        if props.load_balancer_controller:
+            self._load_balancer_controller()
+        self.charts = tuple(c for c in (self.lws, self.keda, self.load_balancer_controller) if c is not None)
+
+    def _load_balancer_controller(self) -> None:
+        props = self.props
+        cluster = props.cluster
+        principal = iam.ServicePrincipal("pods.eks.amazonaws.com")
+        role = iam.Role(
+            self,
+            "LbcRole",
+            assumed_by=principal,
+            description="AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own",
+        )
+        role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+            iam.PolicyStatement(actions=["sts:TagSession"], principals=[principal])
+        )
+        policy = iam.Policy(self, "LbcPolicy", statements=lbc_statements(Stack.of(self).partition))
+        policy.attach_to_role(role)
+        part = nag_partition(Stack.of(self))
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The controller's reference policy: Describe*/Get* calls accept no resource ARN, and load balancers, "
+            "target groups and security groups it creates are unknown at synth time; their mutations require "
+            f"the {LBC_CLUSTER_TAG} tag.",
+        )
+        for kind, what in (
+            ("ec2:*:*:security-group/*", "security groups"),
+            ("elasticloadbalancing:*:*:loadbalancer/app/*/*", "ALBs"),
+            ("elasticloadbalancing:*:*:loadbalancer/net/*/*", "NLBs"),
+            ("elasticloadbalancing:*:*:targetgroup/*/*", "target groups"),
+        ):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::arn:{part}:{kind}]",
+                f"Tagging and target registration on {what} the controller creates (generated names); tag changes "
+                f"are allowed only on resources already carrying {LBC_CLUSTER_TAG}.",
+            )
+        self.lbc_role = role
+        self.lbc_pod_identity = eks.CfnPodIdentityAssociation(
+            self,
+            "LbcPodIdentity",
+            cluster_name=cluster.cluster_name,
+            namespace=props.lbc_namespace,
+            service_account=props.lbc_service_account,
+            role_arn=role.role_arn,
+        )
+        pin = props.lbc_chart
+        self.load_balancer_controller = eks.HelmChart(
+            self,
+            "Lbc",
+            cluster=cluster,
+            chart=pin.chart,
+            repository=pin.repository,
+            version=pin.version,
+            release="aws-load-balancer-controller",
+            namespace=props.lbc_namespace,
+            create_namespace=props.lbc_namespace != "kube-system",
+            wait=True,
+            timeout=Duration.minutes(10),
+            values={
+                "clusterName": cluster.cluster_name,
+                "region": props.region,
+                "vpcId": props.vpc_id,
+                "serviceAccount": {"create": True, "name": props.lbc_service_account},
+                "replicaCount": 2,
+                **on_system_nodes(),
+                # Only Services that ask for it (loadBalancerClass) get an NLB; others keep the default behaviour.
+                "enableServiceMutatorWebhook": False,
+            },
+        )
+        # Pods started before the association exists get no credentials until restarted.
+        self.load_balancer_controller.node.add_dependency(self.lbc_pod_identity, policy)
+
+
+def nag_partition(stack: Stack) -> str:
+    """The partition as cdk-nag writes it in granular finding ids ('aws', or '<AWS::Partition>')."""
+    from aws_cdk import Token
+
+    return "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
+
+
+def lbc_statements(partition: str) -> list[iam.PolicyStatement]:
+    """The AWS Load Balancer Controller's permissions, after its reference ``iam_policy.json``."""
+    owned = {"Null": {f"aws:ResourceTag/{LBC_CLUSTER_TAG}": "false"}}
+    tagging_own = {"Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "true", f"aws:ResourceTag/{LBC_CLUSTER_TAG}": "false"}}
+    elb = f"arn:{partition}:elasticloadbalancing:*:*"
+    return [
+        iam.PolicyStatement(
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=["*"],
+            conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "ec2:DescribeAccountAttributes",
+                "ec2:DescribeAddresses",
+                "ec2:DescribeAvailabilityZones",
+                "ec2:DescribeInternetGateways",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeVpcPeeringConnections",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeInstances",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeTags",
+                "ec2:DescribeRouteTables",
+                "ec2:GetCoipPoolUsage",
+                "ec2:DescribeCoipPools",
+                "ec2:GetSecurityGroupsForVpc",
+                "ec2:DescribeIpamPools",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeListenerCertificates",
+                "elasticloadbalancing:DescribeListenerAttributes",
+                "elasticloadbalancing:DescribeSSLPolicies",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetGroupAttributes",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeTags",
+                "elasticloadbalancing:DescribeTrustStores",
+                "elasticloadbalancing:DescribeCapacityReservation",
+                "acm:ListCertificates",
+                "acm:DescribeCertificate",
+                "cognito-idp:DescribeUserPoolClient",
+                "iam:ListServerCertificates",
+                "iam:GetServerCertificate",
+                "wafv2:GetWebACL",
+                "wafv2:GetWebACLForResource",
+                "waf-regional:GetWebACL",
+                "waf-regional:GetWebACLForResource",
+                "shield:GetSubscriptionState",
+                "shield:DescribeProtection",
+            ],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(actions=["ec2:CreateSecurityGroup"], resources=["*"]),
+        iam.PolicyStatement(
+            actions=["ec2:CreateTags"],
+            resources=[f"arn:{partition}:ec2:*:*:security-group/*"],
+            conditions={
+                "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
+                "Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"},
+            },
+        ),
+        iam.PolicyStatement(
+            actions=["ec2:CreateTags", "ec2:DeleteTags"],
+            resources=[f"arn:{partition}:ec2:*:*:security-group/*"],
+            conditions=tagging_own,
+        ),
+        iam.PolicyStatement(
+            actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
+            resources=["*"],
+            conditions=owned,
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
+            resources=["*"],
+            conditions={"Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"}},
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "elasticloadbalancing:CreateListener",
+                "elasticloadbalancing:DeleteListener",
+                "elasticloadbalancing:CreateRule",
+                "elasticloadbalancing:DeleteRule",
+            ],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            resources=[f"{elb}:targetgroup/*/*", f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"],
+            conditions=tagging_own,
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:AddTags"],
+            resources=[f"{elb}:targetgroup/*/*", f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"],
+            conditions={
+                "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
+                "Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"},
+            },
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                "elasticloadbalancing:SetIpAddressType",
+                "elasticloadbalancing:SetSecurityGroups",
+                "elasticloadbalancing:SetSubnets",
+                "elasticloadbalancing:DeleteLoadBalancer",
+                "elasticloadbalancing:ModifyTargetGroup",
+                "elasticloadbalancing:ModifyTargetGroupAttributes",
+                "elasticloadbalancing:DeleteTargetGroup",
+                "elasticloadbalancing:ModifyListenerAttributes",
+                "elasticloadbalancing:ModifyCapacityReservation",
+                "elasticloadbalancing:ModifyIpPools",
+            ],
+            resources=["*"],
+            conditions=owned,
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+            resources=[f"{elb}:targetgroup/*/*"],
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "elasticloadbalancing:SetWebAcl",
+                "elasticloadbalancing:ModifyListener",
+                "elasticloadbalancing:AddListenerCertificates",
+                "elasticloadbalancing:RemoveListenerCertificates",
+                "elasticloadbalancing:ModifyRule",
+            ],
+            resources=["*"],
+        ),
+    ]
