@@ -298,6 +298,7 @@ class GpuNodePoolProps:
     placement_group: PlacementGroupSpec | None = None
     availability_zone: str | None = None
     security_group_ids: tuple[str, ...] = ()
+    security_group_tags: Mapping[str, str] = field(default_factory=dict)
     device_plugin: GpuSharing | None = None
 
     # -- presets -------------------------------------------------------------------------
@@ -406,6 +407,8 @@ class GpuNodePoolProps:
                 bool(_AZ.match(self.availability_zone)), "availability_zone", self.availability_zone,
                 "is not an availability zone name", "use a zone name such as us-east-1a",
             )
+        empty_tags = [k for k, v in self.security_group_tags.items() if not k or not v]
+        p.check(not empty_tags, "security_group_tags", empty_tags, "has empty keys or values", "give every tag a key and a value")
         bad_sgs = [s for s in self.security_group_ids if not _is_token(s) and not _SECURITY_GROUP_ID.match(s)]
         p.check(not bad_sgs, "security_group_ids", bad_sgs, "are not security group ids", "use ids like sg-0123456789abcdef0")
         self._check_labels(p)
@@ -659,6 +662,7 @@ class GpuPoolConfig(StrictModel):
     placement_group: PlacementGroupConfig | None = None
     availability_zone: str | None = None
     security_group_ids: tuple[str, ...] = ()
+    security_group_tags: dict[str, str] = Field(default_factory=dict)
     device_plugin: DevicePluginConfig | None = None
 
     @field_validator("families")

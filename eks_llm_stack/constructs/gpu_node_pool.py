@@ -190,9 +190,8 @@ class GpuNodePool(Construct):
 
         chart = cdk8s.Chart(app, name or f"gpu-pool-{self.name}")
         for doc in self.manifests():
-            cdk8s.ApiObject(
-                chart, doc["kind"], api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"], spec=doc["spec"]
-            )
+            obj = cdk8s.ApiObject(chart, doc["kind"], api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"])
+            obj.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
         return chart
 
     # -- rendering -----------------------------------------------------------------------
@@ -333,6 +332,8 @@ class GpuNodePool(Construct):
     def _security_group_terms(self) -> list[dict[str, Any]]:
         terms: list[dict[str, Any]] = [{"tags": {CLUSTER_SECURITY_GROUP_TAG: self.cluster.cluster_name}}]
         terms += [{"id": sg} for sg in self.props.security_group_ids]
+        if self.props.security_group_tags:
+            terms.append({"tags": dict(self.props.security_group_tags)})
         if self.efa_security_group is not None:
             terms.append({"tags": {EFA_SECURITY_GROUP_TAG: self.props.name, DISCOVERY_TAG: self.cluster.cluster_name}})
         return terms

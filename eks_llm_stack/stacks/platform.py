@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from constructs import Construct
 
 from ..charts.namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
@@ -63,6 +65,46 @@ class PlatformStack(PlatformStackBase):
         )
 
         # -- GPU compute (Karpenter, node pools, device plugins) ----------------------------------
+        #: ``Karpenter`` or None (no pools in the profile); ``gpu_pools`` by pool name.
+        self.karpenter = None
+        self.gpu_pools: dict = {}
+        if profile.compute.enabled:
+            from ..constructs.device_plugins import DevicePluginsProps, GpuDevicePlugins
+            from ..constructs.gpu_node_pool import GpuNodePool
+            from ..constructs.karpenter import Karpenter
+
+            self.karpenter = Karpenter(self, "Karpenter", cluster=self.cluster)
+            # The controller runs on the system node group: install it once that group exists.
+            self.karpenter.chart.node.add_dependency(self.system_nodegroup)
+            pool_subnets = network.vpc.select_subnets(**network.private_subnets._values).subnets
+            # GPU nodes carry the storage client group, so they can mount FSx / EFS. It is selected by a
+            # tag with a plain value: its id is another stack's export, unknown until deploy time.
+            client_tags: dict[str, str] = {}
+            if data.model_storage is not None:
+                from aws_cdk import Tags
+
+                client_tags = {"eks-llm-stack.io/gpu-node-group": profile.cluster_name}
+                Tags.of(data.model_storage.client_security_group).add(*next(iter(client_tags.items())))
+            pool_props = profile.compute.pool_props()
+            for props in pool_props:
+                if client_tags:
+                    props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
+                pool = GpuNodePool(
+                    self,
+                    "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),
+                    cluster=self.cluster,
+                    karpenter=self.karpenter,
+                    props=props,
+                    subnets=pool_subnets,
+                    apply_manifests=False,
+                )
+                charts.apply(
+                    self, f"gpu-pool-{props.name}", pool.to_chart(charts.app), self.cluster, depends_on=tuple(pool.dependencies())
+                )
+                self.gpu_pools[props.name] = pool
+            self.device_plugins = GpuDevicePlugins(
+                self, "GpuDevicePlugins", cluster=self.cluster, props=DevicePluginsProps.for_pools(pool_props)
+            )
 
         # -- storage drivers (EFS / FSx CSI) --------------------------------------------------------
         storage = data.model_storage
