@@ -19,9 +19,12 @@ MODEL = "simulated-model"
 
 def call(config: SimulatorConfig, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
     async def go() -> tuple[int, str]:
-        async with running(config) as (_, url), aiohttp.ClientSession() as s:
-            async with s.request(method, url + path, json=body) as resp:
-                return resp.status, await resp.text()
+        async with (
+            running(config) as (_, url),
+            aiohttp.ClientSession() as s,
+            s.request(method, url + path, json=body) as resp,
+        ):
+            return resp.status, await resp.text()
 
     return asyncio.run(go())
 
