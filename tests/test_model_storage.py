@@ -61,7 +61,12 @@ def test_data_repository_logical_id_is_pinned(data: Template) -> None:
 
 
 def test_default_profile_retains_file_systems(data: Template) -> None:
-    for kind in ("AWS::FSx::FileSystem", "AWS::EFS::FileSystem", "AWS::FSx::DataRepositoryAssociation", "AWS::KMS::Key"):
+    for kind in (
+        "AWS::FSx::FileSystem",
+        "AWS::EFS::FileSystem",
+        "AWS::FSx::DataRepositoryAssociation",
+        "AWS::KMS::Key",
+    ):
         for res in data.find_resources(kind).values():
             assert (res["DeletionPolicy"], res["UpdateReplacePolicy"]) == ("Retain", "Retain"), kind
 
@@ -171,15 +176,22 @@ def test_nfs_open_only_to_the_client_group(data: Template) -> None:
 # -- CSI drivers (Platform) ---------------------------------------------------------------------
 def test_csi_add_ons_have_pod_identity_roles(production_synth) -> None:
     platform = Template.from_json(production_synth.template("Platform"))
-    for name, sas in (("aws-efs-csi-driver", ["efs-csi-controller-sa", "efs-csi-node-sa"]), ("aws-fsx-csi-driver", ["fsx-csi-controller-sa"])):
-        (addon,) = [r for r in platform.find_resources("AWS::EKS::Addon").values() if r["Properties"]["AddonName"] == name]
+    for name, sas in (
+        ("aws-efs-csi-driver", ["efs-csi-controller-sa", "efs-csi-node-sa"]),
+        ("aws-fsx-csi-driver", ["fsx-csi-controller-sa"]),
+    ):
+        (addon,) = [
+            r for r in platform.find_resources("AWS::EKS::Addon").values() if r["Properties"]["AddonName"] == name
+        ]
         assert [a["ServiceAccount"] for a in addon["Properties"]["PodIdentityAssociations"]] == sas
 
 
 def test_fsx_csi_role_is_scoped_to_the_file_system(production_synth) -> None:
     platform = Template.from_json(production_synth.template("Platform"))
     policies = [
-        p for lid, p in platform.find_resources("AWS::IAM::Policy").items() if lid.startswith("StorageCsiDriversFsxControllerRole")
+        p
+        for lid, p in platform.find_resources("AWS::IAM::Policy").items()
+        if lid.startswith("StorageCsiDriversFsxControllerRole")
     ]
     (statement,) = policies[0]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["fsx:DescribeFileSystems", "fsx:UpdateFileSystem"]
@@ -188,12 +200,16 @@ def test_fsx_csi_role_is_scoped_to_the_file_system(production_synth) -> None:
 
 # -- bad input -----------------------------------------------------------------------------------
 def test_capacity_must_fit_the_deployment_type() -> None:
-    with pytest.raises(ConfigError, match=r"storage\.fsx\.storage_capacity_gib: 3000 GiB .*\n.*fix: use 1200 or a multiple of 2400"):
+    with pytest.raises(
+        ConfigError, match=r"storage\.fsx\.storage_capacity_gib: 3000 GiB .*\n.*fix: use 1200 or a multiple of 2400"
+    ):
         validate_profile({"storage": {"fsx": {"storage_capacity_gib": 3000}}})
 
 
 def test_throughput_must_be_a_tier() -> None:
-    with pytest.raises(ConfigError, match=r"throughput_per_unit: 300 MB/s/TiB .*\n.*fix: use one of 125, 250, 500, 1000"):
+    with pytest.raises(
+        ConfigError, match=r"throughput_per_unit: 300 MB/s/TiB .*\n.*fix: use one of 125, 250, 500, 1000"
+    ):
         validate_profile({"storage": {"fsx": {"throughput_per_unit": 300}}})
 
 
@@ -205,7 +221,11 @@ def test_s3_path_must_be_an_s3_url() -> None:
 def test_every_storage_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError, match="3 problems") as err:
         validate_profile(
-            {"storage": {"fsx": {"storage_capacity_gib": 100, "throughput_per_unit": 7, "data_repository": {"s3_path": "x"}}}}
+            {
+                "storage": {
+                    "fsx": {"storage_capacity_gib": 100, "throughput_per_unit": 7, "data_repository": {"s3_path": "x"}}
+                }
+            }
         )
     assert "storage_capacity_gib" in str(err.value) and "throughput_per_unit" in str(err.value)
 
@@ -222,5 +242,7 @@ def test_storage_props_need_a_file_system() -> None:
 
 
 def test_efs_access_point_root_must_be_a_directory() -> None:
-    with pytest.raises(ConfigError, match=r"storage\.efs\.path: '/' is not an access point root.*\n.*fix: use an absolute"):
+    with pytest.raises(
+        ConfigError, match=r"storage\.efs\.path: '/' is not an access point root.*\n.*fix: use an absolute"
+    ):
         validate_profile({"storage": {"efs": {"path": "/"}}})
