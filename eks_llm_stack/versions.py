@@ -99,3 +99,10 @@ AWS_LOAD_BALANCER_CONTROLLER = HelmChartPin(
 )
 #: Container of the image pre-pull DaemonSet once the image is on the node (does nothing, uses ~1 MiB).
 PAUSE_IMAGE = ImagePin(repository="registry.k8s.io/pause", tag="3.10")
+
+# -- benchmarking ------------------------------------------------------------------------------
+#: This project's own image: the ``eks-llm-stack`` command (bench run/report, simulate) on
+#: Python, run by the benchmark Job chart and usable as a CPU-only vLLM stand-in. Its tag is
+#: the package version (a test keeps them equal); built from this repository and pushed to the
+#: registry mirror of the cluster.
+BENCH_HARNESS_IMAGE = ImagePin(repository="ghcr.io/eks-llm-stack/eks-llm-stack", tag="0.1.0")
