@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from aws_cdk.assertions import Annotations, Match
+from gpu_fixtures import GpuStack, build
 
 from eks_llm_stack.config import validate_profile
 from eks_llm_stack.config.compute import Disruption, DisruptionBudget, GpuRequirements, GpuSharing
@@ -14,7 +15,6 @@ from eks_llm_stack.constructs.gpu_node_pool import EFA_LABEL, GpuNodePoolProps, 
 from eks_llm_stack.conventions import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL, WORKLOAD_LABEL
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.validate import validate_manifests
-from gpu_fixtures import GpuStack, build
 
 SG = "sg-0123456789abcdef0"
 
@@ -28,7 +28,8 @@ def built() -> GpuStack:
             (
                 "ByGpu",
                 dataclasses.replace(
-                    GpuNodePoolProps.inference("big-memory", families=None), gpu=GpuRequirements(min_memory_gib=40, min_count=8)
+                    GpuNodePoolProps.inference("big-memory", families=None),
+                    gpu=GpuRequirements(min_memory_gib=40, min_count=8),
                 ),
             ),
             (
@@ -85,7 +86,9 @@ def test_inference_preset_freezes_disruption_in_business_hours(built: GpuStack) 
 def test_spot_pool_sits_in_front_of_the_on_demand_fallback(built: GpuStack) -> None:
     spot, fallback = built.doc("Infer", "NodePool")["spec"], built.doc("OnDemand", "NodePool")["spec"]
     assert spot["weight"] > fallback["weight"]
-    capacity = {r["key"]: r["values"] for r in fallback["template"]["spec"]["requirements"]}["karpenter.sh/capacity-type"]
+    capacity = {r["key"]: r["values"] for r in fallback["template"]["spec"]["requirements"]}[
+        "karpenter.sh/capacity-type"
+    ]
     assert capacity == ["on-demand"]
 
 
@@ -123,7 +126,9 @@ def test_bottlerocket_uses_its_alias_and_a_data_volume(built: GpuStack) -> None:
 
 def test_manifests_wait_for_the_karpenter_chart(built: GpuStack) -> None:
     template = built.template()
-    chart_id = next(iter(template.find_resources("Custom::AWSCDK-EKS-HelmChart", {"Properties": {"Release": "karpenter"}})))
+    chart_id = next(
+        iter(template.find_resources("Custom::AWSCDK-EKS-HelmChart", {"Properties": {"Release": "karpenter"}}))
+    )
     manifests = template.find_resources("Custom::AWSCDK-EKS-KubernetesResource")
     assert manifests and all(chart_id in m.get("DependsOn", []) for m in manifests.values())
 
@@ -164,7 +169,9 @@ def test_pools_with_their_own_sharing_get_a_named_plugin_config() -> None:
 
 
 def test_efa_on_an_instance_type_without_efa_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)efa: EFA is on but g6\.xlarge have no EFA.*fix: pin instance_types to EFA sizes"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)efa: EFA is on but g6\.xlarge have no EFA.*fix: pin instance_types to EFA sizes"
+    ):
         GpuNodePoolProps(name="x", instance_types=("g6.xlarge",), efa=True)
 
 
@@ -179,17 +186,37 @@ def test_an_empty_families_list_is_an_error() -> None:
 
 
 def test_a_budget_schedule_without_duration_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)disruption\.budgets\[0\]\.duration: a budget with a schedule needs a duration.*fix: add duration"):
-        GpuNodePoolProps(name="x", disruption=Disruption(budgets=(DisruptionBudget(nodes="0", schedule="0 9 * * mon-fri"),)))
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)disruption\.budgets\[0\]\.duration: a budget with a schedule needs a duration.*fix: add duration",
+    ):
+        GpuNodePoolProps(
+            name="x", disruption=Disruption(budgets=(DisruptionBudget(nodes="0", schedule="0 9 * * mon-fri"),))
+        )
 
 
 def test_duplicate_pool_names_are_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)compute: pool names \['gpu'\] are used more than once.*fix: give every pool a different name"):
-        validate_profile({"compute": {"pools": [{"name": "gpu", "preset": "inference"}, {"name": "gpu", "preset": "training", "availability_zone": "us-east-1a"}]}})
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)compute: pool names \['gpu'\] are used more than once.*fix: give every pool a different name",
+    ):
+        validate_profile(
+            {
+                "compute": {
+                    "pools": [
+                        {"name": "gpu", "preset": "inference"},
+                        {"name": "gpu", "preset": "training", "availability_zone": "us-east-1a"},
+                    ]
+                }
+            }
+        )
 
 
 def test_reserved_capacity_without_reservations_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)capacity_reservation_ids: capacity type 'reserved' needs.*fix: give capacity_reservation_ids"):
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)capacity_reservation_ids: capacity type 'reserved' needs.*fix: give capacity_reservation_ids",
+    ):
         GpuNodePoolProps(name="x", capacity_types=("reserved",))
 
 
@@ -206,4 +233,6 @@ def test_profile_pool_errors_name_the_pool() -> None:
 def test_a_training_pool_on_spot_with_a_placement_group_is_a_warning() -> None:
     props = GpuNodePoolProps.training(capacity_types=("spot",))
     stack = build((("Train", props),), subnets=lambda vpc: vpc.private_subnets[:1])
-    Annotations.from_stack(stack.stack).has_warning("/Gpu/Train", Match.string_like_regexp("spot capacity with a placement group"))
+    Annotations.from_stack(stack.stack).has_warning(
+        "/Gpu/Train", Match.string_like_regexp("spot capacity with a placement group")
+    )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match
+from gpu_fixtures import GpuStack, build
 
 from eks_llm_stack import versions
 from eks_llm_stack.constructs.karpenter import CLUSTER_NAME_TAG, MUTATING_EC2_ACTIONS, KarpenterProps
 from eks_llm_stack.conventions import SYSTEM_NODE_LABEL
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.nag import nag_report
-
-from gpu_fixtures import GpuStack, build
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,9 @@ def template(built: GpuStack):  # type: ignore[no-untyped-def]
 
 
 def _controller_statements(template) -> list[dict]:  # type: ignore[no-untyped-def]
-    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp("ControllerPolicy")}})
+    policies = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"PolicyName": Match.string_like_regexp("ControllerPolicy")}}
+    )
     (policy,) = policies.values()
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
@@ -81,7 +82,14 @@ def test_controller_role_is_assumed_through_pod_identity(template) -> None:  # t
         {
             "AssumeRolePolicyDocument": {
                 "Statement": Match.array_with(
-                    [Match.object_like({"Action": ["sts:AssumeRole", "sts:TagSession"], "Principal": {"Service": "pods.eks.amazonaws.com"}})]
+                    [
+                        Match.object_like(
+                            {
+                                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                            }
+                        )
+                    ]
                 )
             }
         },
@@ -103,7 +111,9 @@ def test_chart_is_pinned_and_runs_on_the_system_nodes(built: GpuStack, template)
 
 
 def test_chart_waits_for_its_pod_identity(template) -> None:  # type: ignore[no-untyped-def]
-    chart = next(iter(template.find_resources("Custom::AWSCDK-EKS-HelmChart", {"Properties": {"Release": "karpenter"}}).values()))
+    chart = next(
+        iter(template.find_resources("Custom::AWSCDK-EKS-HelmChart", {"Properties": {"Release": "karpenter"}}).values())
+    )
     assoc = next(iter(template.find_resources("AWS::EKS::PodIdentityAssociation")))
     assert assoc in chart["DependsOn"]
 
@@ -114,5 +124,7 @@ def test_no_unacknowledged_nag_findings_in_karpenter(built: GpuStack) -> None:
 
 
 def test_bad_props_list_every_problem() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)namespace: is not a valid Kubernetes name.*replicas: is outside 1-5.*fix: use 2"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)namespace: is not a valid Kubernetes name.*replicas: is outside 1-5.*fix: use 2"
+    ):
         KarpenterProps(namespace="Kube_System", replicas=0)

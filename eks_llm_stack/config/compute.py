@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -41,7 +41,9 @@ _BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 _BUDGET_NODES = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _CRON_MACRO = re.compile(r"^@(annually|yearly|monthly|weekly|daily|midnight|hourly)$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _RESERVATION_ID = re.compile(r"^cr-[0-9a-z]+$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-z]+$")
@@ -80,26 +82,40 @@ class DisruptionBudget:
 
     def check(self, p: Problems, where: str) -> None:
         p.check(
-            bool(_BUDGET_NODES.match(self.nodes)), f"{where}.nodes", self.nodes,
-            "is not a node count or percentage", "write a whole number ('0', '2') or a percentage ('10%')",
+            bool(_BUDGET_NODES.match(self.nodes)),
+            f"{where}.nodes",
+            self.nodes,
+            "is not a node count or percentage",
+            "write a whole number ('0', '2') or a percentage ('10%')",
         )
         if self.schedule is not None and self.duration is None:
             p.add(
-                f"{where}.duration", "a budget with a schedule needs a duration (Karpenter rejects one without)",
+                f"{where}.duration",
+                "a budget with a schedule needs a duration (Karpenter rejects one without)",
                 f"add duration, e.g. duration: 8h for a freeze starting at '{self.schedule}'",
             )
         if self.duration is not None and self.schedule is None:
-            p.add(f"{where}.schedule", "a budget with a duration needs a schedule", "add schedule (UTC cron), e.g. '0 9 * * mon-fri'")
+            p.add(
+                f"{where}.schedule",
+                "a budget with a duration needs a schedule",
+                "add schedule (UTC cron), e.g. '0 9 * * mon-fri'",
+            )
         if self.schedule is not None:
             fields = self.schedule.split()
             p.check(
-                bool(_CRON_MACRO.match(self.schedule)) or len(fields) == 5, f"{where}.schedule", self.schedule,
-                "is not a cron expression", "use five fields 'minute hour day month weekday' (UTC), e.g. '0 9 * * mon-fri', or @daily",
+                bool(_CRON_MACRO.match(self.schedule)) or len(fields) == 5,
+                f"{where}.schedule",
+                self.schedule,
+                "is not a cron expression",
+                "use five fields 'minute hour day month weekday' (UTC), e.g. '0 9 * * mon-fri', or @daily",
             )
         if self.duration is not None:
             p.check(
-                bool(_BUDGET_DURATION.match(self.duration)), f"{where}.duration", self.duration,
-                "is not a budget duration", "use hours and/or minutes: '8h', '90m', '1h30m'",
+                bool(_BUDGET_DURATION.match(self.duration)),
+                f"{where}.duration",
+                self.duration,
+                "is not a budget duration",
+                "use hours and/or minutes: '8h', '90m', '1h30m'",
             )
 
     def manifest(self) -> dict[str, Any]:
@@ -134,15 +150,23 @@ class Disruption:
         for name in ("consolidate_after", "expire_after"):
             value = getattr(self, name)
             p.check(
-                bool(_DURATION.match(value)), f"{where}.{name}", value,
-                "is not a duration", "use seconds, minutes or hours ('30s', '5m', '720h') or 'Never'",
+                bool(_DURATION.match(value)),
+                f"{where}.{name}",
+                value,
+                "is not a duration",
+                "use seconds, minutes or hours ('30s', '5m', '720h') or 'Never'",
             )
         if self.termination_grace_period is not None:
             p.check(
-                bool(_GRACE.match(self.termination_grace_period)), f"{where}.termination_grace_period",
-                self.termination_grace_period, "is not a duration", "use seconds, minutes or hours, e.g. '1h'",
+                bool(_GRACE.match(self.termination_grace_period)),
+                f"{where}.termination_grace_period",
+                self.termination_grace_period,
+                "is not a duration",
+                "use seconds, minutes or hours, e.g. '1h'",
             )
-        p.check(len(self.budgets) <= 50, f"{where}.budgets", len(self.budgets), "has more than 50 budgets", "merge budgets")
+        p.check(
+            len(self.budgets) <= 50, f"{where}.budgets", len(self.budgets), "has more than 50 budgets", "merge budgets"
+        )
         for i, budget in enumerate(self.budgets):
             budget.check(p, f"{where}.budgets[{i}]")
 
@@ -186,13 +210,28 @@ class RootVolume:
     kms_key_id: str | None = None
 
     def check(self, p: Problems, where: str) -> None:
-        p.check(20 <= self.size_gib <= 16384, f"{where}.size_gib", self.size_gib, "is outside gp3's range for a node", "use 20-16384 GiB")
+        p.check(
+            20 <= self.size_gib <= 16384,
+            f"{where}.size_gib",
+            self.size_gib,
+            "is outside gp3's range for a node",
+            "use 20-16384 GiB",
+        )
         p.check(3000 <= self.iops <= 80000, f"{where}.iops", self.iops, "is outside gp3's range", "use 3000-80000")
         p.check(
-            self.iops <= 500 * self.size_gib, f"{where}.iops", self.iops,
-            f"exceeds gp3's 500 IOPS per GiB for {self.size_gib} GiB", "lower iops or raise size_gib",
+            self.iops <= 500 * self.size_gib,
+            f"{where}.iops",
+            self.iops,
+            f"exceeds gp3's 500 IOPS per GiB for {self.size_gib} GiB",
+            "lower iops or raise size_gib",
         )
-        p.check(125 <= self.throughput_mibps <= 2000, f"{where}.throughput_mibps", self.throughput_mibps, "is outside gp3's range", "use 125-2000 MiB/s")
+        p.check(
+            125 <= self.throughput_mibps <= 2000,
+            f"{where}.throughput_mibps",
+            self.throughput_mibps,
+            "is outside gp3's range",
+            "use 125-2000 MiB/s",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,10 +249,19 @@ class PlacementGroupSpec:
     def check(self, p: Problems, where: str) -> None:
         if self.partitions is not None:
             p.check(
-                self.strategy == "partition", f"{where}.partitions", self.partitions,
-                f"only applies to the partition strategy, not {self.strategy}", "remove partitions or set strategy: partition",
+                self.strategy == "partition",
+                f"{where}.partitions",
+                self.partitions,
+                f"only applies to the partition strategy, not {self.strategy}",
+                "remove partitions or set strategy: partition",
             )
-            p.check(1 <= self.partitions <= 7, f"{where}.partitions", self.partitions, "is outside 1-7", "use 1-7 partitions")
+            p.check(
+                1 <= self.partitions <= 7,
+                f"{where}.partitions",
+                self.partitions,
+                "is outside 1-7",
+                "use 1-7 partitions",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,8 +278,11 @@ class GpuSharing:
 
     def check(self, p: Problems, where: str) -> None:
         p.check(
-            1 <= self.time_slicing_replicas <= 64, f"{where}.time_slicing_replicas", self.time_slicing_replicas,
-            "is outside 1-64", "use 1 (no sharing) up to 64 replicas per GPU",
+            1 <= self.time_slicing_replicas <= 64,
+            f"{where}.time_slicing_replicas",
+            self.time_slicing_replicas,
+            "is outside 1-64",
+            "use 1 (no sharing) up to 64 replicas per GPU",
         )
 
     @property
@@ -249,7 +300,13 @@ class PoolLimits:
     def check(self, p: Problems, where: str) -> None:
         for name in ("gpus", "cpu"):
             value = getattr(self, name)
-            p.check(value is None or value >= 1, f"{where}.{name}", value, "must be at least 1", "raise it, or leave it out for no limit")
+            p.check(
+                value is None or value >= 1,
+                f"{where}.{name}",
+                value,
+                "must be at least 1",
+                "raise it, or leave it out for no limit",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -385,97 +442,177 @@ class GpuNodePoolProps:
     def check(self, p: Problems) -> None:
         """Record every problem of these props on ``p``."""
         p.check(
-            bool(_NAME.match(self.name)) and len(self.name) <= 63, "name", self.name,
-            "is not a valid pool name", "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+            bool(_NAME.match(self.name)) and len(self.name) <= 63,
+            "name",
+            self.name,
+            "is not a valid pool name",
+            "use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit",
         )
         if self.families is not None and not self.families:
-            p.add("families", "is empty: the pool could launch nothing", "name at least one family, e.g. ['g6', 'g6e'], or leave it out", self.families)
+            p.add(
+                "families",
+                "is empty: the pool could launch nothing",
+                "name at least one family, e.g. ['g6', 'g6e'], or leave it out",
+                self.families,
+            )
         self._check_capacity(p)
         p.check(
-            self.ami_version == "latest" or bool(re.fullmatch(r"v\d{8}|\d+\.\d+\.\d+", self.ami_version)), "ami_version",
-            self.ami_version, "is not an AMI alias version", "use 'latest', an AL2023 release such as 'v20250403', or a Bottlerocket release such as '1.38.0'",
+            self.ami_version == "latest" or bool(re.fullmatch(r"v\d{8}|\d+\.\d+\.\d+", self.ami_version)),
+            "ami_version",
+            self.ami_version,
+            "is not an AMI alias version",
+            "use 'latest', an AL2023 release such as 'v20250403', or a Bottlerocket release such as '1.38.0'",
         )
         self.root_volume.check(p, "root_volume")
         self.limits.check(p, "limits")
         self.disruption.check(p, "disruption")
         if self.weight is not None:
-            p.check(1 <= self.weight <= 100, "weight", self.weight, "is outside 1-100", "use 1-100 (higher pools are tried first)")
+            p.check(
+                1 <= self.weight <= 100,
+                "weight",
+                self.weight,
+                "is outside 1-100",
+                "use 1-100 (higher pools are tried first)",
+            )
         if self.placement_group is not None:
             self.placement_group.check(p, "placement_group")
         if self.availability_zone is not None and not _is_token(self.availability_zone):
             p.check(
-                bool(_AZ.match(self.availability_zone)), "availability_zone", self.availability_zone,
-                "is not an availability zone name", "use a zone name such as us-east-1a",
+                bool(_AZ.match(self.availability_zone)),
+                "availability_zone",
+                self.availability_zone,
+                "is not an availability zone name",
+                "use a zone name such as us-east-1a",
             )
         empty_tags = [k for k, v in self.security_group_tags.items() if not k or not v]
-        p.check(not empty_tags, "security_group_tags", empty_tags, "has empty keys or values", "give every tag a key and a value")
+        p.check(
+            not empty_tags,
+            "security_group_tags",
+            empty_tags,
+            "has empty keys or values",
+            "give every tag a key and a value",
+        )
         bad_sgs = [s for s in self.security_group_ids if not _is_token(s) and not _SECURITY_GROUP_ID.match(s)]
-        p.check(not bad_sgs, "security_group_ids", bad_sgs, "are not security group ids", "use ids like sg-0123456789abcdef0")
+        p.check(
+            not bad_sgs,
+            "security_group_ids",
+            bad_sgs,
+            "are not security group ids",
+            "use ids like sg-0123456789abcdef0",
+        )
         self._check_labels(p)
         if self.device_plugin is not None:
             self.device_plugin.check(p, "device_plugin")
             p.check(
-                self.ami_family != "Bottlerocket" or self.device_plugin.is_default, "device_plugin", self.device_plugin,
+                self.ami_family != "Bottlerocket" or self.device_plugin.is_default,
+                "device_plugin",
+                self.device_plugin,
                 "Bottlerocket runs its own NVIDIA device plugin, configured in the OS, not by this library",
                 "use ami_family: AL2023 for time-slicing or MIG, or remove device_plugin",
             )
         self._check_catalog(p)
 
     def _check_capacity(self, p: Problems) -> None:
-        if not p.check(bool(self.capacity_types), "capacity_types", self.capacity_types, "is empty", "use spot, on-demand and/or reserved"):
+        if not p.check(
+            bool(self.capacity_types),
+            "capacity_types",
+            self.capacity_types,
+            "is empty",
+            "use spot, on-demand and/or reserved",
+        ):
             return
         p.check(
-            len(set(self.capacity_types)) == len(self.capacity_types), "capacity_types", self.capacity_types,
-            "lists a capacity type twice", "list each once",
+            len(set(self.capacity_types)) == len(self.capacity_types),
+            "capacity_types",
+            self.capacity_types,
+            "lists a capacity type twice",
+            "list each once",
         )
         reserved = "reserved" in self.capacity_types
         has_reservation = bool(self.capacity_reservation_ids or self.capacity_reservation_tags)
         if reserved and not has_reservation:
             p.add(
-                "capacity_reservation_ids", "capacity type 'reserved' needs the reservations to launch into",
+                "capacity_reservation_ids",
+                "capacity type 'reserved' needs the reservations to launch into",
                 "give capacity_reservation_ids (cr-...) or capacity_reservation_tags of your ODCRs / Capacity Blocks",
             )
         if has_reservation and not reserved:
             p.add(
-                "capacity_types", "capacity reservations are given but 'reserved' is not a capacity type, so they would never be used",
-                "add 'reserved' to capacity_types, or remove the reservations", self.capacity_types,
+                "capacity_types",
+                "capacity reservations are given but 'reserved' is not a capacity type, so they would never be used",
+                "add 'reserved' to capacity_types, or remove the reservations",
+                self.capacity_types,
             )
         bad = [r for r in self.capacity_reservation_ids if not _RESERVATION_ID.match(r)]
-        p.check(not bad, "capacity_reservation_ids", bad, "are not capacity reservation ids", "use ids like cr-0123456789abcdef0")
+        p.check(
+            not bad,
+            "capacity_reservation_ids",
+            bad,
+            "are not capacity reservation ids",
+            "use ids like cr-0123456789abcdef0",
+        )
         empty = [k for k, v in self.capacity_reservation_tags.items() if not k or not v]
-        p.check(not empty, "capacity_reservation_tags", empty, "has empty keys or values", "give every tag a key and a value")
+        p.check(
+            not empty,
+            "capacity_reservation_tags",
+            empty,
+            "has empty keys or values",
+            "give every tag a key and a value",
+        )
 
     def _check_labels(self, p: Problems) -> None:
         for key, value in self.labels.items():
             where = f"labels.{key}"
             if not _LABEL_KEY.match(key) or len(key) > 253:
-                p.add(where, "is not a valid label key", "use [prefix/]name with letters, digits, '-', '_' and '.'", key)
+                p.add(
+                    where, "is not a valid label key", "use [prefix/]name with letters, digits, '-', '_' and '.'", key
+                )
                 continue
             domain = key.split("/", 1)[0] if "/" in key else ""
             if any(domain == d or domain.endswith("." + d) for d in _RESTRICTED_LABEL_DOMAINS):
-                p.add(where, f"uses the domain '{domain}', which Kubernetes / Karpenter reserve", "use a domain of your own, e.g. example.com/team", key)
+                p.add(
+                    where,
+                    f"uses the domain '{domain}', which Kubernetes / Karpenter reserve",
+                    "use a domain of your own, e.g. example.com/team",
+                    key,
+                )
             if key in (POOL_LABEL, WORKLOAD_LABEL):
                 p.add(where, "is set by the pool itself", "remove it (use name / workload instead)", key)
-            p.check(bool(_LABEL_VALUE.match(str(value))), where, value, "is not a valid label value", "use at most 63 letters, digits, '-', '_' or '.'")
+            p.check(
+                bool(_LABEL_VALUE.match(str(value))),
+                where,
+                value,
+                "is not a valid label value",
+                "use at most 63 letters, digits, '-', '_' or '.'",
+            )
 
     def _check_catalog(self, p: Problems) -> None:
         from ..catalog import FAMILIES, INSTANCES
 
         unknown_families = [f for f in self.families or () if f not in FAMILIES]
         p.check(
-            not unknown_families, "families", unknown_families, "are not in the GPU instance catalog",
+            not unknown_families,
+            "families",
+            unknown_families,
+            "are not in the GPU instance catalog",
             f"use families from: {', '.join(FAMILIES)}",
         )
         unknown_types = [t for t in self.instance_types if t not in INSTANCES]
         p.check(
-            not unknown_types, "instance_types", unknown_types, "are not in the GPU instance catalog",
+            not unknown_types,
+            "instance_types",
+            unknown_types,
+            "are not in the GPU instance catalog",
             f"use sizes of {', '.join(FAMILIES)}, e.g. g6.xlarge or p5.48xlarge",
         )
         if self.gpu is not None and self.gpu.name is not None:
             names = sorted({i.gpu.name for i in INSTANCES.values()})
             p.check(
-                self.gpu.name.lower() in {n.lower() for n in names}, "gpu.name", self.gpu.name,
-                "is not a GPU of the catalog", f"use one of {', '.join(names)}",
+                self.gpu.name.lower() in {n.lower() for n in names},
+                "gpu.name",
+                self.gpu.name,
+                "is not a GPU of the catalog",
+                f"use one of {', '.join(names)}",
             )
         if unknown_families or unknown_types or (self.families is not None and not self.families):
             return
@@ -483,7 +620,8 @@ class GpuNodePoolProps:
         matching = self.catalog_instances()
         if self.gpu is not None and not matching:
             p.add(
-                "gpu", f"no catalog instance type among {len(candidates)} candidates has these GPUs",
+                "gpu",
+                f"no catalog instance type among {len(candidates)} candidates has these GPUs",
                 "loosen min_count / max_count / min_memory_gib, or widen families / instance_types "
                 "(e.g. min_memory_gib 80 needs p4de, p5, p5e or p5en)",
                 _gpu_summary(self.gpu),
@@ -492,14 +630,18 @@ class GpuNodePoolProps:
         if self.families and self.instance_types:
             outside = [t for t in self.instance_types if INSTANCES[t].family not in self.families]
             p.check(
-                not outside, "instance_types", outside, "are not of the pool's families, so they could never launch",
+                not outside,
+                "instance_types",
+                outside,
+                "are not of the pool's families, so they could never launch",
                 "add their families or remove them",
             )
         if self.efa:
             no_efa = sorted(i.name for i in matching if not i.efa_supported)
             if no_efa:
                 p.add(
-                    "efa", f"EFA is on but {', '.join(no_efa[:6])}{' ...' if len(no_efa) > 6 else ''} have no EFA",
+                    "efa",
+                    f"EFA is on but {', '.join(no_efa[:6])}{' ...' if len(no_efa) > 6 else ''} have no EFA",
                     "pin instance_types to EFA sizes (e.g. p5.48xlarge, p4d.24xlarge, g6e.48xlarge), or set efa: false",
                     True,
                 )
@@ -507,16 +649,21 @@ class GpuNodePoolProps:
                 layouts = {(i.network_cards, i.max_efa_interfaces) for i in matching}
                 if len(layouts) > 1:
                     p.add(
-                        "instance_types", "EFA interfaces are set per pool, but these types have different network-card layouts "
+                        "instance_types",
+                        "EFA interfaces are set per pool, but these types have different network-card layouts "
                         f"({', '.join(sorted(i.name for i in matching))})",
-                        "pin instance_types to sizes with the same layout, e.g. only p5.48xlarge, or split them into pools",
+                        "pin instance_types to sizes with the same layout, e.g. only p5.48xlarge, "
+                        "or split them into pools",
                         self.instance_types or self.families,
                     )
         if self.device_plugin is not None and self.device_plugin.mig_strategy != "none":
             no_mig = sorted({i.gpu.name for i in matching if i.gpu.name not in MIG_CAPABLE_GPUS})
             p.check(
-                not no_mig, "device_plugin.mig_strategy", self.device_plugin.mig_strategy,
-                f"MIG is not supported by {', '.join(no_mig)}", "use A100/H100/H200 instance types, or mig_strategy: none",
+                not no_mig,
+                "device_plugin.mig_strategy",
+                self.device_plugin.mig_strategy,
+                f"MIG is not supported by {', '.join(no_mig)}",
+                "use A100/H100/H200 instance types, or mig_strategy: none",
             )
 
     # -- derived -------------------------------------------------------------------------
@@ -549,7 +696,8 @@ class GpuNodePoolProps:
         if self.placement_group is not None and "reserved" in self.capacity_types:
             out.append(
                 f"pool '{self.name}': a placement group forced on an ODCR or Capacity Block that was not reserved in "
-                "that group fails with InsufficientInstanceCapacity; drop the placement group unless the reservation is in it"
+                "that group fails with InsufficientInstanceCapacity; "
+                "drop the placement group unless the reservation is in it"
             )
         return out
 
@@ -635,7 +783,10 @@ class LimitsConfig(_Section):
     cpu: int | None = None
 
 
-_PRESETS = {"inference": GpuNodePoolProps.inference, "training": GpuNodePoolProps.training}
+_PRESETS: dict[str, Callable[..., GpuNodePoolProps]] = {
+    "inference": GpuNodePoolProps.inference,
+    "training": GpuNodePoolProps.training,
+}
 
 
 class GpuPoolConfig(StrictModel):
@@ -643,7 +794,8 @@ class GpuPoolConfig(StrictModel):
 
     name: str = Field(description="Pool name: NodePool / EC2NodeClass name and pool label value.")
     preset: Literal["inference", "training", "custom"] = Field(
-        default="custom", description="inference (G5/G6/G6e, spot + on-demand), training (P5, EFA, placement group) or custom."
+        default="custom",
+        description="inference (G5/G6/G6e, spot + on-demand), training (P5, EFA, placement group) or custom.",
     )
     families: tuple[str, ...] | None = None
     instance_types: tuple[str, ...] = ()
@@ -669,7 +821,10 @@ class GpuPoolConfig(StrictModel):
     @classmethod
     def _families(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if v is not None and not v:
-            raise fail("families is empty: the pool could launch nothing", "name at least one family, e.g. [g6, g6e], or leave the key out")
+            raise fail(
+                "families is empty: the pool could launch nothing",
+                "name at least one family, e.g. [g6, g6e], or leave the key out",
+            )
         return v
 
     def to_props(self) -> GpuNodePoolProps:

@@ -19,10 +19,10 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from .. import versions
+from ..charts.scheduling import gpu_tolerations
 from ..config.compute import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
 from ..errors import collecting
-from ..charts.scheduling import gpu_tolerations
 from .gpu_node_pool import AMI_FAMILY_LABEL, EFA_LABEL
 
 __all__ = ["DevicePluginsProps", "GpuDevicePlugins", "nvidia_plugin_config"]
@@ -53,7 +53,7 @@ class DevicePluginsProps:
     """
 
     namespace: str = "kube-system"
-    default_sharing: GpuSharing = GpuSharing()
+    default_sharing: GpuSharing = field(default_factory=GpuSharing)
     pool_sharing: Mapping[str, GpuSharing] = field(default_factory=dict)
     efa: bool = True
     nvidia_chart: versions.HelmChartPin = versions.NVIDIA_DEVICE_PLUGIN
@@ -65,8 +65,11 @@ class DevicePluginsProps:
             for name, sharing in self.pool_sharing.items():
                 sharing.check(p, f"pool_sharing.{name}")
                 p.check(
-                    name != DEFAULT_CONFIG, f"pool_sharing.{name}", name,
-                    "is the name of the default config", "rename the pool, or set default_sharing instead",
+                    name != DEFAULT_CONFIG,
+                    f"pool_sharing.{name}",
+                    name,
+                    "is the name of the default config",
+                    "rename the pool, or set default_sharing instead",
                 )
 
     @classmethod
@@ -87,7 +90,9 @@ class GpuDevicePlugins(Construct):
     Public attributes: ``nvidia`` and ``efa`` (the ``HelmChart`` s; ``efa`` is None when off).
     """
 
-    def __init__(self, scope: Construct, id: str, *, cluster: eks.ICluster, props: DevicePluginsProps | None = None) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, cluster: eks.ICluster, props: DevicePluginsProps | None = None
+    ) -> None:
         super().__init__(scope, id)
         props = props if props is not None else DevicePluginsProps()
         self.props = props

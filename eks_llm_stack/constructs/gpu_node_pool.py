@@ -122,8 +122,10 @@ class GpuNodePool(Construct):
         self.karpenter = karpenter
         with collecting(f"GpuNodePool '{props.name}'") as p:
             p.check(
-                not (placement_group is not None and props.placement_group is not None), "placement_group",
-                "both", "an existing placement group and props for a new one were both given",
+                not (placement_group is not None and props.placement_group is not None),
+                "placement_group",
+                "both",
+                "an existing placement group and props for a new one were both given",
                 "pass either placement_group= (existing) or props.placement_group (new), not both",
             )
         for warning in props.warnings():
@@ -143,7 +145,8 @@ class GpuNodePool(Construct):
             self.subnets, self.zone = choice.subnets, choice.zone
         elif props.availability_zone is not None and self.subnets:
             self.subnets = tuple(
-                s for s in self.subnets
+                s
+                for s in self.subnets
                 if Token.is_unresolved(s.availability_zone) or s.availability_zone == props.availability_zone
             )
 
@@ -190,7 +193,9 @@ class GpuNodePool(Construct):
 
         chart = cdk8s.Chart(app, name or f"gpu-pool-{self.name}")
         for doc in self.manifests():
-            obj = cdk8s.ApiObject(chart, doc["kind"], api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"])
+            obj = cdk8s.ApiObject(
+                chart, doc["kind"], api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"]
+            )
             obj.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
         return chart
 
@@ -232,11 +237,17 @@ class GpuNodePool(Construct):
         gpu = props.gpu
         if gpu is not None:
             if gpu.name is not None:
-                reqs.append({"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": [gpu.name.lower()]})
+                reqs.append(
+                    {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": [gpu.name.lower()]}
+                )
             if gpu.min_count is not None:
-                reqs.append({"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": [str(gpu.min_count)]})
+                reqs.append(
+                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": [str(gpu.min_count)]}
+                )
             if gpu.max_count is not None:
-                reqs.append({"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Lte", "values": [str(gpu.max_count)]})
+                reqs.append(
+                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Lte", "values": [str(gpu.max_count)]}
+                )
             if gpu.min_memory_gib is not None:
                 # Karpenter's label is MiB per GPU.
                 mib = math.ceil(gpu.min_memory_gib * 1024)

@@ -49,7 +49,14 @@ INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
 
 #: EC2 actions that change something; the tests check that none is granted on ``*`` without a tag condition.
 MUTATING_EC2_ACTIONS = frozenset(
-    {"ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags", "ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"}
+    {
+        "ec2:RunInstances",
+        "ec2:CreateFleet",
+        "ec2:CreateLaunchTemplate",
+        "ec2:CreateTags",
+        "ec2:TerminateInstances",
+        "ec2:DeleteLaunchTemplate",
+    }
 )
 
 
@@ -74,16 +81,24 @@ class KarpenterProps:
             for name in ("namespace", "service_account"):
                 value = getattr(self, name)
                 p.check(
-                    bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value)) and len(value) <= 63, name, value,
-                    "is not a valid Kubernetes name", "use lowercase letters, digits and '-'",
+                    bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value)) and len(value) <= 63,
+                    name,
+                    value,
+                    "is not a valid Kubernetes name",
+                    "use lowercase letters, digits and '-'",
                 )
             p.check(1 <= self.replicas <= 5, "replicas", self.replicas, "is outside 1-5", "use 2 for high availability")
             p.check(
-                self.log_level in ("debug", "info", "error"), "log_level", self.log_level,
-                "is not a Karpenter log level", "use debug, info or error",
+                self.log_level in ("debug", "info", "error"),
+                "log_level",
+                self.log_level,
+                "is not a Karpenter log level",
+                "use debug, info or error",
             )
             p.check(
-                self.chart.version.startswith("1."), "chart.version", self.chart.version,
+                self.chart.version.startswith("1."),
+                "chart.version",
+                self.chart.version,
                 "is not a Karpenter 1.x chart; the EC2NodeClass fields this library writes need >= 1.11",
                 "use a 1.x version (this release pins " + versions.KARPENTER.version + ")",
             )
@@ -127,7 +142,7 @@ class Karpenter(Construct):
             self.node_role,
             ("AwsSolutions-IAM4",),
             "EKS worker nodes need the AWS-maintained worker, CNI, ECR pull and SSM policies; "
-                    "AWS keeps them in step with the kubelet and VPC CNI.",
+            "AWS keeps them in step with the kubelet and VPC CNI.",
         )
         self.node_access_entry = eks.AccessEntry(
             self,
@@ -150,7 +165,7 @@ class Karpenter(Construct):
             self.interruption_queue,
             "AwsSolutions-SQS3",
             "Interruption events are only useful within their two-minute warning; "
-                    "a dead-letter queue would only keep stale notices.",
+            "a dead-letter queue would only keep stale notices.",
         )
         self.rules: list[events.Rule] = []
         for name, source, detail_type in INTERRUPTION_EVENTS:
@@ -171,7 +186,9 @@ class Karpenter(Construct):
             description="Karpenter controller (EKS Pod Identity)",
         )
         self.controller_policy = iam.Policy(
-            self, "ControllerPolicy", statements=controller_statements(
+            self,
+            "ControllerPolicy",
+            statements=controller_statements(
                 cluster_name=cluster.cluster_name,
                 cluster_arn=cluster.cluster_arn,
                 node_role_arn=self.node_role.role_arn,
@@ -179,15 +196,15 @@ class Karpenter(Construct):
                 partition=Aws.PARTITION,
                 region=stack.region,
                 account=stack.account,
-            )
+            ),
         )
         self.controller_policy.attach_to_role(self.controller_role)
         acknowledge_generated(
             self.controller_policy,
             ("AwsSolutions-IAM5",),
             "Karpenter launches instances whose ids are unknown in advance: every wildcard is either a "
-                    "read-only Describe/pricing call, or an ARN pattern narrowed by the eks:eks-cluster-name and "
-                    "karpenter.sh/nodepool tag conditions, as in Karpenter's reference policy.",
+            "read-only Describe/pricing call, or an ARN pattern narrowed by the eks:eks-cluster-name and "
+            "karpenter.sh/nodepool tag conditions, as in Karpenter's reference policy.",
         )
         self.pod_identity = eks.CfnPodIdentityAssociation(
             self,
@@ -246,7 +263,14 @@ class Karpenter(Construct):
 
 
 def controller_statements(
-    *, cluster_name: str, cluster_arn: str, node_role_arn: str, queue_arn: str, partition: str, region: str, account: str
+    *,
+    cluster_name: str,
+    cluster_arn: str,
+    node_role_arn: str,
+    queue_arn: str,
+    partition: str,
+    region: str,
+    account: str,
 ) -> list[iam.PolicyStatement]:
     """The controller's permissions, after Karpenter's reference policy (v1.x), scoped to one cluster.
 
@@ -255,9 +279,18 @@ def controller_statements(
     are only *used* by a launch) or under a tag condition naming this cluster and a NodePool.
     """
     ec2_arn = f"arn:{partition}:ec2:{region}"
-    owned_request = {"StringEquals": {f"aws:RequestTag/{CLUSTER_NAME_TAG}": cluster_name}, "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}
-    owned_resource = {"StringEquals": {f"aws:ResourceTag/{CLUSTER_NAME_TAG}": cluster_name}, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}
-    created = [f"{ec2_arn}:*:{kind}/*" for kind in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
+    owned_request = {
+        "StringEquals": {f"aws:RequestTag/{CLUSTER_NAME_TAG}": cluster_name},
+        "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
+    }
+    owned_resource = {
+        "StringEquals": {f"aws:ResourceTag/{CLUSTER_NAME_TAG}": cluster_name},
+        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+    }
+    created = [
+        f"{ec2_arn}:*:{kind}/*"
+        for kind in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")
+    ]
     instance_profile = f"arn:{partition}:iam::{account}:instance-profile/*"
     region_tag = {"aws:RequestTag/topology.kubernetes.io/region": region}
     return [
@@ -387,7 +420,13 @@ def controller_statements(
                 "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
             },
         ),
-        iam.PolicyStatement(sid="AllowInstanceProfileReadActions", actions=["iam:GetInstanceProfile"], resources=[instance_profile]),
-        iam.PolicyStatement(sid="AllowUnscopedInstanceProfileListAction", actions=["iam:ListInstanceProfiles"], resources=["*"]),
-        iam.PolicyStatement(sid="AllowAPIServerEndpointDiscovery", actions=["eks:DescribeCluster"], resources=[cluster_arn]),
+        iam.PolicyStatement(
+            sid="AllowInstanceProfileReadActions", actions=["iam:GetInstanceProfile"], resources=[instance_profile]
+        ),
+        iam.PolicyStatement(
+            sid="AllowUnscopedInstanceProfileListAction", actions=["iam:ListInstanceProfiles"], resources=["*"]
+        ),
+        iam.PolicyStatement(
+            sid="AllowAPIServerEndpointDiscovery", actions=["eks:DescribeCluster"], resources=[cluster_arn]
+        ),
     ]

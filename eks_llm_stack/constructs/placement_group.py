@@ -64,9 +64,7 @@ class ZoneChoice:
     zone: str | None
 
 
-def single_zone_subnets(
-    subnets: Sequence[ec2.ISubnet], *, availability_zone: str | None, pool: str
-) -> ZoneChoice:
+def single_zone_subnets(subnets: Sequence[ec2.ISubnet], *, availability_zone: str | None, pool: str) -> ZoneChoice:
     """Narrow ``subnets`` to one availability zone, as a cluster placement group requires.
 
     With ``availability_zone`` the subnets in that zone are kept (error if none); without it
@@ -83,8 +81,10 @@ def single_zone_subnets(
             kept = tuple(s for s in subnets if s.availability_zone == availability_zone)
             if not kept and subnets:
                 p.add(
-                    "availability_zone", f"none of the pool's subnets is in this zone (they are in {', '.join(distinct)})",
-                    f"use one of {', '.join(distinct)}", availability_zone,
+                    "availability_zone",
+                    f"none of the pool's subnets is in this zone (they are in {', '.join(distinct)})",
+                    f"use one of {', '.join(distinct)}",
+                    availability_zone,
                 )
             return ZoneChoice(subnets=kept, zone=availability_zone)
         if len(distinct) > 1:
@@ -96,7 +96,8 @@ def single_zone_subnets(
             )
         if not subnets:
             p.add(
-                "availability_zone", "a placement group needs a single availability zone and none is known",
+                "availability_zone",
+                "a placement group needs a single availability zone and none is known",
                 "set availability_zone (e.g. us-east-1a), or pass the VPC's subnets so the zone can be checked",
             )
         return ZoneChoice(subnets=subnets, zone=distinct[0] if len(distinct) == 1 else None)
