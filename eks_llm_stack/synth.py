@@ -97,5 +97,10 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     built = build(profile)
     out = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR) or DEFAULT_MANIFESTS_DIR
     write_chart_manifests(built, Path(out))
+    if built.profile.observability.enabled:
+        from .dashboards import write_dashboards
+
+        # Beside the manifests: dist/dashboards/*.json, importable into any Grafana.
+        write_dashboards(Path(out).parent / "dashboards")
     built.app.synth()
     return built

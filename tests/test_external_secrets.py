@@ -23,10 +23,13 @@ def _eso_statements(platform: Template) -> list[dict]:
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
-def test_role_reads_exactly_the_model_secrets(platform: Template) -> None:
+def test_role_reads_exactly_the_model_secrets_and_the_grafana_login(platform: Template) -> None:
     (read,) = [s for s in _eso_statements(platform) if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(read["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-    assert len(read["Resource"]) == 2 and all("ModelSecrets" in str(r) for r in read["Resource"])
+    resources = [str(r) for r in read["Resource"]]
+    assert len(resources) == 3
+    assert sum("ModelSecrets" in r for r in resources) == 2
+    assert sum("GrafanaAdmin" in r for r in resources) == 1
 
 
 def test_role_decrypts_with_the_secrets_key_only(platform: Template) -> None:
@@ -77,9 +80,10 @@ def test_one_external_secret_per_secret_into_the_serving_namespace(production_sy
     assert {d["spec"]["secretStoreRef"]["name"] for d in es} == {CLUSTER_SECRET_STORE_NAME}
 
 
-def test_store_is_limited_to_the_serving_namespace(production_synth) -> None:
+def test_store_is_limited_to_the_serving_and_monitoring_namespaces(production_synth) -> None:
     store = next(d for d in production_synth.manifests["external-secrets"] if d["kind"] == "ClusterSecretStore")
-    assert store["spec"]["conditions"] == [{"namespaces": [production_synth.profile.serving_namespace]}]
+    profile = production_synth.profile
+    assert store["spec"]["conditions"] == [{"namespaces": [profile.serving_namespace, profile.observability.namespace]}]
 
 
 def test_chart_props_report_every_problem() -> None:

@@ -72,14 +72,17 @@ def test_embedded_manifests_validate(any_synth) -> None:
     assert validate_manifests(docs, crd_dir=CRD_DIR) == []
 
 
-def test_written_and_embedded_manifests_are_the_same_objects(any_synth) -> None:
+def test_every_written_manifest_is_also_applied_by_cloudformation(any_synth) -> None:
+    """dist/manifests is what `cdk deploy` applies, for GitOps users; constructs may apply a few
+    objects of their own (a namespace, a StorageClass) on top, so this is inclusion, not equality."""
+
     def key(d: dict) -> tuple:
         m = d.get("metadata", {})
         return (d["apiVersion"], d["kind"], m.get("namespace"), m.get("name"))
 
     written = {key(d) for docs in any_synth.manifests.values() for d in docs}
     embedded = {key(d) for t in any_synth.templates.values() for _, d in embedded_manifests(t)}
-    assert written == embedded
+    assert written <= embedded
 
 
 def test_schema_gate_reports_every_error_of_a_bad_manifest() -> None:

@@ -250,13 +250,15 @@ def _redact(node: Any, path: str, found: list[str]) -> Any:
 
 
 class SecretsConfig(StrictModel):
-    """Secrets Manager entries synced into the cluster. Empty: none.
+    """Secrets Manager entries synced into the cluster by External Secrets (on by default).
 
     Names only; the operator sets each value with ``aws secretsmanager put-secret-value``.
     """
 
     enabled: bool = Field(
-        default=False, description="Create the secrets and sync them with External Secrets. Default: false."
+        default=True,
+        description="Create the secrets and sync them with External Secrets. Default: true (the in-cluster "
+        "Grafana's admin login is synced the same way).",
     )
     names: tuple[str, ...] = Field(
         default=("huggingface-token", "ngc-api-key"),

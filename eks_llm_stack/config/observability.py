@@ -81,10 +81,11 @@ class ObservabilityConfig(StrictModel):
     scrape_interval: str = Field(
         default="30s", description="Default scrape interval (the DCGM exporter is scraped at 15s)."
     )
-    grafana_admin_secret: str = Field(
-        default="eks-llm-stack/grafana-admin",
-        description="Secrets Manager secret (name or ARN) holding the Grafana admin login as JSON "
-        '{"username": ..., "password": ...}; synced by External Secrets.',
+    grafana_admin_secret: str | None = Field(
+        default=None,
+        description="An existing Secrets Manager secret (name or ARN) holding the Grafana admin login as JSON "
+        '{"username": ..., "password": ...}; default: the Data stack creates <prefix>/grafana-admin with a '
+        "generated password. Synced by External Secrets either way.",
     )
     managed: bool = Field(
         default=False,
@@ -124,7 +125,9 @@ class ObservabilityConfig(StrictModel):
 
     @field_validator("grafana_admin_secret")
     @classmethod
-    def _secret(cls, v: str) -> str:
+    def _secret(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if v.startswith("arn:"):
             if not re.fullmatch(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+", v):
                 raise fail(

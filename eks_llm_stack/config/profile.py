@@ -121,6 +121,18 @@ class Profile(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _grafana_needs_secret_sync(self) -> Profile:
+        obs = self.observability
+        if obs.enabled and not obs.managed and not self.secrets.enabled:
+            raise fail(
+                "observability.enabled runs Grafana in the cluster, whose admin login is synced from Secrets Manager "
+                "by External Secrets, but secrets.enabled is false",
+                "set secrets.enabled: true, or observability.managed: true (Amazon Managed Grafana), "
+                "or observability.enabled: false",
+            )
+        return self
+
     @property
     def cluster_name(self) -> str:
         return self.cluster.name or f"{self.prefix}-cluster"

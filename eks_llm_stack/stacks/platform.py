@@ -26,7 +26,11 @@ class PlatformStack(PlatformStackBase):
         expires_at: str | None = None,
     ) -> None:
         super().__init__(
-            scope, "Platform", profile=profile, description="EKS cluster, GPU capacity, controllers", expires_at=expires_at
+            scope,
+            "Platform",
+            profile=profile,
+            description="EKS cluster, GPU capacity, controllers",
+            expires_at=expires_at,
         )
         self.add_stack_dependency(data)
         c = profile.cluster
@@ -99,7 +103,11 @@ class PlatformStack(PlatformStackBase):
                     apply_manifests=False,
                 )
                 charts.apply(
-                    self, f"gpu-pool-{props.name}", pool.to_chart(charts.app), self.cluster, depends_on=tuple(pool.dependencies())
+                    self,
+                    f"gpu-pool-{props.name}",
+                    pool.to_chart(charts.app),
+                    self.cluster,
+                    depends_on=tuple(pool.dependencies()),
                 )
                 self.gpu_pools[props.name] = pool
             self.device_plugins = GpuDevicePlugins(
@@ -169,6 +177,9 @@ class PlatformStack(PlatformStackBase):
                         region=self.region,
                         namespace=profile.serving_namespace,
                         refresh_interval=profile.secrets.refresh_interval,
+                        # The monitoring namespace reads the Grafana admin login through the same store.
+                        store_namespaces=(profile.serving_namespace,)
+                        + ((profile.observability.namespace,) if data.grafana_admin_secret is not None else ()),
                         secrets=tuple(
                             # By name, not ARN: readable in dist/manifests, and no export pinning the secret.
                             SyncedSecret(name=k8s_name, remote_key=secrets.secret_names[name])
@@ -181,6 +192,54 @@ class PlatformStack(PlatformStackBase):
             )
 
         # -- observability --------------------------------------------------------------------------
+        obs_cfg = profile.observability
+        #: ``Observability`` (kube-prometheus-stack and the managed options) or None.
+        self.observability = None
+        if obs_cfg.enabled:
+            from ..charts.dcgm_exporter import DcgmExporterChart, DcgmExporterProps
+            from ..charts.external_secrets import CLUSTER_SECRET_STORE_NAME
+            from ..charts.monitoring import MonitoringChart, MonitoringChartProps
+            from ..constructs.observability import Observability, ObservabilityProps
+
+            store = self.external_secrets.store_name if secrets is not None else CLUSTER_SECRET_STORE_NAME
+            # The Data stack decides which secret holds the login (created there, or the profile's own).
+            with_secret = obs_cfg.model_copy(update={"grafana_admin_secret": data.grafana_admin_secret_name})
+            obs_props = ObservabilityProps.from_config(with_secret, secret_store_name=store)
+            self.observability = Observability(self, "Observability", cluster=self.cluster, props=obs_props)
+            self.observability.chart.node.add_dependency(self.system_nodegroup)
+            if data.grafana_admin_secret is not None and secrets is not None:
+                self.external_secrets.allow_secret(data.grafana_admin_secret)
+                # The ExternalSecret needs the operator's CRDs and the store.
+                assert self.observability.grafana_admin_secret is not None
+                self.observability.grafana_admin_secret.node.add_dependency(self.external_secrets_manifest)
+            # ServiceMonitors, PodMonitors and PrometheusRules need the operator's CRDs from the chart.
+            monitoring_crds = (self.observability.chart,)
+            charts.apply(
+                self,
+                "monitoring",
+                MonitoringChart(
+                    charts.app,
+                    "monitoring",
+                    props=MonitoringChartProps(
+                        namespace=obs_cfg.namespace, thresholds=obs_cfg.alerts, dashboards=not obs_cfg.managed
+                    ),
+                ),
+                self.cluster,
+                depends_on=monitoring_crds,
+            )
+            charts.apply(
+                self,
+                "dcgm-exporter",
+                DcgmExporterChart(
+                    charts.app,
+                    "dcgm-exporter",
+                    props=DcgmExporterProps(
+                        namespace=obs_cfg.namespace, profiling_metrics=obs_cfg.dcgm_profiling_metrics
+                    ),
+                ),
+                self.cluster,
+                depends_on=monitoring_crds,
+            )
 
         # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------
         from .serving import load_balancer_controller_enabled, serving_controllers_enabled
