@@ -63,7 +63,7 @@ def nag_report(scope: IConstruct) -> list[NagViolation]:
     out = []
     for v in report.violations:
         for r in v.violating_resources:
-            out.append(NagViolation(v.rule_name, str(v.severity), r.construct_path, v.description))
+            out.append(NagViolation(v.rule_name, str(v.severity), r.construct_path or "?", v.description))
     return out
 
 

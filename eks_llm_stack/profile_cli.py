@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="list, validate or document profiles")
     psub = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
     ls = psub.add_parser("list", help="profiles shipped in config/")

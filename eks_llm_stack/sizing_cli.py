@@ -7,7 +7,7 @@ import json
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from .sizing import CAPACITY_TYPES, DTYPES, KV_CACHE_DTYPES
 
     s = sub.add_parser("size", help="size a model: instance type, parallelism, vLLM arguments and price")
@@ -69,7 +69,7 @@ def _size(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_models(models: dict, as_json: bool) -> int:  # type: ignore[type-arg]
+def _list_models(models: dict, as_json: bool) -> int:
     rows = [(m.name, m.hf_id, m.params / 1e9, m.max_positions, m.native_dtype) for m in models.values()]
     if as_json:
         print(

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "summary",
         help="summarize a synthesized cloud assembly and manifests directory",

@@ -625,10 +625,10 @@ def _native_dtype(qcfg: dict[str, Any] | None, p: Problems) -> tuple[str, str | 
     if method == "compressed-tensors":
         for group in (qcfg.get("config_groups") or {}).values():
             weights = (group or {}).get("weights") or {}
-            bits, kind = weights.get("num_bits"), str(weights.get("type", "int"))
-            if bits == 8:
+            num_bits, kind = weights.get("num_bits"), str(weights.get("type", "int"))
+            if num_bits == 8:
                 return ("fp8" if kind == "float" else "int8"), method
-            if bits == 4 and kind == "int":
+            if num_bits == 4 and kind == "int":
                 return "int4", method
     p.add(
         "quantization_config",

@@ -239,7 +239,7 @@ class StorageChart(cdk8s.Chart):
                 mount_options=["flock"],
             )
         if props.efs is not None:
-            v = props.efs
+            efs = props.efs
             # Dynamic access points under the same file system, for workloads beyond the model cache.
             self._obj(
                 "sc-efs",
@@ -255,7 +255,7 @@ class StorageChart(cdk8s.Chart):
                     "mountOptions": ["tls", "iam"],
                     "parameters": {
                         "provisioningMode": "efs-ap",
-                        "fileSystemId": v.file_system_id,
+                        "fileSystemId": efs.file_system_id,
                         "directoryPerms": "750",
                         "basePath": "/dynamic",
                     },
@@ -263,11 +263,11 @@ class StorageChart(cdk8s.Chart):
             )
             self._volume_pair(
                 "efs",
-                v.claim_name,
+                efs.claim_name,
                 # EFS has no size; Kubernetes requires one and ignores it for NFS volumes.
                 "1Ti",
                 props.efs_storage_class,
-                {"driver": EFS_DRIVER, "volumeHandle": f"{v.file_system_id}::{v.access_point_id}"},
+                {"driver": EFS_DRIVER, "volumeHandle": f"{efs.file_system_id}::{efs.access_point_id}"},
                 # The file system refuses anonymous clients: mount over TLS with the node's IAM identity.
                 mount_options=["tls", "iam"],
             )

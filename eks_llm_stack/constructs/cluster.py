@@ -9,6 +9,7 @@ every later capability go through it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from aws_cdk import RemovalPolicy, Size
 from aws_cdk import aws_ec2 as ec2
@@ -198,7 +199,7 @@ class LlmCluster(Construct):
         addon = eks.Addon(
             self,
             construct_id,
-            cluster=self.cluster,
+            cluster=cast(eks.ICluster, self.cluster),  # a Cluster is an ICluster; the Python typing misses it
             addon_name=name,
             addon_version=self.props.addon_versions.get(name),
             configuration_values=configuration,

@@ -44,7 +44,7 @@ def region_from_env(fallback: str | None = None) -> str | None:
 
 def client_config() -> Any:
     """The botocore config of every client: standard retries, a user agent that names us."""
-    from botocore.config import Config  # type: ignore[import-untyped]
+    from botocore.config import Config
 
     from .. import __version__
 
@@ -75,7 +75,7 @@ class Aws:
     @property
     def session(self) -> Any:
         if self._session is None:
-            import boto3  # type: ignore[import-untyped]
+            import boto3
 
             self._session = boto3.Session(profile_name=self.profile_name, region_name=self.region)
         return self._session

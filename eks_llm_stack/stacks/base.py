@@ -86,7 +86,7 @@ class ChartRegistry:
         self.app = cdk8s.App()
         self.entries: list[tuple[str, object, Stack]] = []
 
-    def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):  # type: ignore[no-untyped-def]
+    def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):
         """Apply ``chart`` to ``cluster`` from ``stack``; return the manifest construct."""
         from aws_cdk import aws_eks_v2 as eks
 

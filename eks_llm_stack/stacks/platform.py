@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
+from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..charts.namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
@@ -55,7 +57,9 @@ class PlatformStack(PlatformStackBase):
                 removal_policy=data.removal_policy,
             ),
         )
-        self.cluster = self.llm_cluster.cluster
+        # aws-cdk-lib's Python typing leaves kubectl_provider_options off Cluster, so mypy does not
+        # take a Cluster for the ICluster every construct below accepts; it is one at run time.
+        self.cluster: eks.ICluster = cast(eks.ICluster, self.llm_cluster.cluster)
         self.system_nodegroup = self.llm_cluster.system_nodegroup
         self.namespaces = charts.apply(
             self,
