@@ -128,3 +128,18 @@ def test_metrics_count_generated_tokens() -> None:
 def test_bad_simulator_settings_are_reported_together() -> None:
     with pytest.raises(ConfigError, match=r"(?s)tokens_per_chunk.*must be >= 1.*error_rate.*probability"):
         SimulatorConfig(tokens_per_chunk=0, error_rate=2.0)
+
+
+def test_simulator_reports_its_own_timings() -> None:
+    async def go() -> dict[str, Any]:
+        sim = SimulatorConfig(ttft_ms=20, itl_ms=5, tokens_per_chunk=2)
+        async with running(sim) as (_, url), aiohttp.ClientSession() as s:
+            body = {"model": MODEL, "prompt": "x", "max_tokens": 6, "stream": True}
+            async with s.post(url + "/v1/completions", json=body) as resp:
+                await resp.read()
+            async with s.get(url + "/simulator/timings") as resp:
+                return await resp.json()
+
+    got = asyncio.run(go())
+    assert got["count"] == 1 and got["ttft_ms"][0] >= 20.0
+    assert got["itl_ms"][0] == pytest.approx(5.0, rel=0.2)

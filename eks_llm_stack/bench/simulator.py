@@ -26,6 +26,7 @@ import json
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ class Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.stats = _Stats()
+        #: What the simulator actually did, per finished request: (TTFT ms, ITL ms) from the
+        #: moment the request reached the handler. Served at /simulator/timings.
+        self.timings: deque[tuple[float, float | None]] = deque(maxlen=100_000)
         self._rng = random.Random(config.seed)
         self._slots = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)  # 128K-token prompts fit
@@ -159,6 +163,7 @@ class Simulator:
                 web.get("/health", self._health),
                 web.get("/v1/models", self._models),
                 web.get("/metrics", self._metrics),
+                web.get("/simulator/timings", self._timings),
             ]
         )
 
@@ -181,6 +186,18 @@ class Simulator:
                         "max_model_len": 131072,
                     }
                 ],
+            }
+        )
+
+    async def _timings(self, request: web.Request) -> web.Response:
+        """The simulator's own measured timings, for checking a client against them (``?since=N``)."""
+        since = int(request.query.get("since", "0"))
+        rows = list(self.timings)[since:]
+        return web.json_response(
+            {
+                "count": len(self.timings),
+                "ttft_ms": [t for t, _ in rows],
+                "itl_ms": [i for _, i in rows if i is not None],
             }
         )
 
@@ -372,7 +389,8 @@ class Simulator:
         sizes = [min(c.tokens_per_chunk, max_tokens - i) for i in range(0, max_tokens, c.tokens_per_chunk)]
         if not stream:
             await _sleep_until(loop, t0 + (c.ttft_ms + (max_tokens - sizes[0]) * c.itl_ms) / 1e3)
-            self._finished(arrived, admitted, max_tokens, first=time.perf_counter(), last=time.perf_counter())
+            now = time.perf_counter()
+            self._finished(arrived, admitted, max_tokens, first=now, last=now, after_first=0)
             text = " tok" * max_tokens
             choice: dict[str, Any] = (
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
@@ -397,34 +415,38 @@ class Simulator:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         obj = "chat.completion.chunk" if chat else "text_completion"
+        with_usage = include_usage and continuous
+        # Chunks are formatted from pre-encoded pieces rather than json.dumps'd one by one: at
+        # 128 streams x 100 tokens/s that is most of the simulator's CPU.
+        head = (
+            f'data: {{"id":"{rid}","object":"{obj}","created":{created},"model":{json.dumps(c.model)},"choices":['
+        ).encode()
 
-        def usage(done: int) -> dict[str, int]:
-            return {"prompt_tokens": prompt_tokens, "completion_tokens": done, "total_tokens": prompt_tokens + done}
-
-        def event(choices: list[dict[str, Any]], done: int | None) -> bytes:
-            chunk: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": c.model, "choices": choices}
-            if done is not None:
-                chunk["usage"] = usage(done)
-            return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        def event(choice: str, done: int | None) -> bytes:
+            usage = (
+                ""
+                if done is None
+                else f',"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{done},'
+                f'"total_tokens":{prompt_tokens + done}}}'
+            )
+            return head + f"{choice}]{usage}}}\n\n".encode()
 
         if chat:
-            role = [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-            ]
-            await resp.write(event(role, 0 if (include_usage and continuous) else None))
+            role = '{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}'
+            await resp.write(event(role, 0 if with_usage else None))
         done = 0
         first = last = 0.0
         for j, k in enumerate(sizes):
             await _sleep_until(loop, t0 + (c.ttft_ms + (done + k - sizes[0]) * c.itl_ms) / 1e3)
             done += k
-            finish = "length" if done == max_tokens else None
+            finish = '"length"' if done == max_tokens else "null"
             text = " tok" * k
             choice = (
-                {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish}
+                f'{{"index":0,"delta":{{"content":"{text}"}},"logprobs":null,"finish_reason":{finish}}}'
                 if chat
-                else {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+                else f'{{"index":0,"text":"{text}","logprobs":null,"finish_reason":{finish},"stop_reason":null}}'
             )
-            await resp.write(event([choice], done if (include_usage and continuous) else None))
+            await resp.write(event(choice, done if with_usage else None))
             last = time.perf_counter()
             if j == 0:
                 first = last
@@ -437,20 +459,24 @@ class Simulator:
                 if fault == "malformed":
                     await resp.write(b"data: {this is not json\n\n")
         if include_usage:
-            await resp.write(event([], done))
+            await resp.write(event("", done))  # the final usage chunk: "choices": []
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
-        self._finished(arrived, admitted, max_tokens, first=first, last=last)
+        self._finished(arrived, admitted, max_tokens, first=first, last=last, after_first=max_tokens - sizes[0])
         return resp
 
-    def _finished(self, arrived: float, admitted: float, tokens: int, *, first: float, last: float) -> None:
+    def _finished(
+        self, arrived: float, admitted: float, tokens: int, *, first: float, last: float, after_first: int
+    ) -> None:
         s = self.stats
         s.generation_tokens += tokens
         s.success["length"] += 1
         s.ttft.observe(first - arrived)
-        if tokens > 1:
-            s.itl.observe((last - first) / (tokens - 1))
+        itl = (last - first) / after_first if after_first > 0 else None
+        if itl is not None:
+            s.itl.observe(itl)
         s.e2e.observe(time.perf_counter() - arrived)
+        self.timings.append(((first - arrived) * 1e3, None if itl is None else itl * 1e3))
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
