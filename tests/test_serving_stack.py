@@ -85,6 +85,13 @@ def test_production_8b_runs_on_both_inference_pools(production_synth) -> None:
     assert d.model.args[: len(d.plan.vllm_args)] == d.plan.vllm_args
 
 
+def test_a_changed_source_gets_a_new_fetch_job_and_directory() -> None:
+    a, b = (plan_models(with_models({**LLAMA, "source": src}))[0] for src in ("s3://bucket/v1", "s3://bucket/v2"))
+    assert a.fetch.name != b.fetch.name
+    assert a.model.weights.path != b.model.weights.path
+    assert a.model.weights.path == a.fetch.target_dir
+
+
 def test_s3_model_is_fetched_once_into_the_cache_by_a_job(production_synth) -> None:
     docs = production_synth.manifests["model-llama-3-8b"]
     job = next(x for x in docs if x["kind"] == "Job")

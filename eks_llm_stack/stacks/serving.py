@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -276,9 +277,12 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
                 else WeightsFromHub(repo=src.location, revision=src.detail, size_gib=weights_gib)
             )
         else:
-            target = f"models/{m.name}"
+            # One directory and one Job per source: a Job's spec is immutable, and a changed source
+            # must neither mix files with the old one nor let pods start on the old marker.
+            tag = hashlib.sha256(m.source.encode()).hexdigest()[:8] if m.source else "none"
+            target = f"models/{m.name}-{tag}"
             fetch = ModelFetch(
-                name=m.name,
+                name=f"{m.name}-{tag}",
                 claim_name=CACHE_CLAIMS[cache],
                 target_dir=target,
                 s3_uri=src.location if src.kind == "s3" else None,
