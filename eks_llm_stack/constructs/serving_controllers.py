@@ -132,8 +132,8 @@ class ServingControllers(Construct):
                 wait=True,
                 timeout=Duration.minutes(10),
                 values={
+                    # Top-level nodeSelector/tolerations apply to the operator, metrics server and webhooks.
                     **on_system_nodes(),
-                    "webhooks": on_system_nodes(),
                     # KEDA's metrics API server and operator drop every capability and run as non-root by default.
                     "resources": {
                         "operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
