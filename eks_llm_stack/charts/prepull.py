@@ -17,11 +17,11 @@ from typing import Any
 from constructs import Construct
 
 from .. import versions
-from ..conventions import MANAGED_BY, POOL_LABEL
+from ..conventions import MANAGED_BY
 from ..errors import collecting
 from .names import check_dns_label
-from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context
-from .vllm import _obj
+from .scheduling import restricted_security_context
+from .vllm import _obj, pool_scheduling
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,12 +62,7 @@ class ImagePrepull(Construct):
         selector = {"app.kubernetes.io/name": "image-prepull", "app.kubernetes.io/instance": props.name}
         labels = {**dict(props.labels), **MANAGED_BY, **selector}
         # Node selection and the GPU toleration through the shared helper; gpus=0: no GPU requested.
-        sched = gpu_scheduling(GpuPlacement(gpus=0, pool=props.pools[0] if len(props.pools) == 1 else None))
-        if len(props.pools) > 1:
-            for term in sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-                "nodeSelectorTerms"
-            ]:
-                term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(props.pools)})
+        sched = pool_scheduling(gpus=0, pools=props.pools)
         small = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
         init = [
             {

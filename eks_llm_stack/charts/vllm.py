@@ -129,6 +129,24 @@ class ModelIngress:
     idle_timeout_seconds: int = 600
 
 
+def pool_scheduling(
+    *, gpus: int, pools: tuple[str, ...], efa: int = 0, instance_types: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """:func:`gpu_scheduling` for any of several pools (spot first, on-demand behind).
+
+    The helper pins one pool; with several, its GPU-node term is narrowed to all of them.
+    """
+    placement = GpuPlacement(
+        gpus=gpus, efa=efa, pool=pools[0] if len(pools) == 1 else None, instance_types=instance_types
+    )
+    sched = gpu_scheduling(placement)
+    if len(pools) > 1:
+        affinity = sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        for term in affinity["nodeSelectorTerms"]:
+            term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(pools)})
+    return sched
+
+
 def node_share(*, vcpus: int, memory_gib: float, gpus: int, gpu_count: int) -> tuple[float, int]:
     """CPU cores and memory (GiB) to request for ``gpus`` of a node's ``gpu_count`` GPUs.
 
@@ -727,20 +745,12 @@ class VllmModel(Construct):
             },
         }
         if p.engine == "vllm":
-            sched = gpu_scheduling(
-                GpuPlacement(
-                    gpus=p.gpus,
-                    efa=p.efa_interfaces,
-                    pool=p.pools[0] if len(p.pools) == 1 else None,
-                    instance_types=(p.instance_type,) if p.instance_type else (),
-                )
+            sched = pool_scheduling(
+                gpus=p.gpus,
+                efa=p.efa_interfaces,
+                pools=p.pools,
+                instance_types=(p.instance_type,) if p.instance_type else (),
             )
-            if len(p.pools) > 1:
-                # Several pools (spot first, on-demand behind): narrow the helper's GPU-node term to them.
-                for term in sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-                    "nodeSelectorTerms"
-                ]:
-                    term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(p.pools)})
             pod.update(sched["pod"])
             for kind in ("limits", "requests"):
                 resources[kind].update(sched["resources"].get(kind, {}))
