@@ -26,6 +26,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
+from .csi_drivers import pod_identity_role
 
 #: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).
 LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
@@ -95,43 +96,20 @@ class ServingControllers(Construct):
     def __init__(self, scope: Construct, id: str, *, props: ServingControllersProps) -> None:
         super().__init__(scope, id)
         self.props = props
-        cluster = props.cluster
         self.lws: eks.HelmChart | None = None
         self.keda: eks.HelmChart | None = None
         self.load_balancer_controller: eks.HelmChart | None = None
         self.lbc_role: iam.Role | None = None
         if props.lws:
-            pin = props.lws_chart
-            self.lws = eks.HelmChart(
-                self,
-                "Lws",
-                cluster=cluster,
-                chart=pin.chart,
-                # OCI charts are pulled by their full reference; the chart name is its last segment.
-                repository=f"{pin.repository}/{pin.chart}",
-                version=pin.version,
-                release="lws",
-                namespace="lws-system",
-                create_namespace=True,
-                wait=True,
-                timeout=Duration.minutes(10),
-                values={**on_system_nodes(), "enableCertManager": False},
+            self.lws = self._helm(
+                "Lws", props.lws_chart, "lws-system", {**on_system_nodes(), "enableCertManager": False}
             )
         if props.keda:
-            pin = props.keda_chart
-            self.keda = eks.HelmChart(
-                self,
+            self.keda = self._helm(
                 "Keda",
-                cluster=cluster,
-                chart=pin.chart,
-                repository=pin.repository,
-                version=pin.version,
-                release="keda",
-                namespace="keda",
-                create_namespace=True,
-                wait=True,
-                timeout=Duration.minutes(10),
-                values={
+                props.keda_chart,
+                "keda",
+                {
                     # Top-level nodeSelector/tolerations apply to the operator, metrics server and webhooks.
                     **on_system_nodes(),
                     # KEDA's metrics API server and operator drop every capability and run as non-root by default.
@@ -144,18 +122,30 @@ class ServingControllers(Construct):
             self._load_balancer_controller()
         self.charts = tuple(c for c in (self.lws, self.keda, self.load_balancer_controller) if c is not None)
 
+    def _helm(self, id: str, pin: versions.HelmChartPin, namespace: str, values: dict[str, Any]) -> eks.HelmChart:
+        """A pinned release named after its chart, waited for: model charts need its CRDs and webhooks."""
+        oci = pin.repository.startswith("oci://")
+        return eks.HelmChart(
+            self,
+            id,
+            cluster=self.props.cluster,
+            chart=pin.chart,
+            # OCI charts are pulled by their full reference; the chart name is its last segment.
+            repository=f"{pin.repository}/{pin.chart}" if oci else pin.repository,
+            version=pin.version,
+            release=pin.chart,
+            namespace=namespace,
+            create_namespace=namespace != "kube-system",
+            wait=True,
+            timeout=Duration.minutes(10),
+            values=values,
+        )
+
     def _load_balancer_controller(self) -> None:
         props = self.props
         cluster = props.cluster
-        principal = iam.ServicePrincipal("pods.eks.amazonaws.com")
-        role = iam.Role(
-            self,
-            "LbcRole",
-            assumed_by=principal,
-            description="AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own",
-        )
-        role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-            iam.PolicyStatement(actions=["sts:TagSession"], principals=[principal])
+        role = pod_identity_role(
+            self, "LbcRole", "AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own"
         )
         policy = iam.Policy(self, "LbcPolicy", statements=lbc_statements(Stack.of(self).partition))
         policy.attach_to_role(role)
@@ -188,20 +178,11 @@ class ServingControllers(Construct):
             service_account=props.lbc_service_account,
             role_arn=role.role_arn,
         )
-        pin = props.lbc_chart
-        self.load_balancer_controller = eks.HelmChart(
-            self,
+        self.load_balancer_controller = self._helm(
             "Lbc",
-            cluster=cluster,
-            chart=pin.chart,
-            repository=pin.repository,
-            version=pin.version,
-            release="aws-load-balancer-controller",
-            namespace=props.lbc_namespace,
-            create_namespace=props.lbc_namespace != "kube-system",
-            wait=True,
-            timeout=Duration.minutes(10),
-            values={
+            props.lbc_chart,
+            props.lbc_namespace,
+            {
                 "clusterName": cluster.cluster_name,
                 "region": props.region,
                 "vpcId": props.vpc_id,

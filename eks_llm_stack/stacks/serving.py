@@ -429,17 +429,10 @@ class ServingStack(PlatformStackBase):
         from aws_cdk import aws_eks_v2 as eks
         from aws_cdk import aws_iam as iam
 
-        principal = iam.ServicePrincipal("pods.eks.amazonaws.com")
+        from ..constructs.csi_drivers import pod_identity_role
+
         cid = "".join(x.capitalize() for x in name.split("-"))
-        role = iam.Role(
-            self,
-            f"{cid}WeightsRole",
-            assumed_by=principal,
-            description=f"model {name}: read its weights from {src.location}",
-        )
-        role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-            iam.PolicyStatement(actions=["sts:TagSession"], principals=[principal])
-        )
+        role = pod_identity_role(self, f"{cid}WeightsRole", f"model {name}: read its weights from {src.location}")
         bucket_arn = f"arn:{self.partition}:s3:::{src.bucket}"
         prefix = f"{src.prefix}/" if src.prefix else ""
         policy = iam.Policy(
