@@ -14,6 +14,7 @@ from aws_cdk import App
 
 from .charts.render import write_manifests
 from .config import Profile, load_profile, validate_profile
+from .config.profile import read_profile_data
 from .stacks import LlmPlatform, build_platform
 
 #: Context keys read by the app (``cdk synth -c key=value``).
@@ -34,14 +35,19 @@ class Built:
 
 
 def resolve_profile(name_or_path: str, *, name_override: str | None = None) -> Profile:
-    """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix."""
-    profile = load_profile(name_or_path)
-    if name_override:
-        data = profile.model_dump()
-        data["prefix"] = name_override
-        data["cluster"] = {**data["cluster"], "name": None}
-        profile = validate_profile(data, subject=f"profile '{profile.name}' with name '{name_override}'")
-    return profile
+    """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix.
+
+    The override is applied to the file's own data before validation, so every rule sees
+    the final names (and the cluster is named after the override too).
+    """
+    if not name_override:
+        return load_profile(name_or_path)
+    data, subject = read_profile_data(name_or_path)
+    data["prefix"] = name_override
+    cluster = data.get("cluster")
+    if isinstance(cluster, dict):
+        cluster.pop("name", None)
+    return validate_profile(data, subject=f"{subject} with name '{name_override}'")
 
 
 def build(

@@ -67,14 +67,9 @@ def test_admins_get_cluster_admin_through_access_entries(platform: Template) -> 
 
 def test_managed_addons_are_installed(platform: Template) -> None:
     names = {a["Properties"]["AddonName"] for a in platform.find_resources("AWS::EKS::Addon").values()}
-    assert names == {
-        "vpc-cni",
-        "coredns",
-        "kube-proxy",
-        "eks-pod-identity-agent",
-        "aws-ebs-csi-driver",
-        "metrics-server",
-    }
+    base = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver", "metrics-server"}
+    # The storage CSI drivers come on top when the profile has FSx / EFS.
+    assert names == base | {"aws-efs-csi-driver", "aws-fsx-csi-driver"}
 
 
 def test_vpc_cni_uses_prefix_delegation(platform: Template) -> None:

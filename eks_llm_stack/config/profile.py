@@ -147,11 +147,8 @@ def list_profiles(directory: Path = PROFILE_DIR) -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in directory.glob("*.yaml"))
 
 
-def load_profile(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> Profile:
-    """Load and validate a profile by name (``config/<name>.yaml``) or by path.
-
-    Raises :class:`ConfigError` listing every problem; never a bare parser traceback.
-    """
+def read_profile_data(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> tuple[dict[str, Any], str]:
+    """The raw mapping of a profile file and the subject for its errors (no validation yet)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = directory / f"{name_or_path}.yaml"
@@ -198,6 +195,15 @@ def load_profile(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> Pro
             ],
         )
     data.setdefault("name", name)
+    return data, subject
+
+
+def load_profile(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> Profile:
+    """Load and validate a profile by name (``config/<name>.yaml``) or by path.
+
+    Raises :class:`ConfigError` listing every problem; never a bare parser traceback.
+    """
+    data, subject = read_profile_data(name_or_path, directory)
     return validate_profile(data, subject)
 
 
