@@ -168,3 +168,24 @@ def test_cluster_props_report_every_problem() -> None:
     assert "public_cidrs: 'nope' is not a CIDR block" in text
     assert "system_desired: must lie between system_min (3) and system_max (4)" in text
     assert "addon_versions: not add-ons this cluster installs" in text
+
+
+def test_ebs_volumes_and_gpu_nodes_carry_the_environment_tags(cdk_context) -> None:
+    """Teardown of an ephemeral environment finds what CloudFormation did not create by these tags."""
+    from aws_cdk import App
+
+    from eks_llm_stack.synth import build
+
+    app = App(context={**cdk_context, "name": "ci-7", "expires_at": "2026-11-21T18:00:00Z"})
+    built = build("ci-ephemeral", app=app)
+    t = Template.from_stack(built.platform.platform)
+    (ebs,) = t.find_resources("AWS::EKS::Addon", {"Properties": {"AddonName": "aws-ebs-csi-driver"}}).values()
+    tags = json.loads(ebs["Properties"]["ConfigurationValues"])["controller"]["extraVolumeTags"]
+    assert tags["eks-llm-stack:ephemeral"] == "true"
+    assert tags["eks-llm-stack:expires-at"] == "2026-11-21T18:00:00Z"
+    assert tags["eks-llm-stack:name"] == "ci-7"
+    node_class = next(
+        d for _, chart, _ in built.platform.charts.entries for d in chart.to_json() if d["kind"] == "EC2NodeClass"
+    )
+    assert node_class["spec"]["tags"]["eks-llm-stack:ephemeral"] == "true"
+    assert node_class["spec"]["tags"]["eks-llm-stack.io/pool"] == "ci-gpu"

@@ -333,7 +333,9 @@ class GpuNodePoolProps:
     ``availability_zone`` — restrict the pool to one AZ (default: any; needed, or implied by the
     subnets, with a placement group). ``security_group_ids`` — extra node security groups,
     e.g. the storage-client group (default none). ``device_plugin`` — time-slicing / MIG for
-    this pool's GPUs (default: the device plugin's defaults).
+    this pool's GPUs (default: the device plugin's defaults). ``node_tags`` — EC2 tags on every
+    instance and volume Karpenter launches for the pool, e.g. the ephemeral-environment tags that let
+    teardown find leftovers (default: only the pool tag).
     """
 
     name: str
@@ -357,6 +359,7 @@ class GpuNodePoolProps:
     security_group_ids: tuple[str, ...] = ()
     security_group_tags: Mapping[str, str] = field(default_factory=dict)
     device_plugin: GpuSharing | None = None
+    node_tags: Mapping[str, str] = field(default_factory=dict)
 
     # -- presets -------------------------------------------------------------------------
 

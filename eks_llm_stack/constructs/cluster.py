@@ -45,6 +45,7 @@ class LlmClusterProps:
     the on-demand AL2023 node group where controllers run (default m7i.large, 2/2/4, 50 GiB).
     ``addon_versions`` — pin managed add-on versions by name (default: EKS's default version for the
     Kubernetes version). ``removal_policy`` — of the secrets KMS key (default RETAIN).
+    ``volume_tags`` — tags the EBS CSI driver puts on every volume it creates for a PVC (default none).
     """
 
     cluster_name: str
@@ -62,6 +63,7 @@ class LlmClusterProps:
     system_disk_gib: int = 50
     addon_versions: dict[str, str] = field(default_factory=dict)
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    volume_tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         with collecting("LlmClusterProps") as p:
@@ -229,7 +231,11 @@ class LlmCluster(Construct):
             iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")
         )
         self.ebs_csi_role = ebs_role
-        ebs = self._addon("aws-ebs-csi-driver", "EbsCsi", {"controller": system})
+        controller: dict = {**system}
+        if self.props.volume_tags:
+            # PVC volumes are created by the driver, not CloudFormation: tag them so teardown finds them.
+            controller["extraVolumeTags"] = dict(self.props.volume_tags)
+        ebs = self._addon("aws-ebs-csi-driver", "EbsCsi", {"controller": controller})
         # The L2 Addon has no pod-identity property yet; the association belongs to the add-on itself.
         cfn = ebs.node.default_child
         cfn.add_property_override(  # type: ignore[union-attr]

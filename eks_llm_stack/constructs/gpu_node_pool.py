@@ -308,7 +308,7 @@ class GpuNodePool(Construct):
                 "httpPutResponseHopLimit": 1,
                 "httpTokens": "required",
             },
-            "tags": {POOL_LABEL: props.name},
+            "tags": {**props.node_tags, POOL_LABEL: props.name},
         }
         if props.efa:
             layout = self._efa_layout()

@@ -48,6 +48,9 @@ class PlatformStackBase(Stack):
                 tags[TAG_EXPIRES_AT] = expires_at
         for key, value in tags.items():
             Tags.of(self).add(key, value)
+        #: The tags above, for what CloudFormation does not tag itself (instances Karpenter launches,
+        #: volumes the EBS CSI driver creates), so teardown and cost reports can find them.
+        self.resource_tags: dict[str, str] = dict(tags)
 
     def ensure_not_empty(self) -> None:
         """CloudFormation refuses a stack with no resources; keep the stack (and its name) with a no-op one.

@@ -55,6 +55,7 @@ class PlatformStack(PlatformStackBase):
                 system_disk_gib=c.system_nodes.disk_gib,
                 addon_versions=dict(c.addon_versions),
                 removal_policy=data.removal_policy,
+                volume_tags=dict(self.resource_tags),
             ),
         )
         # aws-cdk-lib's Python typing leaves kubectl_provider_options off Cluster, so mypy does not
@@ -97,6 +98,7 @@ class PlatformStack(PlatformStackBase):
             for props in pool_props:
                 if client_tags:
                     props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
+                props = dataclasses.replace(props, node_tags={**self.resource_tags, **props.node_tags})
                 pool = GpuNodePool(
                     self,
                     "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),
