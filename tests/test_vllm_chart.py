@@ -342,6 +342,7 @@ def test_simulator_runs_on_system_nodes_without_gpus() -> None:
     assert spec["nodeSelector"] == {"eks-llm-stack.io/system": "true"}
     assert GPU_RESOURCE not in spec["containers"][0]["resources"]["limits"]
     assert 'SimulatorConfig(model="sim")' in spec["containers"][0]["command"][2]
+    assert spec["containers"][0]["image"] == versions.BENCH_HARNESS_IMAGE.uri
 
 
 # -- the preStop program, run for real against the simulator --------------------------------------

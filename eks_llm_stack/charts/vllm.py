@@ -174,7 +174,7 @@ class VllmModelProps:
     ``namespace`` — of every object (required). ``engine`` — vllm (default) or simulator (the
     library's CPU-only stand-in, for clusters without GPUs). ``weights`` — where the weights are
     (required for vllm; ignored by the simulator). ``image`` — default the pinned
-    ``vllm/vllm-openai`` (vllm) or the pinned Python image (simulator).
+    ``vllm/vllm-openai`` (vllm) or the project's own image (simulator).
     ``args`` — vLLM engine arguments (the sizing engine's ``Plan.vllm_args``; default none).
     ``tensor_parallel_size`` — GPUs requested per pod (default 1). ``pipeline_parallel_size`` —
     nodes per replica; above 1 the model is a LeaderWorkerSet (default 1).
@@ -357,7 +357,7 @@ class VllmModelProps:
     def effective_image(self) -> str:
         if self.image is not None:
             return self.image
-        return versions.VLLM_IMAGE.uri if self.engine == "vllm" else versions.PYTHON_IMAGE.uri
+        return versions.VLLM_IMAGE.uri if self.engine == "vllm" else versions.BENCH_HARNESS_IMAGE.uri
 
     @property
     def effective_startup_seconds(self) -> int:
@@ -458,7 +458,7 @@ exec ray start --address="$LWS_LEADER_ADDRESS:{ray_port}" --block --disable-usag
 """
 
 _SIMULATOR = """set -eu
-# The library's simulator; installed at start unless the image already carries the package.
+# The library's simulator; the project's image carries it, another image installs it at start.
 python -c 'import eks_llm_stack.bench.simulator' 2>/dev/null ||
   pip install --quiet --no-cache-dir --target /tmp/py {package}
 export PYTHONPATH=/tmp/py

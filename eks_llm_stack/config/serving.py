@@ -198,7 +198,7 @@ class ModelConfig(StrictModel):
     image: str | None = Field(
         default=None,
         description="Container image. Default: the pinned vllm/vllm-openai (vllm) "
-        "or the pinned Python image (simulator).",
+        "or the project's own image, versions.BENCH_HARNESS_IMAGE (simulator).",
     )
     replicas: ReplicasConfig = Field(default_factory=ReplicasConfig, description="Default: {min: 1, max: 1}.")
     pool: str | tuple[str, ...] | None = Field(
