@@ -18,6 +18,7 @@ Measurement choices, and why:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import time
@@ -101,9 +102,14 @@ async def send_request(
     if target.api_key:
         headers["Authorization"] = f"Bearer {target.api_key}"
     timeout = aiohttp.ClientTimeout(total=target.timeout_s)
+    # Provisional: replaced by the moment the request goes on the wire (see _on_body_sent); kept
+    # when the request never got that far (no connection).
     record.sent_ns = time.perf_counter_ns()
+    wire = _OnWire(record)
     try:
-        async with session.post(target.endpoint, data=body, headers=headers, timeout=timeout) as resp:
+        async with session.post(
+            target.endpoint, data=body, headers=headers, timeout=timeout, trace_request_ctx=wire
+        ) as resp:
             record.status = resp.status
             if resp.status >= 400:
                 text = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
@@ -158,14 +164,38 @@ class _Requests:
         return synthetic_prompt(n, self._rng), out, n
 
 
+class _OnWire:
+    """Per-request state for the tracing hook: stamp ``sent_ns`` once, at the first body write."""
+
+    __slots__ = ("record", "stamped")
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+        self.stamped = False
+
+
+async def _on_body_sent(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
+    # aiohttp calls this just before it writes the first body chunk (headers go in the same
+    # write): the request is on the wire now. Building the request, waiting for a pooled
+    # connection or connecting happened before, and count as client delay (schedule delay), not
+    # as server latency - otherwise a burst of 128 sends inflates TTFT by the client's own work.
+    wire = ctx.trace_request_ctx
+    if isinstance(wire, _OnWire) and not wire.stamped:
+        wire.stamped = True
+        wire.record.sent_ns = time.perf_counter_ns()
+
+
 def _connector(limit: int) -> aiohttp.TCPConnector:
     # limit=0 is "no limit" in aiohttp; limit_per_host=0 likewise (its default cap is 100 in total).
     return aiohttp.TCPConnector(limit=limit, limit_per_host=0, force_close=False, enable_cleanup_closed=True)
 
 
 def _session(limit: int) -> aiohttp.ClientSession:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(_on_body_sent)
     return aiohttp.ClientSession(
         connector=_connector(limit),
+        trace_configs=[trace],
         read_bufsize=_READ_BUFSIZE,
         max_line_size=_READ_BUFSIZE,
         max_field_size=_READ_BUFSIZE,
@@ -186,10 +216,19 @@ async def run_level(
     """Run one load level to its bounds and return its records (also appended to ``state``)."""
     state.levels_started = level + 1
     requests = _Requests(spec, prompts, seed, level)
-    if spec.concurrency is not None:
-        await _closed_loop(target, spec, level, state, requests, on_done)
-    else:
-        await _open_loop(target, spec, level, state, requests, seed, on_done)
+    # A full garbage collection walks every object the run has made so far (records, chunk
+    # lists): tens of milliseconds, during which no chunk is stamped and no arrival is sent.
+    # Collect once now, outside the measurement, and move the survivors out of the collector's
+    # sight for the duration of the level.
+    gc.collect()
+    gc.freeze()
+    try:
+        if spec.concurrency is not None:
+            await _closed_loop(target, spec, level, state, requests, on_done)
+        else:
+            await _open_loop(target, spec, level, state, requests, seed, on_done)
+    finally:
+        gc.unfreeze()
     return state.of_level(level)
 
 
@@ -216,9 +255,13 @@ async def _closed_loop(
     assert spec.concurrency is not None
     deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9) if spec.duration_s is not None else None
 
+    def more() -> bool:
+        return not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline)
+
     async def worker(session: aiohttp.ClientSession) -> None:
-        while not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline):
-            prompt, max_tokens, asked = requests.next()
+        ready = requests.next() if more() else None
+        while ready is not None:
+            prompt, max_tokens, asked = ready
             body = build_body(target, prompt, max_tokens)
             # The worker is free and the request ready: that is when it is due.
             due = time.perf_counter_ns()
@@ -231,9 +274,15 @@ async def _closed_loop(
                 requested_output_tokens=max_tokens,
             )
             state.records.append(record)
-            await send_request(session, target, body, record)
+            sending = asyncio.ensure_future(send_request(session, target, body, record))
+            # Draw the next prompt while this one is in flight, so that a long synthetic prompt
+            # does not delay the next send (it is reserved now; unused if the duration runs out).
+            ready = requests.next() if more() else None
+            await sending
             if on_done:
                 on_done(record)
+            if ready is not None and not (deadline is None or time.perf_counter_ns() < deadline):
+                ready = None
 
     async with _session(spec.concurrency) as session:
         await asyncio.gather(*(worker(session) for _ in range(spec.concurrency)))
@@ -260,6 +309,22 @@ def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:
     return offsets
 
 
+_SPIN_S = 0.001
+
+
+async def _wait_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
+    """Wake at ``due`` (loop time) rather than up to a millisecond after it.
+
+    asyncio's epoll timeout is whole milliseconds rounded up, so a plain sleep wakes 0-1 ms
+    late. Sleep until 1 ms before, then yield to the loop (which keeps serving responses) until
+    due: at most 1 ms of polling per arrival, only in the open loop.
+    """
+    if due - loop.time() > _SPIN_S:
+        await asyncio.sleep(due - loop.time() - _SPIN_S)
+    while loop.time() < due:
+        await asyncio.sleep(0)
+
+
 async def _open_loop(
     target: Target,
     spec: LevelSpec,
@@ -284,9 +349,7 @@ async def _open_loop(
         for offset in offsets:
             prompt, max_tokens, asked = requests.next()
             body = build_body(target, prompt, max_tokens)
-            delay = start_loop + offset - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _wait_until(loop, start_loop + offset)
             record = RequestRecord(
                 index=len(state.records),
                 level=level,

@@ -151,9 +151,12 @@ class Simulator:
         self.config = config
         self.stats = _Stats()
         #: What the simulator actually did, per finished request: (TTFT ms, ITL ms) from the
-        #: moment the request reached the handler. Served at /simulator/timings.
-        self.timings: deque[tuple[float, float | None]] = deque(maxlen=100_000)
+        #: moment the request reached the handler, and that moment and the first token's write
+        #: on the perf_counter clock (CLOCK_MONOTONIC: comparable between processes of one host).
+        #: Served at /simulator/timings.
+        self.timings: deque[tuple[float, float | None, float, float]] = deque(maxlen=100_000)
         self._rng = random.Random(config.seed)
+        self._early_s = 0.0
         self._slots = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)  # 128K-token prompts fit
         self.app.add_routes(
@@ -196,8 +199,10 @@ class Simulator:
         return web.json_response(
             {
                 "count": len(self.timings),
-                "ttft_ms": [t for t, _ in rows],
-                "itl_ms": [i for _, i in rows if i is not None],
+                "ttft_ms": [r[0] for r in rows],
+                "itl_ms": [r[1] for r in rows if r[1] is not None],
+                "arrived_s": [r[2] for r in rows],
+                "first_token_written_s": [r[3] for r in rows],
             }
         )
 
@@ -388,7 +393,7 @@ class Simulator:
         created = int(time.time())
         sizes = [min(c.tokens_per_chunk, max_tokens - i) for i in range(0, max_tokens, c.tokens_per_chunk)]
         if not stream:
-            await _sleep_until(loop, t0 + (c.ttft_ms + (max_tokens - sizes[0]) * c.itl_ms) / 1e3)
+            await self._sleep_until(loop, t0 + (c.ttft_ms + (max_tokens - sizes[0]) * c.itl_ms) / 1e3)
             now = time.perf_counter()
             self._finished(arrived, admitted, max_tokens, first=now, last=now, after_first=0)
             text = " tok" * max_tokens
@@ -437,16 +442,16 @@ class Simulator:
         done = 0
         first = last = 0.0
         for j, k in enumerate(sizes):
-            await _sleep_until(loop, t0 + (c.ttft_ms + (done + k - sizes[0]) * c.itl_ms) / 1e3)
+            await self._sleep_until(loop, t0 + (c.ttft_ms + (done + k - sizes[0]) * c.itl_ms) / 1e3)
             done += k
             finish = '"length"' if done == max_tokens else "null"
             text = " tok" * k
-            choice = (
+            piece = (
                 f'{{"index":0,"delta":{{"content":"{text}"}},"logprobs":null,"finish_reason":{finish}}}'
                 if chat
                 else f'{{"index":0,"text":"{text}","logprobs":null,"finish_reason":{finish},"stop_reason":null}}'
             )
-            await resp.write(event(choice, done if with_usage else None))
+            await resp.write(event(piece, done if with_usage else None))
             last = time.perf_counter()
             if j == 0:
                 first = last
@@ -465,6 +470,20 @@ class Simulator:
         self._finished(arrived, admitted, max_tokens, first=first, last=last, after_first=max_tokens - sizes[0])
         return resp
 
+    async def _sleep_until(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Sleep until ``deadline`` (loop time), compensating the event loop's typical wake-up lateness.
+
+        asyncio's epoll waits in whole milliseconds, rounded up, so a plain sleep wakes on average
+        about half a millisecond late. The lateness still left after compensation feeds a moving
+        average that the next sleep subtracts (bounded to 0..2 ms), so emission times centre on
+        the configured ones instead of trailing them.
+        """
+        delay = deadline - loop.time() - self._early_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+            late = loop.time() - deadline
+            self._early_s = min(max(self._early_s + 0.05 * late, 0.0), 0.002)
+
     def _finished(
         self, arrived: float, admitted: float, tokens: int, *, first: float, last: float, after_first: int
     ) -> None:
@@ -476,13 +495,7 @@ class Simulator:
         if itl is not None:
             s.itl.observe(itl)
         s.e2e.observe(time.perf_counter() - arrived)
-        self.timings.append(((first - arrived) * 1e3, None if itl is None else itl * 1e3))
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-    delay = deadline - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+        self.timings.append(((first - arrived) * 1e3, None if itl is None else itl * 1e3, arrived, first))
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:

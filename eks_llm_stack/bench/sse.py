@@ -77,6 +77,10 @@ class StreamAccumulator:
         self.error_detail = detail[:300]
 
     def _event(self, raw: bytes, arrived_ns: int) -> None:
+        if raw.startswith(b"data: ") and b"\n" not in raw and b"\r" not in raw:
+            # The one-line "data: {...}" event every OpenAI-compatible server sends: no line splitting.
+            self._payload(raw[6:], arrived_ns)
+            return
         data_lines = []
         for line in raw.splitlines():
             if not line or line.startswith(b":"):
@@ -87,9 +91,10 @@ class StreamAccumulator:
             elif name not in (b"event", b"id", b"retry"):
                 self._fail("malformed_sse", f"unexpected SSE line {line[:80]!r}")
                 return
-        if not data_lines:
-            return
-        payload = b"\n".join(data_lines)
+        if data_lines:
+            self._payload(b"\n".join(data_lines), arrived_ns)
+
+    def _payload(self, payload: bytes, arrived_ns: int) -> None:
         if payload.strip() == b"[DONE]":
             self.done = True
             return
