@@ -415,3 +415,22 @@ def test_the_shipped_ci_ephemeral_profile_is_accepted_for_ephemeral_use() -> Non
     from eks_llm_stack.ops.requirements import refuse_for_ephemeral
 
     refuse_for_ephemeral(load_profile("ci-ephemeral"))
+
+
+def test_smoke_command_line_is_accepted_by_the_bench_command(tmp_path: Path) -> None:
+    """The smoke test shells out to `eks-llm-stack bench run`; its flags must be the harness's own."""
+    from eks_llm_stack.cli import build_parser
+
+    argv = eph.bench_argv(url="http://127.0.0.1:18080", model="qwen", output_dir=tmp_path)
+    args = build_parser().parse_args(argv[argv.index("bench") :])
+    assert (args.url, args.model, args.scenario, args.out) == ("http://127.0.0.1:18080", "qwen", "baseline", tmp_path)
+
+
+def test_smoke_verdict_fails_on_request_errors(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "summary.json").write_text(json.dumps({"levels": [{"completed": 99, "errors": 1}]}))
+    assert eph.smoke_verdict(0, tmp_path) == 3
+    (tmp_path / "summary.json").write_text(json.dumps({"levels": [{"completed": 100, "errors": 0}]}))
+    assert eph.smoke_verdict(0, tmp_path) == 0
+    assert eph.smoke_verdict(2, tmp_path) == 2

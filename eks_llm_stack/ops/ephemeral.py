@@ -444,6 +444,25 @@ class BenchHarness(Protocol):
     def __call__(self, *, kubeconfig: Path, model: str, output_dir: Path) -> int: ...
 
 
+def bench_argv(*, url: str, model: str, output_dir: Path) -> list[str]:
+    """The ``eks-llm-stack bench run`` command line of the smoke test (baseline scenario)."""
+    return [sys.executable, "-m", "eks_llm_stack.cli", "bench", "run", "--scenario", "baseline",
+            "--url", url, "--model", model, "--out", str(output_dir), "--no-progress"]  # fmt: skip
+
+
+def smoke_verdict(returncode: int, output_dir: Path) -> int:
+    """The harness's exit code, or 3 when it finished but some requests failed (summary.json ``errors``)."""
+    import json
+
+    if returncode != 0:
+        return returncode
+    summary = output_dir / "summary.json"
+    if not summary.is_file():
+        return 3
+    levels = json.loads(summary.read_text()).get("levels", [])
+    return 3 if any(level.get("errors") for level in levels) or not levels else 0
+
+
 def bench_via_cli(*, kubeconfig: Path, model: str, output_dir: Path) -> int:
     """The baseline scenario through ``eks-llm-stack bench run``, over a ``kubectl port-forward``."""
     port = 18080
@@ -453,9 +472,8 @@ def bench_via_cli(*, kubeconfig: Path, model: str, output_dir: Path) -> int:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        argv = [sys.executable, "-m", "eks_llm_stack.cli", "bench", "run", "--scenario", "baseline",
-                "--base-url", f"http://127.0.0.1:{port}/v1", "--model", model, "--output", str(output_dir)]  # fmt: skip
-        return subprocess.run(argv, check=False).returncode
+        argv = bench_argv(url=f"http://127.0.0.1:{port}", model=model, output_dir=output_dir)
+        return smoke_verdict(subprocess.run(argv, check=False).returncode, output_dir)
     finally:
         forward.terminate()
         forward.wait(timeout=10)
