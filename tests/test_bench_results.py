@@ -232,3 +232,40 @@ def test_fixed_result_set_has_its_knee_at_saturation() -> None:
 def test_no_cost_plot_without_a_price(tmp_path: Path) -> None:
     written = plots.render_plots([("run", fixed_summary(priced=False))], tmp_path)
     assert plots.COST not in {p.name for p in written}
+
+
+def test_ctrl_c_writes_what_was_measured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eks_llm_stack.bench import harness
+
+    async def interrupted_run(target: Any, levels: Any, *, state: harness.RunState, **kw: Any) -> None:
+        state.levels_started = 1
+        r = RequestRecord(index=0, level=0, scheduled_ns=0, sent_ns=0, done_ns=50_000_000, token_source="usage")
+        r.chunk_ns, r.chunk_tokens = [10_000_000, 20_000_000], [1, 1]
+        state.records.append(r)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness, "run_levels", interrupted_run)
+    code = main(["bench", "run", "--url", "http://127.0.0.1:1", "--model", MODEL, "--concurrency", "1",
+                 "--out", str(tmp_path), "--no-progress", "--no-plots"])  # fmt: skip
+    doc = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 130
+    assert (doc["interrupted"], doc["levels"][0]["completed"]) == (True, 1)
+
+
+def test_live_progress_shows_each_level_and_its_errors() -> None:
+    import io
+
+    from rich.console import Console
+
+    from eks_llm_stack.bench.progress import LiveProgress
+    from eks_llm_stack.bench.workload import LevelSpec
+
+    out = io.StringIO()
+    with LiveProgress(Console(file=out, width=120, force_terminal=True)) as live:
+        live.start_level(LevelSpec(concurrency=2, requests=2))
+        live.on_done(RequestRecord(index=0, level=0, scheduled_ns=0, sent_ns=0, error="timeout"))
+        live.on_done(RequestRecord(index=1, level=0, scheduled_ns=0, sent_ns=0))
+    text = out.getvalue()
+    assert "concurrency 2" in text and "2/2" in text and "errors 1" in text
