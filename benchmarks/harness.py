@@ -114,8 +114,13 @@ def main() -> None:
         s, cpu, sim = measure(url, LevelSpec(concurrency=128, requests=640, output=out, prompt=prompt))
         cpu_per_request.append(("concurrency 128", cpu))
         d = s["ttft_ms"]["p99"] - TTFT_MS
-        report("c=128: TTFT p99 - truth (ms)", d, "<= 10 ms", d <= 10.0)
+        report("c=128: TTFT p99 - truth (ms), every request", d, "<= 10 ms", d <= 10.0)
         report("c=128: TTFT p99 - sim TTFT p99 (ms)", s["ttft_ms"]["p99"] - sim["ttft_ms"]["p99"], "", None)
+        # The first round reaches the simulator as one burst of 128 (see docs/benchmarking.md).
+        spec = LevelSpec(concurrency=128, requests=640, warmup=128, output=out, prompt=prompt)
+        w, _, _ = measure(url, spec)
+        d = w["ttft_ms"]["p99"] - TTFT_MS
+        report("c=128: TTFT p99 - truth (ms), first round as --warmup", d, "<= 10 ms", d <= 10.0)
         ideal = 128 / (e2e_truth / 1e3)
         ratio = s["requests_per_s"] / ideal
         report(f"c=128: request rate / ideal ({ideal:.1f} req/s)", ratio, ">= 0.95", ratio >= 0.95)

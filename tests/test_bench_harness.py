@@ -172,3 +172,10 @@ def test_interrupted_run_keeps_finished_requests_only() -> None:
     finished = state.of_level(0)
     assert 0 < len(finished) < 50
     assert all(r.ok and r.output_tokens == 10 for r in finished)
+
+
+def test_warmup_requests_are_sent_first_and_left_out_of_the_figures() -> None:
+    spec = LevelSpec(concurrency=1, requests=3, warmup=2, output=LengthSpec(values=(2,)))
+    got = measure(SimulatorConfig(ttft_ms=1, itl_ms=0), spec)
+    assert [r.warmup for r in got["records"]] == [True, True, False, False, False]
+    assert (got["summary"]["requests"], got["summary"]["warmup_requests"]) == (3, 2)

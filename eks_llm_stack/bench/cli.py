@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument("--arrival", choices=("poisson", "constant"), help="open-loop arrivals (default poisson)")
     run.add_argument("--requests", type=int, help="requests per level (closed loop default 100 without --duration)")
     run.add_argument("--duration", type=float, help="seconds per level")
+    run.add_argument(
+        "--warmup", type=int, default=0, help="requests per level sent first and left out of its figures (default 0)"
+    )
     run.add_argument("--prompt-tokens", help="N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C (default 128)")
     run.add_argument("--output-tokens", help="as --prompt-tokens (default 128)")
     run.add_argument("--dataset", type=Path, help="ShareGPT JSON or JSONL of prompts")
@@ -127,6 +130,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         p.add("--arrival", "only applies to an open loop", "add --rate R, or drop --arrival", args.arrival)
     if args.rate is not None and args.requests is None and args.duration is None:
         p.add("--rate", "an open loop needs a bound", "add --duration S (and/or --requests N)", args.rate)
+    if args.warmup is not None and args.warmup < 0:
+        p.add("--warmup", "must be 0 or more", "pass how many requests to leave out per level, e.g. 128", args.warmup)
     for flag, value in (
         ("--requests", args.requests),
         ("--duration", args.duration),
@@ -191,6 +196,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             kw["duration_s"] = args.duration
             if args.requests is None:
                 kw["requests"] = None
+        if args.warmup:
+            kw["warmup"] = args.warmup
         if prompt is not None:
             kw["prompt"] = prompt
         if output is not None:

@@ -119,7 +119,12 @@ def summarize_level(
     slo: Slo,
     hourly_usd: float | None,
 ) -> dict[str, Any]:
-    """Every metric of one load level. ``load`` holds ``concurrency`` or ``rate`` (and what shaped it)."""
+    """Every metric of one load level. ``load`` holds ``concurrency`` or ``rate`` (and what shaped it).
+
+    Warm-up requests are left out of every figure and counted under ``warmup_requests``.
+    """
+    warm = sum(1 for r in records if r.warmup)
+    records = [r for r in records if not r.warmup]
     ok = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
     window_s = 0.0
@@ -144,6 +149,7 @@ def summarize_level(
         "rate": load.get("rate"),
         **{k: v for k, v in load.items() if k not in ("concurrency", "rate")},
         "requests": len(records),
+        "warmup_requests": warm,
         "completed": len(ok),
         "errors": len(failed),
         "errors_by_type": dict(sorted(Counter(r.error for r in failed if r.error).items())),

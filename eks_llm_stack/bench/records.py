@@ -45,6 +45,8 @@ class RequestRecord:
     error_detail: str | None = None
     requested_prompt_tokens: int | None = None
     requested_output_tokens: int | None = None
+    #: Sent to warm the level up; kept in requests.jsonl, left out of the level's figures.
+    warmup: bool = False
 
     @property
     def ok(self) -> bool:
@@ -145,4 +147,5 @@ class RequestRecord:
             error_detail=row.get("error_detail"),
             requested_prompt_tokens=row.get("requested_prompt_tokens"),
             requested_output_tokens=row.get("requested_output_tokens"),
+            warmup=bool(row.get("warmup", False)),
         )

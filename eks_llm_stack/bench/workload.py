@@ -114,6 +114,9 @@ class LevelSpec:
     """Prompt length in tokens (default 128; ignored for dataset prompts)."""
     output: LengthSpec = LengthSpec(values=(128,))
     """Output length in tokens, sent as max_tokens with ignore_eos (default 128)."""
+    warmup: int = 0
+    """Requests sent first and left out of the level's figures, on top of ``requests``
+    (default 0: every request counts)."""
 
     def load(self) -> dict[str, Any]:
         """The keys that describe this level in summary.json."""
