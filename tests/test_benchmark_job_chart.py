@@ -87,10 +87,10 @@ def test_s3_results_upload_with_the_pod_identity_service_account() -> None:
 
 
 def test_the_job_command_is_accepted_by_the_harness() -> None:
-    p = props(rate=5.0, concurrency=(), duration_s=60.0, output_tokens="uniform:32:256", hourly_usd=1.21)
+    p = props(rate=5.0, concurrency=(), duration_s=60.0, warmup=5, output_tokens="uniform:32:256", hourly_usd=1.21)
     args = build_parser().parse_args(pod(render(p))["containers"][0]["args"])
-    plan = plan_from_args(args)
-    assert (plan["levels"][0].rate, plan["levels"][0].duration_s, plan["price"].hourly_usd) == (5.0, 60.0, 1.21)
+    level = plan_from_args(args)["levels"][0]
+    assert (level.rate, level.duration_s, level.warmup, level.output.describe()) == (5.0, 60.0, 5, "uniform:32:256")
 
 
 def test_two_jobs_coexist_in_one_app() -> None:

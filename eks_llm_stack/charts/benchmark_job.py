@@ -80,6 +80,8 @@ class BenchmarkJobProps:
     """Requests per level (default None: the harness's default, 100 for a closed loop)."""
     duration_s: float | None = None
     """Seconds per level (default None: bounded by requests)."""
+    warmup: int = 0
+    """Requests per level sent first and left out of its figures (default 0)."""
     prompt_tokens: str | None = None
     """Prompt length spec, e.g. ``512`` or ``uniform:128:1024`` (default None: the harness's 128)."""
     output_tokens: str | None = None
@@ -225,6 +227,7 @@ class BenchmarkJobProps:
             "use poisson or constant",
         )
         p.check(self.requests is None or self.requests > 0, "requests", self.requests, "must be positive", "e.g. 200")
+        p.check(self.warmup >= 0, "warmup", self.warmup, "must be 0 or more", "e.g. the concurrency")
         p.check(
             self.duration_s is None or self.duration_s > 0,
             "duration_s",
@@ -256,6 +259,7 @@ class BenchmarkJobProps:
             args += ["--rate", f"{self.rate:g}", "--arrival", self.arrival]
         for flag, value in (
             ("--requests", self.requests),
+            ("--warmup", self.warmup or None),
             ("--duration", self.duration_s),
             ("--prompt-tokens", self.prompt_tokens),
             ("--output-tokens", self.output_tokens),
