@@ -1,17 +1,11 @@
-"""Kubernetes name rules, checked at synth time rather than by the API server at deploy time."""
+"""Kubernetes name checks for chart props (the rule itself is in :mod:`eks_llm_stack.naming`)."""
 
 from __future__ import annotations
 
-import re
-
 from ..errors import Problems
+from ..naming import is_dns_label
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def is_dns_label(name: str) -> bool:
-    """RFC 1123 label: what Namespaces, Services and most names must be."""
-    return isinstance(name, str) and len(name) <= 63 and bool(_DNS_LABEL.match(name))
+__all__ = ["check_dns_label", "is_dns_label"]
 
 
 def check_dns_label(problems: Problems, field: str, name: str) -> bool:

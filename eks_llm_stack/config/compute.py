@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..conventions import POOL_LABEL, WORKLOAD_LABEL
 from ..errors import ConfigError, Problem, Problems, collecting
+from ..naming import is_dns_label
 from .base import StrictModel, fail
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
@@ -40,7 +41,6 @@ _GRACE = re.compile(r"^([0-9]+(s|m|h))+$")
 _BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 _BUDGET_NODES = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _CRON_MACRO = re.compile(r"^@(annually|yearly|monthly|weekly|daily|midnight|hourly)$")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
@@ -445,7 +445,7 @@ class GpuNodePoolProps:
     def check(self, p: Problems) -> None:
         """Record every problem of these props on ``p``."""
         p.check(
-            bool(_NAME.match(self.name)) and len(self.name) <= 63,
+            is_dns_label(self.name),
             "name",
             self.name,
             "is not a valid pool name",

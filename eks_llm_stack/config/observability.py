@@ -6,6 +6,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
+from ..naming import is_dns_label
 from .base import StrictModel, fail
 
 #: A Prometheus duration as the operator's CRDs accept it for retention and intervals.
@@ -119,7 +120,7 @@ class ObservabilityConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+        if not is_dns_label(v):
             raise fail(f"'{v}' is not a Kubernetes namespace name", "use lowercase letters, digits and '-', at most 63")
         return v
 

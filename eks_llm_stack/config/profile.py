@@ -10,6 +10,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError, Problem
+from ..naming import is_dns_label
 from .base import StrictModel, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
@@ -74,7 +75,7 @@ class Profile(StrictModel):
     @field_validator("serving_namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+        if not is_dns_label(v):
             raise fail(f"'{v}' is not a valid namespace name", "use lowercase letters, digits and '-' (max 63)")
         return v
 

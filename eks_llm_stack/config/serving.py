@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..naming import is_dns_label
 from .base import StrictModel, fail
 
 Engine = Literal["vllm", "simulator"]
@@ -27,7 +28,6 @@ IngressScheme = Literal["internal", "internet-facing"]
 MAX_NAME_LENGTH = 40
 #: The spot interruption notice: pods on spot must be gone within it.
 SPOT_NOTICE_SECONDS = 120
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _REVISION = re.compile(r"^[\w./-]{1,200}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
@@ -74,12 +74,7 @@ def parse_source(source: str) -> ModelSource:
     if source.startswith("pvc://"):
         claim, _, path = source.removeprefix("pvc://").partition("/")
         path = path.strip("/")
-        if (
-            not _DNS_LABEL.match(claim)
-            or len(claim) > 63
-            or ".." in path.split("/")
-            or not re.fullmatch(r"[\w./-]*", path)
-        ):
+        if not is_dns_label(claim) or len(claim) > 63 or ".." in path.split("/") or not re.fullmatch(r"[\w./-]*", path):
             raise ValueError(source)
         return ModelSource("pvc", claim, path)
     raise ValueError(source)
@@ -269,7 +264,7 @@ class ModelConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _DNS_LABEL.match(v) or len(v) > MAX_NAME_LENGTH:
+        if not is_dns_label(v, MAX_NAME_LENGTH):
             raise fail(
                 f"'{v}' is not a valid model name (a DNS label of at most {MAX_NAME_LENGTH} characters)",
                 "use lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. llama-3-8b",

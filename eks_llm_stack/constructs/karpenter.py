@@ -9,7 +9,6 @@ constructing :class:`~eks_llm_stack.constructs.gpu_node_pool.GpuNodePool` direct
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
+from ..naming import is_dns_label
 
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
@@ -81,7 +81,7 @@ class KarpenterProps:
             for name in ("namespace", "service_account"):
                 value = getattr(self, name)
                 p.check(
-                    bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value)) and len(value) <= 63,
+                    is_dns_label(value),
                     name,
                     value,
                     "is not a valid Kubernetes name",

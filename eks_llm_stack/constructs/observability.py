@@ -20,7 +20,6 @@ role may query that workspace only, replacing the in-cluster Grafana. With
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from ..conventions import (
     SYSTEM_TAINT_KEY,
 )
 from ..errors import collecting
+from ..naming import is_dns_label
 from ..versions import HelmChartPin
 
 #: API version of the External Secrets CRDs (v2.x).
@@ -51,8 +51,6 @@ EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _system_scheduling() -> dict[str, Any]:
@@ -103,7 +101,7 @@ class ObservabilityProps:
             for name in ("secret_store_name", "namespace", "release", "storage_class", "prometheus_service_account"):
                 value = getattr(self, name)
                 p.check(
-                    isinstance(value, str) and bool(_DNS_LABEL.match(value)),
+                    is_dns_label(value),
                     name,
                     value,
                     "is not a valid Kubernetes name",
