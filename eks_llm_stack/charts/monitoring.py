@@ -141,27 +141,32 @@ class VllmMonitorProps:
         }
 
 
+def _vllm_monitor(scope: Construct, props: VllmMonitorProps, kind: str, endpoints_key: str) -> cdk8s.ApiObject:
+    """The PodMonitor or ServiceMonitor of :class:`VllmPodMonitor` / :class:`VllmServiceMonitor` (same shape)."""
+    return api_object(
+        scope,
+        "Resource",
+        api_version=MONITORING_API,
+        kind=kind,
+        metadata=cdk8s.ApiObjectMetadata(
+            name=props.name, namespace=props.namespace, labels={**MANAGED_BY, **props.labels}
+        ),
+        body={
+            "spec": {
+                "selector": {"matchLabels": dict(props.pod_labels)},
+                "namespaceSelector": props._namespace_selector(),
+                endpoints_key: [props._endpoint()],
+            }
+        },
+    )
+
+
 class VllmPodMonitor(Construct):
     """A ``PodMonitor`` scraping ``/metrics`` of every vLLM pod matching ``props.pod_labels``."""
 
     def __init__(self, scope: Construct, id: str, *, props: VllmMonitorProps) -> None:
         super().__init__(scope, id)
-        self.api_object = api_object(
-            self,
-            "Resource",
-            api_version=MONITORING_API,
-            kind="PodMonitor",
-            metadata=cdk8s.ApiObjectMetadata(
-                name=props.name, namespace=props.namespace, labels={**MANAGED_BY, **props.labels}
-            ),
-            body={
-                "spec": {
-                    "selector": {"matchLabels": dict(props.pod_labels)},
-                    "namespaceSelector": props._namespace_selector(),
-                    "podMetricsEndpoints": [props._endpoint()],
-                }
-            },
-        )
+        self.api_object = _vllm_monitor(self, props, "PodMonitor", "podMetricsEndpoints")
 
 
 class VllmServiceMonitor(Construct):
@@ -169,22 +174,7 @@ class VllmServiceMonitor(Construct):
 
     def __init__(self, scope: Construct, id: str, *, props: VllmMonitorProps) -> None:
         super().__init__(scope, id)
-        self.api_object = api_object(
-            self,
-            "Resource",
-            api_version=MONITORING_API,
-            kind="ServiceMonitor",
-            metadata=cdk8s.ApiObjectMetadata(
-                name=props.name, namespace=props.namespace, labels={**MANAGED_BY, **props.labels}
-            ),
-            body={
-                "spec": {
-                    "selector": {"matchLabels": dict(props.pod_labels)},
-                    "namespaceSelector": props._namespace_selector(),
-                    "endpoints": [props._endpoint()],
-                }
-            },
-        )
+        self.api_object = _vllm_monitor(self, props, "ServiceMonitor", "endpoints")
 
 
 @dataclass(frozen=True, kw_only=True)
