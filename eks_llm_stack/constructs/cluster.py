@@ -24,6 +24,7 @@ from ..config.network import check_cidr
 from ..conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
+from .pod_identity import pod_identity_role
 
 _K8S_VERSIONS = {"1.35": eks.KubernetesVersion.V1_35}
 
@@ -218,15 +219,7 @@ class LlmCluster(Construct):
         system = {"tolerations": [{"key": SYSTEM_TAINT_KEY, "operator": "Exists"}]}
         self._addon("coredns", "CoreDns", system)
         self._addon("metrics-server", "MetricsServer", system)
-        ebs_role = iam.Role(
-            self,
-            "EbsCsiRole",
-            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com"),
-            description="EBS CSI controller (EKS Pod Identity)",
-        )
-        ebs_role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-            iam.PolicyStatement(actions=["sts:TagSession"], principals=[iam.ServicePrincipal("pods.eks.amazonaws.com")])
-        )
+        ebs_role = pod_identity_role(self, "EbsCsiRole", "EBS CSI controller (EKS Pod Identity)")
         ebs_role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")
         )

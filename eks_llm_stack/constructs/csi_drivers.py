@@ -18,6 +18,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
+from .pod_identity import pod_identity_role
 
 EFS_ADDON = "aws-efs-csi-driver"
 FSX_ADDON = "aws-fsx-csi-driver"
@@ -61,16 +62,6 @@ class StorageCsiDriversProps:
                 "not add-ons this construct installs",
                 f"pin {EFS_ADDON} or {FSX_ADDON}",
             )
-
-
-def pod_identity_role(scope: Construct, id: str, description: str) -> iam.Role:
-    """A role that EKS Pod Identity can assume for a service account."""
-    principal = iam.ServicePrincipal("pods.eks.amazonaws.com")
-    role = iam.Role(scope, id, assumed_by=principal, description=description)
-    role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-        iam.PolicyStatement(actions=["sts:TagSession"], principals=[principal])
-    )
-    return role
 
 
 class StorageCsiDrivers(Construct):

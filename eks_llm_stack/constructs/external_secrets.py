@@ -22,6 +22,7 @@ from ..charts.names import check_dns_label
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
+from .pod_identity import pod_identity_role
 
 #: Actions the controller needs to sync a secret; nothing that lists, writes or deletes.
 READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
@@ -70,16 +71,8 @@ class ExternalSecretsOperator(Construct):
         super().__init__(scope, id)
         self.props = props
         self.store_name = props.store_name
-        principal = iam.ServicePrincipal("pods.eks.amazonaws.com")
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=principal,
-            description="External Secrets Operator (EKS Pod Identity): read the model-hub secrets only",
-        )
-        # EKS Pod Identity tags the session with the pod's namespace and service account.
-        self.role.assume_role_policy.add_statements(  # type: ignore[union-attr]
-            iam.PolicyStatement(actions=["sts:TagSession"], principals=[principal])
+        self.role = pod_identity_role(
+            self, "Role", "External Secrets Operator (EKS Pod Identity): read the model-hub secrets only"
         )
         self._read = iam.PolicyStatement(actions=list(READ_ACTIONS), resources=[s.secret_arn for s in props.secrets])
         self.role.add_to_principal_policy(self._read)

@@ -27,6 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
 from ..naming import is_dns_label
+from .pod_identity import pod_identity_principal
 
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
@@ -182,7 +183,7 @@ class Karpenter(Construct):
         self.controller_role = iam.Role(
             self,
             "ControllerRole",
-            assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+            assumed_by=pod_identity_principal(),
             description="Karpenter controller (EKS Pod Identity)",
         )
         self.controller_policy = iam.Policy(

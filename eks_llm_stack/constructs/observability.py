@@ -44,6 +44,7 @@ from ..conventions import (
 from ..errors import collecting
 from ..naming import is_dns_label
 from ..versions import HelmChartPin
+from .pod_identity import pod_identity_principal
 
 #: API version of the External Secrets CRDs (v2.x).
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
@@ -329,7 +330,7 @@ class Observability(Construct):
                 self,
                 "RemoteWriteRole",
                 # Pod Identity tags its sessions: the trust policy allows sts:TagSession too.
-                assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+                assumed_by=pod_identity_principal(),
                 description="Prometheus remote-write to the platform's AMP workspace (EKS Pod Identity)",
             )
             self.remote_write_role.add_to_policy(
@@ -402,7 +403,7 @@ class Observability(Construct):
             agent_role = iam.Role(
                 self,
                 "CloudWatchAgentRole",
-                assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+                assumed_by=pod_identity_principal(),
                 managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy")],
                 description="CloudWatch agent of the amazon-cloudwatch-observability add-on (EKS Pod Identity)",
             )

@@ -26,7 +26,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
-from .csi_drivers import pod_identity_role
+from .pod_identity import pod_identity_role
 
 #: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).
 LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"

@@ -429,7 +429,7 @@ class ServingStack(PlatformStackBase):
         from aws_cdk import aws_eks_v2 as eks
         from aws_cdk import aws_iam as iam
 
-        from ..constructs.csi_drivers import pod_identity_role
+        from ..constructs.pod_identity import pod_identity_role
 
         cid = "".join(x.capitalize() for x in name.split("-"))
         role = pod_identity_role(self, f"{cid}WeightsRole", f"model {name}: read its weights from {src.location}")
