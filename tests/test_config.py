@@ -122,3 +122,12 @@ def test_profiles_are_immutable() -> None:
     p = load_profile("default")
     with pytest.raises(Exception, match="frozen"):
         p.prefix = "other"  # type: ignore[misc]
+
+
+def test_namespace_fields_share_one_rule_and_message() -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_profile({"serving_namespace": "LLM_Serving", "observability": {"namespace": "-monitoring"}})
+    text = str(err.value)
+    assert "serving_namespace: 'LLM_Serving' is not a Kubernetes namespace name" in text
+    assert "observability.namespace: '-monitoring' is not a Kubernetes namespace name" in text
+    assert text.count("fix: use at most 63 lowercase letters, digits or '-'") == 2

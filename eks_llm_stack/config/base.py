@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError, Problem
+from ..naming import is_dns_label
 
 
 class StrictModel(BaseModel):
@@ -111,6 +112,16 @@ def validate_model(model: type[BaseModel], data: Any, subject: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(subject, problems_from_validation_error(exc, model)) from None
+
+
+def check_namespace(value: str) -> str:
+    """A field validator body for Kubernetes namespace names (RFC 1123 labels)."""
+    if not is_dns_label(value):
+        raise fail(
+            f"'{value}' is not a Kubernetes namespace name",
+            "use at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+        )
+    return value
 
 
 def fail(message: str, fix: str) -> ValueError:

@@ -6,8 +6,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from ..naming import is_dns_label
-from .base import StrictModel, fail
+from .base import StrictModel, check_namespace, fail
 
 #: A Prometheus duration as the operator's CRDs accept it for retention and intervals.
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
@@ -120,9 +119,7 @@ class ObservabilityConfig(StrictModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not is_dns_label(v):
-            raise fail(f"'{v}' is not a Kubernetes namespace name", "use lowercase letters, digits and '-', at most 63")
-        return v
+        return check_namespace(v)
 
     @field_validator("grafana_admin_secret")
     @classmethod

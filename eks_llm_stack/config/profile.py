@@ -10,8 +10,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError, Problem
-from ..naming import is_dns_label
-from .base import StrictModel, fail, validate_model
+from .base import StrictModel, check_namespace, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
 from .data import SecretsConfig, StorageConfig
@@ -75,9 +74,7 @@ class Profile(StrictModel):
     @field_validator("serving_namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not is_dns_label(v):
-            raise fail(f"'{v}' is not a valid namespace name", "use lowercase letters, digits and '-' (max 63)")
-        return v
+        return check_namespace(v)
 
     @field_validator("account")
     @classmethod
