@@ -23,8 +23,8 @@ import yaml
 
 from . import versions
 
-#: Upstream CRDs used by the test suite: ``shared/schemas/crds`` beside the repository.
-DEFAULT_CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "crds"
+#: Upstream CRDs at the pinned releases, vendored with the package (``third_party/README.md``).
+DEFAULT_CRD_DIR = Path(__file__).resolve().parent / "third_party" / "crds"
 
 
 def _structural_to_jsonschema(node: Any) -> Any:

@@ -36,7 +36,7 @@ KUBERNETES_VERSION = "1.35"
 #: PyPI package that ships the matching kubectl/helm Lambda layer (see requirements.txt).
 KUBECTL_LAYER_PACKAGE = "aws-cdk.lambda-layer-kubectl-v35"
 
-#: Karpenter controller (CRD schemas in shared/schemas are from the same release).
+#: Karpenter controller (CRD schemas in third_party/crds are from the same release).
 KARPENTER = HelmChartPin(
     chart="karpenter",
     repository="oci://public.ecr.aws/karpenter",
@@ -44,7 +44,7 @@ KARPENTER = HelmChartPin(
 )
 
 #: kube-prometheus-stack: Prometheus, Alertmanager, Grafana and the prometheus-operator.
-#: 88.x ships prometheus-operator v0.93.0, the release whose CRD schemas are in shared/schemas.
+#: 88.x ships prometheus-operator v0.93.0, the release whose CRD schemas are in third_party/crds.
 KUBE_PROMETHEUS_STACK = HelmChartPin(
     chart="kube-prometheus-stack",
     repository="https://prometheus-community.github.io/helm-charts",
@@ -74,7 +74,7 @@ EFA_DEVICE_PLUGIN = HelmChartPin(
     version="v0.5.29",
 )
 
-#: External Secrets Operator; chart 2.9.0 ships the v2.9.0 CRDs whose schemas are in shared/schemas.
+#: External Secrets Operator; chart 2.9.0 ships the v2.9.0 CRDs whose schemas are in third_party/crds.
 EXTERNAL_SECRETS = HelmChartPin(
     chart="external-secrets",
     repository="https://charts.external-secrets.io",
@@ -89,9 +89,9 @@ HUGGINGFACE_HUB_VERSION = "2.4.0"
 #: The vLLM OpenAI-compatible server image (vLLM v0.29.0). Weights are never baked in: they come
 #: from the model cache or are fetched at start (docs/serving.md, "Cold start").
 VLLM_IMAGE = ImagePin(repository="vllm/vllm-openai", tag="v0.29.0")
-#: LeaderWorkerSet controller for multi-node models; 0.10.0 ships the v1 CRD in shared/schemas.
+#: LeaderWorkerSet controller for multi-node models; 0.10.0 ships the v1 CRD in third_party/crds.
 LWS = HelmChartPin(chart="lws", repository="oci://registry.k8s.io/lws/charts", version="0.10.0")
-#: KEDA (ScaledObject on Prometheus queries); its keda.sh CRDs are in shared/schemas.
+#: KEDA (ScaledObject on Prometheus queries); its keda.sh CRDs are in third_party/crds.
 KEDA = HelmChartPin(chart="keda", repository="https://kedacore.github.io/charts", version="2.20.2")
 #: AWS Load Balancer Controller (internal ALB/NLB for model endpoints); eks-charts 3.4.2 = controller v3.4.2.
 AWS_LOAD_BALANCER_CONTROLLER = HelmChartPin(

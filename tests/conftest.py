@@ -26,7 +26,7 @@ if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
 
 #: The real cdk.json context, as `cdk synth` passes it to the app.
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
-CRD_DIR = ROOT.parent / "shared" / "schemas" / "crds"
+CRD_DIR = ROOT / "eks_llm_stack" / "third_party" / "crds"
 
 
 @dataclass
