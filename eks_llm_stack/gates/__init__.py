@@ -1,0 +1,1 @@
+"""The checks this project runs on its own output, importable by other repositories."""

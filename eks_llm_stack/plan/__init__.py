@@ -1,0 +1,1 @@
+"""The validated profile resolved once into every decision the stacks, ops and CLI read."""
