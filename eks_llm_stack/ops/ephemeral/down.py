@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigError, EksLlmStackError, Problem
-from .aws import Aws, error_code, paginate, wait_until
-from .requirements import refuse_for_ephemeral
+from ...errors import ConfigError, EksLlmStackError, Problem
+from ..aws import Aws, error_code, paginate, wait_until
+from ..requirements import refuse_for_ephemeral
 
 TAG_EPHEMERAL = "eks-llm-stack:ephemeral"
 TAG_NAME = "eks-llm-stack:name"
@@ -50,7 +50,7 @@ CLUSTER_TAGS = (
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _TTL = re.compile(r"^(\d+)([mhd])$")
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class EphemeralError(EksLlmStackError):
