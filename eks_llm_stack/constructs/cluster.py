@@ -213,7 +213,13 @@ class LlmCluster(Construct):
 
     def _add_addons(self) -> None:
         # Prefix delegation: a /28 per ENI slot, so GPU nodes are not capped at a few dozen pod IPs.
-        self._addon("vpc-cni", "VpcCni", {"env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}})
+        # enableNetworkPolicy: the add-on's network-policy agent enforces NetworkPolicies (off by default,
+        # and without it the serving namespace's default-deny policies would be accepted and ignored).
+        self._addon(
+            "vpc-cni",
+            "VpcCni",
+            {"env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}, "enableNetworkPolicy": "true"},
+        )
         self._addon("kube-proxy", "KubeProxy")
         pod_identity = self._addon("eks-pod-identity-agent", "PodIdentityAgent")
         system = {"tolerations": [{"key": SYSTEM_TAINT_KEY, "operator": "Exists"}]}
