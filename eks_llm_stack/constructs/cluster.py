@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .. import versions
 from ..config.network import check_cidr
@@ -276,7 +276,7 @@ class LlmCluster(Construct):
             )
 
     @staticmethod
-    def _kubectl_handler_pull_only(provider: Construct) -> None:
+    def _kubectl_handler_pull_only(provider: IConstruct) -> None:
         """The kubectl handler pulls OCI charts from ECR: pull-only rather than aws-cdk-lib's read-only."""
         stack = Stack.of(provider)
         for c in provider.node.find_all():
