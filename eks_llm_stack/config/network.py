@@ -12,8 +12,16 @@ from .base import StrictModel, fail
 Endpoint = Literal["s3", "ecr", "sts", "ec2", "sqs", "logs", "secretsmanager", "elasticfilesystem"]
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def check_cidr(value: str) -> str:
-    if isinstance(value, str) and "/" not in value:
+    if isinstance(value, str) and "/" not in value and _is_address(value):
         # ipaddress reads a bare address as a /32; AWS APIs that take CIDRs refuse it.
         raise fail(
             f"'{value}' is a bare IP address, not a CIDR block",
