@@ -320,7 +320,13 @@ class LlmCluster(Construct):
         cni_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy"))
         self.vpc_cni_role = cni_role
         # Prefix delegation: a /28 per ENI slot, so GPU nodes are not capped at a few dozen pod IPs.
-        cni = self._addon("vpc-cni", "VpcCni", {"env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}})
+        # enableNetworkPolicy: the add-on's network-policy agent enforces NetworkPolicies (off by default,
+        # and without it the serving namespace's default-deny policies would be accepted and ignored).
+        cni = self._addon(
+            "vpc-cni",
+            "VpcCni",
+            {"env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}, "enableNetworkPolicy": "true"},
+        )
         cni.node.default_child.add_property_override(  # type: ignore[union-attr]
             "PodIdentityAssociations", [{"ServiceAccount": "aws-node", "RoleArn": cni_role.role_arn}]
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import cast
 
+import cdk8s
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
@@ -14,6 +15,11 @@ from ..constructs.cluster import LlmCluster, LlmClusterProps
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
 from .network import NetworkStack
+
+
+def cdk8s_chart(app: cdk8s.App, name: str) -> cdk8s.Chart:
+    """An empty chart with stable object names, to put constructs in."""
+    return cdk8s.Chart(app, name, disable_resource_name_hashes=True)
 
 
 class PlatformStack(PlatformStackBase):
@@ -72,6 +78,16 @@ class PlatformStack(PlatformStackBase):
                 props=NamespacesChartProps(namespaces=(NamespaceSpec(name=profile.serving_namespace),)),
             ),
             self.cluster,
+        )
+        # Default-deny for the serving namespace; each model's chart opens what that model needs.
+        from ..charts.network_policies import ServingNamespacePolicies, ServingNamespacePoliciesProps
+
+        policies = cdk8s_chart(charts.app, "network-policies")
+        ServingNamespacePolicies(
+            policies, "Serving", props=ServingNamespacePoliciesProps(namespace=profile.serving_namespace)
+        )
+        self.network_policies = charts.apply(
+            self, "network-policies", policies, self.cluster, depends_on=(self.namespaces,)
         )
 
         # -- GPU compute (Karpenter, node pools, device plugins) ----------------------------------
