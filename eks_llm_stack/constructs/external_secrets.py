@@ -20,11 +20,14 @@ from constructs import Construct
 from .. import versions
 from ..charts.external_secrets import CLUSTER_SECRET_STORE_NAME
 from ..charts.names import check_dns_label
+from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from .pod_identity import pod_identity
 
+#: Pod Security level of the operator's namespace (the chart's pods meet restricted).
+NAMESPACE_POD_SECURITY = "restricted"
 #: Actions the controller needs to sync a secret; nothing that lists, writes or deletes.
 READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
 
@@ -91,6 +94,10 @@ class ExternalSecretsOperator(Construct):
         self.pod_identity_association = identity.association
         on_system_nodes = {"nodeSelector": {SYSTEM_NODE_LABEL: "true"}, "tolerations": system_tolerations()}
         pin = versions.EXTERNAL_SECRETS
+        # A labelled namespace before the release: Helm would create it without Pod Security labels.
+        self.namespace = props.cluster.add_manifest(
+            f"{id}Namespace", namespace_manifest(props.namespace, NAMESPACE_POD_SECURITY)
+        )
         self.helm_chart = eks.HelmChart(
             self,
             "Chart",
@@ -100,7 +107,7 @@ class ExternalSecretsOperator(Construct):
             version=pin.version,
             release="external-secrets",
             namespace=props.namespace,
-            create_namespace=True,
+            create_namespace=False,
             # The store and ExternalSecrets are applied right after; their CRDs and webhook must be up.
             wait=True,
             values={
@@ -112,7 +119,7 @@ class ExternalSecretsOperator(Construct):
             },
         )
         # Pods started before the association exists get no credentials until restarted.
-        self.helm_chart.node.add_dependency(self.pod_identity_association)
+        self.helm_chart.node.add_dependency(self.pod_identity_association, self.namespace)
 
     def _allow_decrypt(self, key: kms.IKey) -> None:
         if self._decrypt is None:

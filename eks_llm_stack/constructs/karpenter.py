@@ -220,13 +220,19 @@ class Karpenter(Construct):
             version=props.chart.version,
             namespace=props.namespace,
             release="karpenter",
-            create_namespace=props.namespace != "kube-system",
+            # Another namespace than kube-system is created below, with Pod Security labels.
+            create_namespace=False,
             wait=True,
             timeout=Duration.minutes(10),
             values=self.chart_values(),
         )
         # The controller must find its role, the queue and a node identity from its first start.
         self.chart.node.add_dependency(self.pod_identity, self.node_access_entry, self.controller_policy)
+        if props.namespace != "kube-system":
+            from ..charts.namespaces import namespace_manifest
+
+            ns = cluster.add_manifest(f"{id}Namespace", namespace_manifest(props.namespace, "baseline"))
+            self.chart.node.add_dependency(ns)
         self.chart.node.add_dependency(self.interruption_queue)
 
     def chart_values(self) -> dict[str, Any]:

@@ -257,11 +257,13 @@ class PlatformStack(PlatformStackBase):
                     charts.app,
                     "dcgm-exporter",
                     props=DcgmExporterProps(
-                        namespace=obs_cfg.namespace, profiling_metrics=obs_cfg.dcgm_profiling_metrics
+                        # It needs the host: the privileged namespace, so that monitoring stays restricted.
+                        namespace=obs_props.node_agents_namespace,
+                        profiling_metrics=obs_cfg.dcgm_profiling_metrics,
                     ),
                 ),
                 self.cluster,
-                depends_on=monitoring_crds,
+                depends_on=(*monitoring_crds, self.observability.node_agents_namespace),
             )
 
         # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------
