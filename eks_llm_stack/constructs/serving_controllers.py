@@ -22,12 +22,16 @@ from constructs import Construct
 
 from .. import versions
 from ..charts.names import check_dns_label
+from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity
 
+#: Pod Security level of the controllers' own namespaces: KEDA's pods meet restricted; the LWS
+#: controller sets no seccomp profile, so lws-system is baseline (warn/audit still report restricted).
+CONTROLLER_POD_SECURITY = {"keda": "restricted", "lws-system": "baseline"}
 #: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).
 LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
@@ -112,6 +116,12 @@ class ServingControllers(Construct):
                 {
                     # Top-level nodeSelector/tolerations apply to the operator, metrics server and webhooks.
                     **on_system_nodes(),
+                    # No TriggerAuthentication reads a Secret here (the Prometheus scalers need none): the
+                    # operator and metrics server read Secrets of their own namespace only, not the cluster's.
+                    "permissions": {
+                        "operator": {"restrict": {"secret": True}},
+                        "metricServer": {"restrict": {"secret": True}},
+                    },
                     # KEDA's metrics API server and operator drop every capability and run as non-root by default.
                     "resources": {
                         "operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
@@ -125,7 +135,8 @@ class ServingControllers(Construct):
     def _helm(self, id: str, pin: versions.HelmChartPin, namespace: str, values: dict[str, Any]) -> eks.HelmChart:
         """A pinned release named after its chart, waited for: model charts need its CRDs and webhooks."""
         oci = pin.repository.startswith("oci://")
-        return eks.HelmChart(
+        own_namespace = namespace != "kube-system"
+        chart = eks.HelmChart(
             self,
             id,
             cluster=self.props.cluster,
@@ -135,18 +146,32 @@ class ServingControllers(Construct):
             version=pin.version,
             release=pin.chart,
             namespace=namespace,
-            create_namespace=namespace != "kube-system",
+            # Created below with its Pod Security labels (Helm would create it without them).
+            create_namespace=False,
             wait=True,
             timeout=Duration.minutes(10),
             values=values,
         )
+        if own_namespace:
+            ns = self.props.cluster.add_manifest(
+                f"{id}Namespace", namespace_manifest(namespace, CONTROLLER_POD_SECURITY.get(namespace, "baseline"))
+            )
+            chart.node.add_dependency(ns)
+        return chart
 
     def _load_balancer_controller(self) -> None:
         props = self.props
         cluster = props.cluster
-        role = pod_identity_role(
-            self, "LbcRole", "AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own"
+        identity = pod_identity(
+            self,
+            "LbcRole",
+            cluster=cluster,
+            namespace=props.lbc_namespace,
+            service_account=props.lbc_service_account,
+            description="AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own",
+            association_id="LbcPodIdentity",
         )
+        role = identity.role
         stack = Stack.of(self)
         vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=props.vpc_id)
         policy = iam.Policy(
@@ -158,14 +183,8 @@ class ServingControllers(Construct):
         for rule, reason in lbc_acknowledgements(nag_partition(stack)).items():
             acknowledge(policy, rule, reason)
         self.lbc_role = role
-        self.lbc_pod_identity = eks.CfnPodIdentityAssociation(
-            self,
-            "LbcPodIdentity",
-            cluster_name=cluster.cluster_name,
-            namespace=props.lbc_namespace,
-            service_account=props.lbc_service_account,
-            role_arn=role.role_arn,
-        )
+        assert identity.association is not None
+        self.lbc_pod_identity = identity.association
         self.load_balancer_controller = self._helm(
             "Lbc",
             props.lbc_chart,
