@@ -51,9 +51,10 @@ class PlatformStack(PlatformStackBase):
                 subnets=network.private_subnets,
                 kubernetes_version=c.kubernetes_version,
                 admin_principal_arns=c.admins,
-                public_endpoint=c.endpoint.public,
+                public_endpoint=c.endpoint.public_enabled,
                 private_endpoint=c.endpoint.private,
-                public_cidrs=c.endpoint.public_cidrs,
+                public_cidrs=c.endpoint.allowed_cidrs,
+                allow_public_internet=c.endpoint.allow_public_internet,
                 system_instance_types=c.system_nodes.instance_types,
                 system_desired=c.system_nodes.desired,
                 system_min=c.system_nodes.min,
@@ -256,11 +257,13 @@ class PlatformStack(PlatformStackBase):
                     charts.app,
                     "dcgm-exporter",
                     props=DcgmExporterProps(
-                        namespace=obs_cfg.namespace, profiling_metrics=obs_cfg.dcgm_profiling_metrics
+                        # It needs the host: the privileged namespace, so that monitoring stays restricted.
+                        namespace=obs_props.node_agents_namespace,
+                        profiling_metrics=obs_cfg.dcgm_profiling_metrics,
                     ),
                 ),
                 self.cluster,
-                depends_on=monitoring_crds,
+                depends_on=(*monitoring_crds, self.observability.node_agents_namespace),
             )
 
         # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------
