@@ -14,13 +14,18 @@ from aws_cdk import App
 
 from .charts.render import write_manifests
 from .config import Profile, load_profile, validate_profile
+from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
+from .errors import ConfigError
 from .stacks import LlmPlatform, build_platform
 
 #: Context keys read by the app (``cdk synth -c key=value``).
 CONTEXT_PROFILE = "profile"
 CONTEXT_NAME = "name"
 CONTEXT_EXPIRES_AT = "expires_at"
+CONTEXT_DEPLOYMENT_ID = "deployment_id"
+#: Comma-separated IAM ARNs added to ``cluster.admins`` (``ephemeral up --admin-arn``: the CI role).
+CONTEXT_ADMIN_ARNS = "admin_arns"
 CONTEXT_MANIFESTS_DIR = "manifests_dir"
 CONTEXT_NAG = "nag"
 #: Comma-separated CIDRs of CI runners, merged into ``cluster.endpoint.runner_cidrs``.
@@ -68,6 +73,7 @@ def build(
     app: App | None = None,
     context: dict[str, Any] | None = None,
     expires_at: str | None = None,
+    deployment_id: str | None = None,
 ) -> Built:
     """Build the app for ``profile`` (a Profile, a profile name, or None: from the ``profile`` context)."""
     # cfn-lint runs over every template in the test suite; the built-in validator would repeat
@@ -81,7 +87,11 @@ def build(
             runner_cidrs=app.node.try_get_context(CONTEXT_RUNNER_CIDRS),
         )
     expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
-    platform = build_platform(app, profile, expires_at=expires_at)
+    deployment_id = deployment_id or app.node.try_get_context(CONTEXT_DEPLOYMENT_ID)
+    problems = context_problems(ephemeral=profile.ephemeral, expires_at=expires_at, deployment_id=deployment_id)
+    if problems:
+        raise ConfigError(f"profile '{profile.name}'", problems)
+    platform = build_platform(app, profile, expires_at=expires_at, deployment_id=deployment_id)
     if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":
         # AwsSolutions rules as a synth-time gate: findings not acknowledged on their resource, with a
         # reason, are errors of `cdk synth` (and of the test suite).

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import ConfigError, Problem
 from .base import StrictModel, check_namespace, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
 from .data import SecretsConfig, StorageConfig
+from .ephemeral import CEILING_TTL, DEFAULT_MAX_TTL, RESERVED_TAG_PREFIX, is_reserved_tag, ttl_problem
 from .network import NetworkConfig
 from .observability import ObservabilityConfig
 from .serving import ModelConfig
@@ -31,17 +32,21 @@ def profile_dirs(directory: Path | None = None) -> list[Path]:
     dirs = [USER_PROFILE_DIR, PROFILE_DIR]
     return [d for i, d in enumerate(dirs) if d.is_dir() and all(d.resolve() != e.resolve() for e in dirs[:i])]
 
-_TTL = re.compile(r"^(\d+)([mhd])$")
+
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
 
-def ttl_seconds(ttl: str) -> int:
-    """``'4h'`` -> 14400."""
-    m = _TTL.match(ttl)
-    if not m:
-        raise ValueError(ttl)
-    return int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+def stack_prefix_of(prefix: str) -> str:
+    """The start of every stack name: ``llm`` -> ``Llm``, ``llm-ci`` -> ``LlmCi``, ``ci-42-7`` -> ``Ci-42-7``.
+
+    Each '-' before a letter becomes a capital (so the shipped profiles keep their stack
+    names); a '-' before a digit or another '-' (or at the end) is kept. Prefixes are lowercase,
+    so the mapping can be undone and two prefixes never share stack names (``ci-42-11`` is
+    ``Ci-42-11``, ``ci-421-1`` is ``Ci-421-1``).
+    """
+    head, *parts = prefix.split("-")
+    return head.capitalize() + "".join(p.capitalize() if p[:1].isalpha() else f"-{p}" for p in parts)
 
 
 class Profile(StrictModel):
@@ -59,7 +64,15 @@ class Profile(StrictModel):
         description="A throw-away environment: stateful resources are DESTROYed with the stack "
         "and everything is tagged with an expiry.",
     )
-    ttl: str = Field(default="4h", description="Lifetime of an ephemeral environment ('90m', '4h', '2d').")
+    max_ttl: str = Field(
+        default=DEFAULT_MAX_TTL,
+        description="Longest lifetime 'ttl' or 'ephemeral up --ttl' may ask for. Default: 7d (at most 90d).",
+    )
+    ttl: str = Field(
+        default="4h",
+        description="Lifetime of an ephemeral environment ('90m', '4h', '2d'): ASCII digits and m, h or d, "
+        "at most max_ttl.",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable resource.")
     serving_namespace: str = Field(
         default="llm-serving", description="Kubernetes namespace of the models, their storage claims and secrets."
@@ -102,16 +115,34 @@ class Profile(StrictModel):
             raise fail(f"'{v}' is not an AWS region name", "use a region code such as us-east-1 or eu-west-1")
         return v
 
+    @field_validator("max_ttl")
+    @classmethod
+    def _max_ttl(cls, v: str) -> str:
+        problem = ttl_problem(v, CEILING_TTL)
+        if problem:
+            raise fail(*problem)
+        return v
+
     @field_validator("ttl")
     @classmethod
-    def _ttl(cls, v: str) -> str:
-        if not _TTL.match(v) or ttl_seconds(v) == 0:
-            raise fail(f"'{v}' is not a duration", "write a whole number of minutes, hours or days: 90m, 4h, 2d")
+    def _ttl(cls, v: str, info: ValidationInfo) -> str:
+        # max_ttl is declared (and so validated) first; if it was bad, bound by the ceiling instead.
+        problem = ttl_problem(v, info.data.get("max_ttl") or CEILING_TTL)
+        if problem:
+            raise fail(*problem)
         return v
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = [k for k in v if is_reserved_tag(k)]
+        if reserved:
+            raise fail(
+                f"tag keys {reserved} are reserved: the library writes '{RESERVED_TAG_PREFIX}*' tags itself, and "
+                "'ephemeral down' and 'reap' act on them",
+                f"remove them from 'tags' (use keys outside '{RESERVED_TAG_PREFIX}'; an ephemeral environment is "
+                "made with 'ephemeral: true' and 'eks-llm-stack ephemeral up')",
+            )
         bad = [k for k in v if not _TAG_KEY.match(k) or k.lower().startswith("aws:")]
         if bad:
             raise fail(
@@ -147,8 +178,8 @@ class Profile(StrictModel):
 
     @property
     def stack_prefix(self) -> str:
-        """``llm`` -> ``Llm``: the start of every stack name."""
-        return "".join(part.capitalize() for part in self.prefix.split("-"))
+        """``llm`` -> ``Llm``: the start of every stack name (see :func:`stack_prefix_of`)."""
+        return stack_prefix_of(self.prefix)
 
 
 def list_profiles(directory: Path | None = None) -> list[str]:

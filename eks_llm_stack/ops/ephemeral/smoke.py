@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -81,10 +82,14 @@ def smoke(
     cluster = find_cluster(aws, name)
     if cluster is None:
         raise EphemeralError(f"no ephemeral cluster named '{name}' (see 'eks-llm-stack ephemeral list')")
-    kubeconfig = kubeconfig or output_dir / f"kubeconfig-{name}"
-    write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+    if kubeconfig is not None and kubeconfig.resolve().is_relative_to(output_dir.resolve()):
+        # The report directory is uploaded as a CI artifact; a kubeconfig names the API endpoint.
+        raise EphemeralError(f"--kubeconfig {kubeconfig} is inside the report directory {output_dir}; put it elsewhere")
     output_dir.mkdir(parents=True, exist_ok=True)
-    code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
+    with tempfile.TemporaryDirectory(prefix="eks-llm-stack-") as tmp:
+        kubeconfig = kubeconfig or Path(tmp) / f"kubeconfig-{name}"
+        write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+        code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
     if code != 0:
         raise EphemeralError(
             f"smoke test of '{name}' failed: the baseline scenario against '{model}' exited {code} (report in {output_dir})"
