@@ -10,7 +10,7 @@ from eks_llm_stack import versions
 from eks_llm_stack.constructs.karpenter import CLUSTER_NAME_TAG, MUTATING_EC2_ACTIONS, KarpenterProps
 from eks_llm_stack.conventions import SYSTEM_NODE_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.nag import nag_report
+from eks_llm_stack.gates.nag import nag_report
 
 
 @pytest.fixture(scope="module")

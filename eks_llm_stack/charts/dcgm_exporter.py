@@ -20,7 +20,7 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
-from .. import metrics as m
+from ..monitoring import metrics as m
 from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, INSTANCE_TYPE_LABEL, MANAGED_BY, POOL_LABEL
 from ..errors import collecting

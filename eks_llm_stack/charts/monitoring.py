@@ -21,8 +21,8 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
-from .. import alerts, dashboards
-from .. import metrics as m
+from ..monitoring import alerts, dashboards
+from ..monitoring import metrics as m
 from ..config.observability import AlertThresholds, duration_seconds
 from ..conventions import MANAGED_BY
 from ..errors import Problems, collecting

@@ -23,7 +23,7 @@ from .. import versions
 from ..config.network import check_cidr
 from ..conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_generated
+from ..gates.nag import acknowledge, acknowledge_generated
 from .pod_identity import pod_identity_role
 
 _K8S_VERSIONS = {"1.35": eks.KubernetesVersion.V1_35}

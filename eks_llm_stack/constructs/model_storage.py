@@ -21,7 +21,7 @@ from constructs import Construct
 
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 
 #: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))

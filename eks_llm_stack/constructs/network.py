@@ -11,7 +11,7 @@ from constructs import Construct
 
 from ..conventions import DISCOVERY_TAG
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 
 #: Interface endpoints by short name (S3 is a gateway endpoint, handled apart).
 _INTERFACE_ENDPOINTS = {

@@ -25,7 +25,7 @@ from ..charts.names import check_dns_label
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .pod_identity import pod_identity_role
 
 #: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).

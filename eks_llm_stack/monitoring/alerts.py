@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from . import metrics as m
-from .config.observability import AlertThresholds
+from ..config.observability import AlertThresholds
 
 Severity = Literal["info", "warning", "critical"]
 
