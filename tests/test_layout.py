@@ -29,11 +29,10 @@ def test_old_path_has_a_stub_and_no_source(old: str) -> None:
 
 
 def test_documented_old_imports_work() -> None:
+    from eks_llm_stack import gates
     from eks_llm_stack.nag import nag_report  # type: ignore[attr-defined]
     from eks_llm_stack.quality import lint_template
     from eks_llm_stack.validate import validate_manifests
-
-    from eks_llm_stack import gates
 
     assert (lint_template, nag_report, validate_manifests) == (
         gates.lint_template,

@@ -15,8 +15,8 @@ from eks_llm_stack.config import load_profile, validate_profile
 from eks_llm_stack.config.profile import PROFILE_DIR
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.gates.cfn_lint import embedded_manifests, lint_template
-from eks_llm_stack.stacks.serving import plan_models
 from eks_llm_stack.gates.manifests import validate_manifests
+from eks_llm_stack.stacks.serving import plan_models
 
 PROD = "production.example"
 
