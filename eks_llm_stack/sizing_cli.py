@@ -161,7 +161,7 @@ def _print_plan(plan: object) -> None:
 
 def _cost(args: argparse.Namespace) -> int:
     from .catalog import get_instance
-    from .cost import token_cost
+    from .sizing.cost import token_cost
     from .errors import ConfigError, Problem
 
     inst = get_instance(args.instance)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eks_llm_stack.cost import token_cost
+from eks_llm_stack.sizing.cost import token_cost
 from eks_llm_stack.errors import ConfigError
 
 # model, instance, $/h, tok/s, minutes per 1M, $ per 1M -- as printed in the article.
