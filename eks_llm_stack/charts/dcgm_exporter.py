@@ -126,8 +126,15 @@ class DcgmExporterChart(cdk8s.Chart):
             {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true" if props.pod_attribution else "false"},
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         ]
-        mounts: list[dict[str, Any]] = [{"name": "counters", "mountPath": _COUNTERS_DIR, "readOnly": True}]
-        volumes: list[dict[str, Any]] = [{"name": "counters", "configMap": {"name": f"{props.name}-counters"}}]
+        # The root file system is read-only; the embedded host engine's scratch goes to /tmp.
+        mounts: list[dict[str, Any]] = [
+            {"name": "counters", "mountPath": _COUNTERS_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ]
+        volumes: list[dict[str, Any]] = [
+            {"name": "counters", "configMap": {"name": f"{props.name}-counters"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ]
         if props.pod_attribution:
             mounts.append({"name": "pod-resources", "mountPath": POD_RESOURCES_DIR, "readOnly": True})
             volumes.append({"name": "pod-resources", "hostPath": {"path": POD_RESOURCES_DIR, "type": "Directory"}})
@@ -150,6 +157,7 @@ class DcgmExporterChart(cdk8s.Chart):
                 "runAsUser": 0,
                 "runAsNonRoot": False,
                 "privileged": False,
+                "readOnlyRootFilesystem": True,
                 "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
@@ -171,6 +179,7 @@ class DcgmExporterChart(cdk8s.Chart):
                         "spec": {
                             "serviceAccountName": props.name,
                             "automountServiceAccountToken": False,
+                            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                             # A GPU node without its exporter is blind: evict something else first.
                             "priorityClassName": "system-node-critical",
                             **placement["pod"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cdk8s
 from constructs import Construct
@@ -10,6 +11,30 @@ from constructs import Construct
 from ..conventions import MANAGED_BY
 from ..errors import collecting
 from .names import check_dns_label
+
+#: Pod Security levels, most to least permissive.
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """The Pod Security admission labels for ``level``; ``warn``/``audit`` stay at ``restricted`` so a
+    namespace that must allow more still reports what falls short of it."""
+    if level not in POD_SECURITY_LEVELS:
+        raise ValueError(f"'{level}' is not a Pod Security level -- fix: use privileged, baseline or restricted")
+    return {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
+
+
+def namespace_manifest(name: str, level: str) -> dict[str, Any]:
+    """A labelled ``Namespace`` (created before a Helm release that would otherwise make an unlabelled one)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {**MANAGED_BY, **pod_security_labels(level)}},
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +48,7 @@ class NamespaceSpec:
         with collecting("NamespaceSpec") as p:
             check_dns_label(p, "name", self.name)
             p.check(
-                self.pod_security in ("privileged", "baseline", "restricted"),
+                self.pod_security in POD_SECURITY_LEVELS,
                 "pod_security",
                 self.pod_security,
                 "is not a Pod Security level",
@@ -44,19 +69,12 @@ class NamespacesChart(cdk8s.Chart):
     def __init__(self, scope: Construct, id: str, *, props: NamespacesChartProps) -> None:
         super().__init__(scope, id, disable_resource_name_hashes=True)
         for ns in props.namespaces:
-            level = ns.pod_security
             cdk8s.ApiObject(
                 self,
                 ns.name,
                 api_version="v1",
                 kind="Namespace",
                 metadata=cdk8s.ApiObjectMetadata(
-                    name=ns.name,
-                    labels={
-                        **MANAGED_BY,
-                        "pod-security.kubernetes.io/enforce": level,
-                        "pod-security.kubernetes.io/warn": level,
-                        "pod-security.kubernetes.io/audit": level,
-                    },
+                    name=ns.name, labels={**MANAGED_BY, **pod_security_labels(ns.pod_security)}
                 ),
             )

@@ -2,7 +2,7 @@
 
 Creates the node IAM role (with an ``EC2_LINUX`` access entry so nodes can join), the
 controller role with a least-privilege policy scoped to this cluster by tag conditions, the
-SQS interruption queue with its four EventBridge rules, and installs the pinned chart on the
+SQS interruption queue with its five EventBridge rules (the set of Karpenter's reference template), and installs the pinned chart on the
 system node group. GPU pools are added with :meth:`Karpenter.add_gpu_node_pool` or by
 constructing :class:`~eks_llm_stack.constructs.gpu_node_pool.GpuNodePool` directly.
 """
@@ -27,7 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_generated
 from ..naming import is_dns_label
-from .pod_identity import pod_identity_principal
+from .pod_identity import pod_identity
 
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 #: it creates. Its key is a constant, so a policy can scope by it even when the cluster name is
 #: a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key would need CfnJson.
 CLUSTER_NAME_TAG = "eks:eks-cluster-name"
+#: Managed policies of the GPU node role.
+GPU_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
 #: EventBridge events Karpenter reacts to (detail-type per source), one rule each.
 INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
@@ -46,6 +48,8 @@ INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
     ("Rebalance", "aws.ec2", "EC2 Instance Rebalance Recommendation"),
     ("InstanceStateChange", "aws.ec2", "EC2 Instance State-change Notification"),
     ("ScheduledChange", "aws.health", "AWS Health Event"),
+    # Reserved capacity (ODCR / capacity blocks) being reclaimed: without it reserved pools get no warning.
+    ("CapacityReservationInterruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
 )
 
 #: EC2 actions that change something; the tests check that none is granted on ``*`` without a tag condition.
@@ -109,7 +113,7 @@ class Karpenter(Construct):
     """Karpenter on an ``aws_eks_v2`` cluster, ready for :class:`GpuNodePool` s.
 
     Public attributes: ``node_role`` (the role GPU nodes run as), ``controller_role``,
-    ``interruption_queue``, ``rules`` (the four EventBridge rules), ``chart`` (the Helm
+    ``interruption_queue``, ``rules`` (the five EventBridge rules), ``chart`` (the Helm
     release, which every pool's manifests depend on), ``cluster``.
     """
 
@@ -122,28 +126,22 @@ class Karpenter(Construct):
         self.cluster = cluster
         stack = Stack.of(self)
 
-        # Nodes: the four policies every EKS worker needs; ECR pull-only, not read-only.
+        # Nodes: what a worker needs to join and pull images (ECR pull-only, not read-only). No CNI policy:
+        # it sits on the aws-node service account. No SSM: a shell on a GPU node goes through
+        # `kubectl debug node/...` (Kubernetes RBAC and audit log), not a second, IAM-only path.
         self.node_role = iam.Role(
             self,
             "NodeRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="Karpenter-launched GPU nodes",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in (
-                    "AmazonEKSWorkerNodePolicy",
-                    "AmazonEKS_CNI_Policy",
-                    "AmazonEC2ContainerRegistryPullOnly",
-                    "AmazonSSMManagedInstanceCore",
-                )
-            ],
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in GPU_NODE_POLICIES],
         )
         # Granular findings (one per policy / ARN pattern), acknowledged on this one role.
         acknowledge_generated(
             self.node_role,
             ("AwsSolutions-IAM4",),
-            "EKS worker nodes need the AWS-maintained worker, CNI, ECR pull and SSM policies; "
-            "AWS keeps them in step with the kubelet and VPC CNI.",
+            "EKS worker nodes need the AWS-maintained worker and ECR pull-only policies; "
+            "AWS keeps them in step with the kubelet.",
         )
         self.node_access_entry = eks.AccessEntry(
             self,
@@ -179,13 +177,17 @@ class Karpenter(Construct):
             rule.add_target(targets.SqsQueue(self.interruption_queue))
             self.rules.append(rule)
 
-        # Pod Identity sessions are tagged (cluster, namespace, service account): the trust policy must allow it.
-        self.controller_role = iam.Role(
+        # Trusted by Pod Identity for this cluster's karpenter service account only (session tags).
+        identity = pod_identity(
             self,
             "ControllerRole",
-            assumed_by=pod_identity_principal(),
+            cluster=cluster,
+            namespace=props.namespace,
+            service_account=props.service_account,
             description="Karpenter controller (EKS Pod Identity)",
+            association_id="PodIdentity",
         )
+        self.controller_role = identity.role
         self.controller_policy = iam.Policy(
             self,
             "ControllerPolicy",
@@ -207,14 +209,8 @@ class Karpenter(Construct):
             "read-only Describe/pricing call, or an ARN pattern narrowed by the eks:eks-cluster-name and "
             "karpenter.sh/nodepool tag conditions, as in Karpenter's reference policy.",
         )
-        self.pod_identity = eks.CfnPodIdentityAssociation(
-            self,
-            "PodIdentity",
-            cluster_name=cluster.cluster_name,
-            namespace=props.namespace,
-            service_account=props.service_account,
-            role_arn=self.controller_role.role_arn,
-        )
+        assert identity.association is not None
+        self.pod_identity = identity.association
 
         self.chart = eks.HelmChart(
             self,
@@ -226,13 +222,19 @@ class Karpenter(Construct):
             version=props.chart.version,
             namespace=props.namespace,
             release="karpenter",
-            create_namespace=props.namespace != "kube-system",
+            # Another namespace than kube-system is created below, with Pod Security labels.
+            create_namespace=False,
             wait=True,
             timeout=Duration.minutes(10),
             values=self.chart_values(),
         )
         # The controller must find its role, the queue and a node identity from its first start.
         self.chart.node.add_dependency(self.pod_identity, self.node_access_entry, self.controller_policy)
+        if props.namespace != "kube-system":
+            from ..charts.namespaces import namespace_manifest
+
+            ns = cluster.add_manifest(f"{id}Namespace", namespace_manifest(props.namespace, "baseline"))
+            self.chart.node.add_dependency(ns)
         self.chart.node.add_dependency(self.interruption_queue)
 
     def chart_values(self) -> dict[str, Any]:
@@ -355,6 +357,8 @@ def controller_statements(
                 "ec2:DescribeCapacityReservations",
                 "ec2:DescribeImages",
                 "ec2:DescribeInstances",
+                # Instance status checks: Karpenter's node repair of unhealthy instances needs it.
+                "ec2:DescribeInstanceStatus",
                 "ec2:DescribeInstanceTypeOfferings",
                 "ec2:DescribeInstanceTypes",
                 "ec2:DescribeLaunchTemplates",
@@ -381,7 +385,14 @@ def controller_statements(
             sid="AllowPassingInstanceRole",
             actions=["iam:PassRole"],
             resources=[node_role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            # The EC2 service principal is ec2.amazonaws.com.cn in the China partition.
+            conditions={"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}},
+        ),
+        iam.PolicyStatement(
+            sid="AllowZonalShiftStatusReadOnly",
+            # Karpenter avoids zones under an ARC zonal shift; the call has no resource-level permission.
+            actions=["arc-zonal-shift:GetManagedResource"],
+            resources=["*"],
         ),
         iam.PolicyStatement(
             sid="AllowScopedInstanceProfileCreationActions",

@@ -2,8 +2,8 @@
 
 In the cluster (always):
 
-* the ``monitoring`` namespace (Pod Security ``privileged``: node-exporter and the DCGM
-  exporter need host access), a gp3 StorageClass for Prometheus' volume, and an
+* the ``monitoring`` namespace (Pod Security ``restricted``) and ``monitoring-node-agents``
+  (``privileged``: node-exporter and the DCGM exporter read the host), a gp3 StorageClass for Prometheus' volume, and an
   ``ExternalSecret`` that syncs the Grafana admin login from Secrets Manager;
 * kube-prometheus-stack (pinned in :mod:`eks_llm_stack.versions`) with its controllers,
   Prometheus, Alertmanager and Grafana on the system node group, Prometheus retention and
@@ -44,7 +44,7 @@ from ..conventions import (
 from ..errors import collecting
 from ..naming import is_dns_label
 from ..versions import HelmChartPin
-from .pod_identity import pod_identity_principal
+from .pod_identity import pod_identity, pod_identity_role
 
 #: API version of the External Secrets CRDs (v2.x).
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
@@ -52,6 +52,9 @@ EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
+#: Namespace of the agents that need the host (node-exporter, the DCGM exporter): Pod Security
+#: ``privileged``, and nothing else runs there.
+NODE_AGENTS_NAMESPACE = "monitoring-node-agents"
 
 
 def _system_scheduling() -> dict[str, Any]:
@@ -77,7 +80,9 @@ class ObservabilityProps:
     AMG workspace (default off). ``grafana_authentication`` — AMG sign-in (default ``AWS_SSO``, which needs IAM
     Identity Center). ``container_insights`` — CloudWatch add-on (default off). ``workspace_alias`` — AMP
     alias (default: the cluster name). ``prometheus_service_account`` — name of Prometheus' service account,
-    the subject of the remote-write role (default ``prometheus``).
+    the subject of the remote-write role (default ``prometheus``). ``node_agents_namespace`` — the
+    ``privileged`` namespace of node-exporter and the DCGM exporter (default ``monitoring-node-agents``),
+    so that ``namespace`` can be ``restricted``.
     """
 
     secret_store_name: str
@@ -96,10 +101,18 @@ class ObservabilityProps:
     container_insights: bool = False
     workspace_alias: str | None = None
     prometheus_service_account: str = "prometheus"
+    node_agents_namespace: str = NODE_AGENTS_NAMESPACE
 
     def __post_init__(self) -> None:
         with collecting("ObservabilityProps") as p:
-            for name in ("secret_store_name", "namespace", "release", "storage_class", "prometheus_service_account"):
+            for name in (
+                "secret_store_name",
+                "namespace",
+                "release",
+                "storage_class",
+                "prometheus_service_account",
+                "node_agents_namespace",
+            ):
                 value = getattr(self, name)
                 p.check(
                     is_dns_label(value),
@@ -167,22 +180,11 @@ class ObservabilityProps:
         )
 
 
-def namespace_manifest(namespace: str) -> dict[str, Any]:
-    """The monitoring namespace; ``privileged`` because node-exporter and the DCGM exporter use the host."""
-    level = "privileged"
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": namespace,
-            "labels": {
-                **MANAGED_BY,
-                "pod-security.kubernetes.io/enforce": level,
-                "pod-security.kubernetes.io/warn": level,
-                "pod-security.kubernetes.io/audit": level,
-            },
-        },
-    }
+def namespace_manifest(namespace: str, level: str = "restricted") -> dict[str, Any]:
+    """The monitoring namespace: ``restricted`` (the node agents, which need the host, have their own)."""
+    from ..charts.namespaces import namespace_manifest as labelled
+
+    return labelled(namespace, level)
 
 
 def storage_class_manifest(name: str) -> dict[str, Any]:
@@ -261,12 +263,15 @@ def helm_values(
                     "userKey": GRAFANA_USER_KEY,
                     "passwordKey": GRAFANA_PASSWORD_KEY,
                 },
+                # A Role in the monitoring namespace, not a ClusterRole: the sidecars read ConfigMaps
+                # and Secrets (dashboards, datasources) of this namespace only, never the cluster's.
+                "rbac": {"namespaced": True},
                 "sidecar": {
                     "dashboards": {
                         "enabled": True,
                         "label": DASHBOARD_LABEL,
                         "labelValue": DASHBOARD_LABEL_VALUE,
-                        "searchNamespace": "ALL",
+                        # No searchNamespace: Grafana's own namespace, where the dashboards chart puts them.
                         "folderAnnotation": "grafana_folder",
                         "provider": {"foldersFromFilesStructure": True},
                     }
@@ -285,8 +290,50 @@ def helm_values(
         },
         "alertmanager": {"alertmanagerSpec": system},
         "grafana": grafana_values,
+        # Host access (hostNetwork, hostPID, hostPath) needs a privileged namespace of its own.
+        "prometheus-node-exporter": {"namespaceOverride": props.node_agents_namespace},
         # kube_node_labels carries the pool and capacity type for ad-hoc cost queries.
         "kube-state-metrics": {**system, "metricLabelsAllowlist": [f"nodes=[{node_labels}]"]},
+        **eks_control_plane_values(),
+        "crds": crd_upgrade_values(),
+    }
+
+
+def eks_control_plane_values() -> dict[str, Any]:
+    """EKS runs the controller manager, the scheduler and etcd itself and exposes none of them to
+    in-cluster scrapes: their ServiceMonitors would find no target, so KubeControllerManagerDown,
+    KubeSchedulerDown and the etcd alerts would fire for ever. Their scrapes and rules are off.
+    (kube-proxy stays: the EKS add-on binds its metrics on 0.0.0.0:10249.)"""
+    return {
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "defaultRules": {
+            "rules": {
+                "etcd": False,
+                "kubeControllerManager": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+            }
+        },
+    }
+
+
+def crd_upgrade_values() -> dict[str, Any]:
+    """The chart's CRD upgrade Job: ``helm upgrade`` never touches a chart's ``crds/`` folder, so
+    without it a chart bump would leave the prometheus-operator CRDs at their first version. The Job
+    (a pre-install/pre-upgrade hook) server-side applies the CRDs the chart carries; it runs on the
+    system nodes with pinned images."""
+    busybox = versions.BUSYBOX_IMAGE
+    registry, _, repository = busybox.repository.partition("/")
+    return {
+        "enabled": True,
+        "upgradeJob": {
+            "enabled": True,
+            "forceConflicts": True,
+            "image": {"busybox": {"registry": registry, "repository": repository, "tag": busybox.tag}},
+            **_system_scheduling(),
+        },
     }
 
 
@@ -305,6 +352,9 @@ class Observability(Construct):
         stack = Stack.of(self)
 
         self.namespace = cluster.add_manifest(f"{id}Namespace", namespace_manifest(props.namespace))
+        self.node_agents_namespace = cluster.add_manifest(
+            f"{id}NodeAgentsNamespace", namespace_manifest(props.node_agents_namespace, "privileged")
+        )
         self.storage_class: eks.KubernetesManifest | None = None
         if props.create_storage_class:
             self.storage_class = cluster.add_manifest(f"{id}StorageClass", storage_class_manifest(props.storage_class))
@@ -326,23 +376,17 @@ class Observability(Construct):
         if props.managed_prometheus:
             # aws_aps has no L2 construct; the workspace is an L1.
             self.workspace = aps.CfnWorkspace(self, "Workspace", alias=props.workspace_alias or cluster.cluster_name)
-            self.remote_write_role = iam.Role(
+            self.remote_write_role = pod_identity(
                 self,
                 "RemoteWriteRole",
-                # Pod Identity tags its sessions: the trust policy allows sts:TagSession too.
-                assumed_by=pod_identity_principal(),
-                description="Prometheus remote-write to the platform's AMP workspace (EKS Pod Identity)",
-            )
-            self.remote_write_role.add_to_policy(
-                iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
-            )
-            eks.CfnPodIdentityAssociation(
-                self,
-                "RemoteWriteIdentity",
-                cluster_name=cluster.cluster_name,
+                cluster=cluster,
                 namespace=props.namespace,
                 service_account=props.prometheus_service_account,
-                role_arn=self.remote_write_role.role_arn,
+                description="Prometheus remote-write to the platform's AMP workspace (EKS Pod Identity)",
+                association_id="RemoteWriteIdentity",
+            ).role
+            self.remote_write_role.add_to_policy(
+                iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
             )
             remote_write_url = f"{self.workspace.attr_prometheus_endpoint}api/v1/remote_write"
 
@@ -358,7 +402,7 @@ class Observability(Construct):
             create_namespace=False,
             values=helm_values(props, remote_write_url=remote_write_url, region=stack.region),
         )
-        self.chart.node.add_dependency(self.namespace)
+        self.chart.node.add_dependency(self.namespace, self.node_agents_namespace)
         if self.storage_class is not None:
             self.chart.node.add_dependency(self.storage_class)
         if self.grafana_admin_secret is not None:
@@ -400,13 +444,16 @@ class Observability(Construct):
 
         self.container_insights: eks.CfnAddon | None = None
         if props.container_insights:
-            agent_role = iam.Role(
+            agent_role = pod_identity_role(
                 self,
                 "CloudWatchAgentRole",
-                assumed_by=pod_identity_principal(),
-                managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy")],
-                description="CloudWatch agent of the amazon-cloudwatch-observability add-on (EKS Pod Identity)",
+                "CloudWatch agent of the amazon-cloudwatch-observability add-on (EKS Pod Identity)",
+                cluster=cluster,
+                # Where the add-on runs its agent.
+                namespace="amazon-cloudwatch",
+                service_account="cloudwatch-agent",
             )
+            agent_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy"))
             # The L2 Addon takes no pod identity associations; the L1 does.
             self.container_insights = eks.CfnAddon(
                 self,
@@ -423,6 +470,7 @@ class Observability(Construct):
 
 
 __all__ = [
+    "NODE_AGENTS_NAMESPACE",
     "Observability",
     "ObservabilityProps",
     "grafana_admin_external_secret",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import cast
 
+import cdk8s
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
@@ -14,6 +15,11 @@ from ..constructs.cluster import LlmCluster, LlmClusterProps
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
 from .network import NetworkStack
+
+
+def cdk8s_chart(app: cdk8s.App, name: str) -> cdk8s.Chart:
+    """An empty chart with stable object names, to put constructs in."""
+    return cdk8s.Chart(app, name, disable_resource_name_hashes=True)
 
 
 class PlatformStack(PlatformStackBase):
@@ -45,9 +51,10 @@ class PlatformStack(PlatformStackBase):
                 subnets=network.private_subnets,
                 kubernetes_version=c.kubernetes_version,
                 admin_principal_arns=c.admins,
-                public_endpoint=c.endpoint.public,
+                public_endpoint=c.endpoint.public_enabled,
                 private_endpoint=c.endpoint.private,
-                public_cidrs=c.endpoint.public_cidrs,
+                public_cidrs=c.endpoint.allowed_cidrs,
+                allow_public_internet=c.endpoint.allow_public_internet,
                 system_instance_types=c.system_nodes.instance_types,
                 system_desired=c.system_nodes.desired,
                 system_min=c.system_nodes.min,
@@ -71,6 +78,16 @@ class PlatformStack(PlatformStackBase):
                 props=NamespacesChartProps(namespaces=(NamespaceSpec(name=profile.serving_namespace),)),
             ),
             self.cluster,
+        )
+        # Default-deny for the serving namespace; each model's chart opens what that model needs.
+        from ..charts.network_policies import ServingNamespacePolicies, ServingNamespacePoliciesProps
+
+        policies = cdk8s_chart(charts.app, "network-policies")
+        ServingNamespacePolicies(
+            policies, "Serving", props=ServingNamespacePoliciesProps(namespace=profile.serving_namespace)
+        )
+        self.network_policies = charts.apply(
+            self, "network-policies", policies, self.cluster, depends_on=(self.namespaces,)
         )
 
         # -- GPU compute (Karpenter, node pools, device plugins) ----------------------------------
@@ -240,11 +257,13 @@ class PlatformStack(PlatformStackBase):
                     charts.app,
                     "dcgm-exporter",
                     props=DcgmExporterProps(
-                        namespace=obs_cfg.namespace, profiling_metrics=obs_cfg.dcgm_profiling_metrics
+                        # It needs the host: the privileged namespace, so that monitoring stays restricted.
+                        namespace=obs_props.node_agents_namespace,
+                        profiling_metrics=obs_cfg.dcgm_profiling_metrics,
                     ),
                 ),
                 self.cluster,
-                depends_on=monitoring_crds,
+                depends_on=(*monitoring_crds, self.observability.node_agents_namespace),
             )
 
         # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------

@@ -14,6 +14,7 @@ from .platform import PlatformStack
 
 if TYPE_CHECKING:
     from ..charts.autoscaling import ModelAutoscalerProps
+    from ..charts.network_policies import ModelNetworkPolicyProps
     from ..charts.prepull import ImagePrepullProps
     from ..charts.storage import ModelFetch
     from ..charts.vllm import VllmModelProps
@@ -333,6 +334,35 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
     )
 
 
+def model_network_policy(profile: Profile, d: ModelDeployment) -> ModelNetworkPolicyProps:
+    """What the model's pods may send and receive (see :mod:`eks_llm_stack.charts.network_policies`)."""
+    from ..charts.network_policies import ModelNetworkPolicyProps
+    from ..charts.vllm import PORT, WeightsFromHub, WeightsFromS3
+
+    m = d.model
+    weights = m.weights if m.engine == "vllm" else None
+    obs = profile.observability
+    cidr = vpc_cidr(profile)
+    return ModelNetworkPolicyProps(
+        name=m.name,
+        namespace=m.namespace,
+        pod_labels=m.selector_labels,
+        port=PORT,
+        monitoring_namespace=obs.namespace if obs.enabled else None,
+        # The load balancer sends from its own addresses in the VPC (ip targets).
+        load_balancer_cidrs=(cidr,) if m.ingress is not None and cidr else (),
+        internet_egress=isinstance(weights, (WeightsFromHub, WeightsFromS3)),
+        pod_identity=isinstance(weights, WeightsFromS3),
+        lws_name=m.workload_name if m.multi_node else None,
+        max_groups=max(d.config.replicas.max, 1) if m.multi_node else 0,
+    )
+
+
+def vpc_cidr(profile: Profile) -> str | None:
+    """The CIDR of the VPC the profile creates (None for an imported VPC: the profile does not know it)."""
+    return profile.network.cidr if profile.network.vpc_id is None else None
+
+
 def _autoscaler(
     m: ModelConfig, ns: str, props: VllmModelProps, prometheus: str, cls: Any
 ) -> ModelAutoscalerProps | None:
@@ -384,6 +414,7 @@ class ServingStack(PlatformStackBase):
         import cdk8s
 
         from ..charts.autoscaling import ModelAutoscaler
+        from ..charts.network_policies import ModelNetworkPolicy
         from ..charts.prepull import ImagePrepull
         from ..charts.storage import model_fetch_job
         from ..charts.vllm import VllmModel
@@ -398,6 +429,7 @@ class ServingStack(PlatformStackBase):
             m = d.config
             chart = cdk8s.Chart(charts.app, f"model-{m.name}", disable_resource_name_hashes=True)
             model = VllmModel(chart, "Model", props=d.model)
+            ModelNetworkPolicy(chart, "NetworkPolicy", props=model_network_policy(profile, d))
             if d.autoscaler is not None:
                 ModelAutoscaler(chart, "Autoscaler", props=d.autoscaler)
             if d.prepull is not None:
@@ -426,13 +458,20 @@ class ServingStack(PlatformStackBase):
 
     def _grant_s3(self, name: str, profile: Profile, src: ModelSource) -> None:
         """Read access to the model's S3 prefix for its service account, through EKS Pod Identity."""
-        from aws_cdk import aws_eks_v2 as eks
         from aws_cdk import aws_iam as iam
 
-        from ..constructs.pod_identity import pod_identity_role
+        from ..constructs.pod_identity import pod_identity
 
         cid = "".join(x.capitalize() for x in name.split("-"))
-        role = pod_identity_role(self, f"{cid}WeightsRole", f"model {name}: read its weights from {src.location}")
+        role = pod_identity(
+            self,
+            f"{cid}WeightsRole",
+            cluster=self.cluster,
+            namespace=profile.serving_namespace,
+            service_account=name,
+            description=f"model {name}: read its weights from {src.location}",
+            association_id=f"{cid}WeightsPodIdentity",
+        ).role
         bucket_arn = f"arn:{self.partition}:s3:::{src.bucket}"
         prefix = f"{src.prefix}/" if src.prefix else ""
         policy = iam.Policy(
@@ -455,12 +494,4 @@ class ServingStack(PlatformStackBase):
             policy,
             f"AwsSolutions-IAM5[Resource::arn:{nag_partition(self)}:s3:::{src.bucket}/{prefix}*]",
             "Read-only on the objects under the model's own S3 prefix: the weight files are not known at synth time.",
-        )
-        eks.CfnPodIdentityAssociation(
-            self,
-            f"{cid}WeightsPodIdentity",
-            cluster_name=self.cluster.cluster_name,
-            namespace=profile.serving_namespace,
-            service_account=name,
-            role_arn=role.role_arn,
         )
