@@ -45,10 +45,11 @@ from ..conventions import (
 )
 from ..errors import collecting
 
-#: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
-POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
 from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
+
+#: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
+POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
 
 __all__ = [
     "AMI_FAMILY_LABEL",
