@@ -44,7 +44,6 @@ from ..conventions import (
     ZONE_LABEL,
 )
 from ..errors import collecting
-
 from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
 
