@@ -248,6 +248,13 @@ class ModelConfig(StrictModel):
     ingress: IngressConfig | None = Field(
         default=None, description="Load balancer in front of the model. Default: none (ClusterIP)."
     )
+    api_key: bool = Field(
+        default=True,
+        description="Require 'Authorization: Bearer <key>' on every path but /health, /metrics, /ping and /version; "
+        "the key is generated in Secrets Manager (<prefix>/api-key/<name>) and synced by External Secrets (needs "
+        "secrets.enabled). false serves the model without a key (refused with an internet-facing load balancer). "
+        "The simulator takes no key. Default: true.",
+    )
     termination_grace_seconds: int = Field(
         default=110,
         ge=10,

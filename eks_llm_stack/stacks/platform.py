@@ -177,7 +177,9 @@ class PlatformStack(PlatformStackBase):
 
         # -- secrets sync (External Secrets Operator) -----------------------------------------------
         secrets = data.model_secrets
+        api_keys = data.api_keys.secrets if data.api_keys is not None else {}
         if secrets is not None:
+            from ..constructs.model_secrets import API_KEY_FILE, api_key_kubernetes_secret
             from ..charts.external_secrets import ExternalSecretsChart, ExternalSecretsChartProps, SyncedSecret
             from ..constructs.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
 
@@ -186,7 +188,9 @@ class PlatformStack(PlatformStackBase):
                 self,
                 "ExternalSecrets",
                 props=ExternalSecretsOperatorProps(
-                    cluster=self.cluster, secrets=tuple(secrets.secrets.values()), keys=(secrets.key,)
+                    cluster=self.cluster,
+                    secrets=(*secrets.secrets.values(), *api_keys.values()),
+                    keys=(secrets.key,),
                 ),
             )
             self.external_secrets_manifest = charts.apply(
@@ -206,6 +210,15 @@ class PlatformStack(PlatformStackBase):
                             # By name, not ARN: readable in dist/manifests, and no export pinning the secret.
                             SyncedSecret(name=k8s_name, remote_key=secrets.secret_names[name])
                             for name, k8s_name in secrets.kubernetes_secret_names().items()
+                        )
+                        + tuple(
+                            SyncedSecret(
+                                name=api_key_kubernetes_secret(model),
+                                remote_key=data.api_keys.secret_names[model],
+                                secret_key=API_KEY_FILE,
+                            )
+                            for model in api_keys
+                            if data.api_keys is not None
                         ),
                     ),
                 ),
