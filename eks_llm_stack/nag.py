@@ -7,14 +7,26 @@ construct it concerns, with a reason — never on a whole stack::
     acknowledge(role, "AwsSolutions-IAM5", "Karpenter launches instances of any type; scoped by tag condition")
 
 Findings can be read without failing synthesis through :func:`nag_report` (used by the tests).
+
+Next to AwsSolutions runs :class:`EksLlmStackChecks`, our own pack: cdk-nag's EKS rules test the
+legacy ``aws_eks`` construct and never fire on the plain ``AWS::EKS::Cluster`` that ``aws_eks_v2``
+writes, so the endpoint and logging rules are restated here for that resource type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import Acknowledgment, Validations
+import jsii
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
 from constructs import IConstruct
+
+#: The prefix of our own rule ids (``EksLlmStack-EKS1``...).
+PACK_NAME = "EksLlmStack"
+#: Every control-plane log type EKS offers; the audit log is what an incident review needs.
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
@@ -55,20 +67,130 @@ class NagViolation:
         return f"[{self.rule}] ({self.severity}) {self.path}: {self.description.splitlines()[0][:200]}"
 
 
-def nag_report(scope: IConstruct) -> list[NagViolation]:
-    """Every unacknowledged AwsSolutions violation under ``scope`` (an App or a Stack)."""
+def _resolved(node: CfnResource, attribute: str) -> Any:
+    value = getattr(node, attribute, None)
+    return Stack.of(node).resolve(value) if value is not None else None
+
+
+def _open_cidr(cidr: Any) -> bool:
+    # A token cannot be evaluated at synth time: count it as open rather than pass it silently.
+    return not isinstance(cidr, str) or cidr.endswith("/0")
+
+
+def eks_endpoint_compliance(node: CfnResource) -> NagRuleCompliance:
+    """EKS1: the Kubernetes API is not reachable from the whole internet.
+
+    EKS's own defaults are a public endpoint open to ``0.0.0.0/0``: an absent
+    ``EndpointPublicAccess`` or ``PublicAccessCidrs`` counts as open.
+    """
+    if node.cfn_resource_type != "AWS::EKS::Cluster":
+        return NagRuleCompliance.NOT_APPLICABLE
+    config = _resolved(node, "resources_vpc_config") or {}
+    if config.get("endpointPublicAccess", True) is False:
+        return NagRuleCompliance.COMPLIANT
+    cidrs = config.get("publicAccessCidrs") or ["0.0.0.0/0"]
+    if not isinstance(cidrs, list) or any(_open_cidr(c) for c in cidrs):
+        return NagRuleCompliance.NON_COMPLIANT
+    return NagRuleCompliance.COMPLIANT
+
+
+def eks_logging_compliance(node: CfnResource) -> NagRuleCompliance:
+    """EKS2: every control-plane log type is sent to CloudWatch Logs."""
+    if node.cfn_resource_type != "AWS::EKS::Cluster":
+        return NagRuleCompliance.NOT_APPLICABLE
+    logging = _resolved(node, "logging") or {}
+    enabled = (logging.get("clusterLogging") or {}).get("enabledTypes") or []
+    types = {t.get("type") for t in enabled if isinstance(t, dict)}
+    return NagRuleCompliance.COMPLIANT if set(CONTROL_PLANE_LOG_TYPES) <= types else NagRuleCompliance.NON_COMPLIANT
+
+
+_EKS_RULES = (
+    (
+        "EKS1",
+        eks_endpoint_compliance,
+        "The EKS cluster's public API endpoint is open to the internet (0.0.0.0/0, no CIDR list, or an unresolvable one).",
+        "Use a private endpoint, or restrict the public endpoint to known CIDR blocks (cluster.endpoint.public_cidrs "
+        "/ runner_cidrs).",
+    ),
+    (
+        "EKS2",
+        eks_logging_compliance,
+        "The EKS cluster does not send every control-plane log type (api, audit, authenticator, controllerManager, "
+        "scheduler) to CloudWatch Logs.",
+        "Enable all five control-plane log types; the audit log is the record of who did what through the API.",
+    ),
+)
+
+
+@jsii.implements(IApplyRule)
+class _Rule:
+    """One rule applied to one resource, in the shape cdk-nag's ``applyRule`` takes."""
+
+    def __init__(self, node: CfnResource, suffix: str, check: Any, info: str, explanation: str) -> None:
+        self._node, self._suffix, self._check, self._info, self._explanation = node, suffix, check, info, explanation
+
+    @property
+    def node(self) -> CfnResource:
+        return self._node
+
+    @property
+    def info(self) -> str:
+        return self._info
+
+    @property
+    def explanation(self) -> str:
+        return self._explanation
+
+    @property
+    def level(self) -> NagMessageLevel:
+        return NagMessageLevel.ERROR
+
+    @property
+    def rule_suffix_override(self) -> str:
+        return self._suffix
+
+    def rule(self, node: CfnResource) -> NagRuleCompliance:
+        result: NagRuleCompliance = self._check(node)
+        return result
+
+
+class EksLlmStackChecks(NagPack):
+    """Our own rules (``EksLlmStack-EKS1``, ``-EKS2``), acknowledged like any cdk-nag rule."""
+
+    def __init__(self, scope: IConstruct | None = None, *, verbose: bool = False) -> None:
+        super().__init__(scope, verbose=verbose)
+        self._pack_name = PACK_NAME
+
+    @property
+    def name(self) -> str:
+        return PACK_NAME
+
+    @jsii.member(jsii_name="checkResource")
+    def _check_resource(self, node: CfnResource) -> None:
+        if node.cfn_resource_type != "AWS::EKS::Cluster":
+            return  # one cheap test instead of a callback per rule for every other resource
+        for suffix, check, info, explanation in _EKS_RULES:
+            # jsii reads the rule through read-only properties; the Protocol stub wants settable ones.
+            self._apply_rule(_Rule(node, suffix, check, info, explanation))  # type: ignore[arg-type]
+
+
+def _packs(verbose: bool, scope: IConstruct | None = None) -> list[NagPack]:
     from cdk_nag import AwsSolutionsChecks
 
-    report = AwsSolutionsChecks(verbose=False).validate_scope(scope)
+    return [AwsSolutionsChecks(scope, verbose=verbose), EksLlmStackChecks(scope, verbose=verbose)]
+
+
+def nag_report(scope: IConstruct) -> list[NagViolation]:
+    """Every unacknowledged AwsSolutions and EksLlmStack violation under ``scope`` (an App or a Stack)."""
     out = []
-    for v in report.violations:
-        for r in v.violating_resources:
-            out.append(NagViolation(v.rule_name, str(v.severity), r.construct_path or "?", v.description))
+    for pack in _packs(verbose=False):
+        report = pack.validate_scope(scope)
+        for v in report.violations:
+            for r in v.violating_resources:
+                out.append(NagViolation(v.rule_name, str(v.severity), r.construct_path or "?", v.description))
     return out
 
 
 def add_nag_checks(app: IConstruct) -> None:
-    """Register the AwsSolutions pack so ``cdk synth`` fails on unacknowledged findings."""
-    from cdk_nag import AwsSolutionsChecks
-
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    """Register the AwsSolutions and EksLlmStack packs so ``cdk synth`` fails on unacknowledged findings."""
+    Validations.of(app).add_plugins(*_packs(verbose=True, scope=app))

@@ -23,6 +23,8 @@ CONTEXT_NAME = "name"
 CONTEXT_EXPIRES_AT = "expires_at"
 CONTEXT_MANIFESTS_DIR = "manifests_dir"
 CONTEXT_NAG = "nag"
+#: Comma-separated CIDRs of CI runners, merged into ``cluster.endpoint.runner_cidrs``.
+CONTEXT_RUNNER_CIDRS = "runner_cidrs"
 DEFAULT_PROFILE = "default"
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
 
@@ -34,20 +36,30 @@ class Built:
     platform: LlmPlatform
 
 
-def resolve_profile(name_or_path: str, *, name_override: str | None = None) -> Profile:
-    """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix.
+def resolve_profile(name_or_path: str, *, name_override: str | None = None, runner_cidrs: str | None = None) -> Profile:
+    """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix, and
+    ``runner_cidrs`` (comma-separated, the CI runner's egress) is added to ``cluster.endpoint.runner_cidrs``.
 
-    The override is applied to the file's own data before validation, so every rule sees
-    the final names (and the cluster is named after the override too).
+    The overrides are applied to the file's own data before validation, so every rule sees
+    the final values (and the cluster is named after the override too).
     """
-    if not name_override:
+    if not name_override and not runner_cidrs:
         return load_profile(name_or_path)
     data, subject = read_profile_data(name_or_path)
-    data["prefix"] = name_override
-    cluster = data.get("cluster")
-    if isinstance(cluster, dict):
-        cluster.pop("name", None)
-    return validate_profile(data, subject=f"{subject} with name '{name_override}'")
+    if name_override:
+        data["prefix"] = name_override
+        cluster = data.get("cluster")
+        if isinstance(cluster, dict):
+            cluster.pop("name", None)
+        subject = f"{subject} with name '{name_override}'"
+    if runner_cidrs:
+        cluster = data.setdefault("cluster", {})
+        if isinstance(cluster, dict):
+            endpoint = cluster.setdefault("endpoint", {})
+            if isinstance(endpoint, dict):
+                extra = [c.strip() for c in str(runner_cidrs).split(",") if c.strip()]
+                endpoint["runner_cidrs"] = [*(endpoint.get("runner_cidrs") or []), *extra]
+    return validate_profile(data, subject=subject)
 
 
 def build(
@@ -63,7 +75,11 @@ def build(
     app = app or App(context=context or {}, builtin_cloud_formation_validation=False)
     if not isinstance(profile, Profile):
         name = profile or app.node.try_get_context(CONTEXT_PROFILE) or DEFAULT_PROFILE
-        profile = resolve_profile(str(name), name_override=app.node.try_get_context(CONTEXT_NAME))
+        profile = resolve_profile(
+            str(name),
+            name_override=app.node.try_get_context(CONTEXT_NAME),
+            runner_cidrs=app.node.try_get_context(CONTEXT_RUNNER_CIDRS),
+        )
     expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
     platform = build_platform(app, profile, expires_at=expires_at)
     if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":

@@ -14,28 +14,66 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:(role|user|assumed-role)/[
 
 
 class EndpointConfig(StrictModel):
-    """Who can reach the Kubernetes API."""
+    """Who can reach the Kubernetes API. Default: the private endpoint only (reachable from the VPC)."""
 
-    public: bool = Field(default=True, description="Public endpoint, restricted to public_cidrs.")
+    public: bool = Field(default=False, description="Public endpoint, restricted to public_cidrs (required with it).")
     private: bool = Field(default=True, description="Private endpoint inside the VPC.")
     public_cidrs: tuple[str, ...] = Field(
-        default=("0.0.0.0/0",),
-        description="CIDRs allowed on the public endpoint; narrow this to your offices / CI runners.",
+        default=(),
+        description="CIDRs allowed on the public endpoint (your offices, VPN egress); required when public is true.",
+    )
+    runner_cidrs: tuple[str, ...] = Field(
+        default=(),
+        description="Egress CIDRs of the CI runners that run kubectl against an ephemeral cluster; when set, the "
+        "public endpoint is on for these blocks (and public_cidrs). Also settable with -c runner_cidrs=a/32,b/32.",
+    )
+    allow_public_internet: bool = Field(
+        default=False,
+        description="Accept a /0 block (the whole internet) in public_cidrs or runner_cidrs; deliberate opt-out, "
+        "see docs/security.md.",
     )
 
-    @field_validator("public_cidrs")
+    @field_validator("public_cidrs", "runner_cidrs")
     @classmethod
     def _cidrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for c in v:
             check_cidr(c)
         return v
 
+    @property
+    def public_enabled(self) -> bool:
+        """Whether the public endpoint is on (asked for, or needed by CI runners)."""
+        return self.public or bool(self.runner_cidrs)
+
+    @property
+    def allowed_cidrs(self) -> tuple[str, ...]:
+        """The blocks the public endpoint admits."""
+        return tuple(dict.fromkeys((*self.public_cidrs, *self.runner_cidrs)))
+
     @model_validator(mode="after")
     def _one_endpoint(self) -> EndpointConfig:
-        if not (self.public or self.private):
+        if not (self.public_enabled or self.private):
             raise fail(
                 "both the public and the private endpoint are off",
                 "set private: true (and public: false for a private-only cluster)",
+            )
+        if self.public and not self.public_cidrs:
+            raise fail(
+                "public: true needs public_cidrs (EKS would otherwise open the API to 0.0.0.0/0)",
+                "list the blocks allowed to reach the API, e.g. public_cidrs: [203.0.113.0/24], "
+                "or set public: false to keep the private endpoint only",
+            )
+        if self.public_cidrs and not self.public:
+            raise fail(
+                "public_cidrs is set but the public endpoint is off (public: false)",
+                "set public: true to open the endpoint to these blocks, or remove public_cidrs",
+            )
+        wide = [c for c in self.allowed_cidrs if c.endswith("/0")]
+        if wide and not self.allow_public_internet:
+            raise fail(
+                f"{wide} opens the Kubernetes API to the whole internet",
+                "list narrower blocks (offices, VPN, CI runner egress), or set allow_public_internet: true "
+                "deliberately (see docs/security.md)",
             )
         return self
 

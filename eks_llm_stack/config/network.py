@@ -12,7 +12,21 @@ from .base import StrictModel, fail
 Endpoint = Literal["s3", "ecr", "sts", "ec2", "sqs", "logs", "secretsmanager", "elasticfilesystem"]
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def check_cidr(value: str) -> str:
+    if isinstance(value, str) and "/" not in value and _is_address(value):
+        # ipaddress reads a bare address as a /32; AWS APIs that take CIDRs refuse it.
+        raise fail(
+            f"'{value}' is a bare IP address, not a CIDR block",
+            f"add the prefix length: '{value}/32' for this one address, or the network such as 203.0.113.0/24",
+        )
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError:
@@ -21,6 +35,10 @@ def check_cidr(value: str) -> str:
             "write an IPv4 network such as 10.0.0.0/16 or 203.0.113.7/32 (host bits zero)",
         ) from None
     return value
+
+
+#: The VPC sizes AWS accepts for a VPC's primary IPv4 block.
+VPC_PREFIX_RANGE = (16, 28)
 
 
 class NetworkConfig(StrictModel):
@@ -55,7 +73,15 @@ class NetworkConfig(StrictModel):
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, v: str) -> str:
-        return check_cidr(v)
+        check_cidr(v)
+        net = ipaddress.ip_network(v)
+        low, high = VPC_PREFIX_RANGE
+        if net.version != 4 or not low <= net.prefixlen <= high:
+            raise fail(
+                f"'{v}' is not a VPC block AWS accepts (IPv4, /{low} to /{high})",
+                f"use a block between /{low} and /{high}, e.g. 10.0.0.0/16",
+            )
+        return v
 
     @field_validator("vpc_id")
     @classmethod
@@ -71,6 +97,22 @@ class NetworkConfig(StrictModel):
         if bad:
             raise fail(f"{bad} are not subnet ids", "use ids like subnet-0abc1234")
         return v
+
+    @model_validator(mode="after")
+    def _layout_fits(self) -> NetworkConfig:
+        if self.vpc_id:
+            return self
+        zones = len(self.availability_zones) or self.max_azs
+        # A new VPC gets a /22 public and a /18 private subnet per zone (see ClusterNetwork).
+        needed = zones * (2 ** (32 - 22) + 2 ** (32 - 18))
+        size = ipaddress.ip_network(self.cidr).num_addresses
+        if needed > size:
+            raise fail(
+                f"cidr {self.cidr} holds {size} addresses; {zones} zones of a /22 public and a /18 private subnet "
+                f"need {needed}",
+                "use a /16 such as 10.0.0.0/16, fewer zones (max_azs), or import an existing VPC with vpc_id",
+            )
+        return self
 
     @model_validator(mode="after")
     def _imported_needs_subnets(self) -> NetworkConfig:

@@ -8,16 +8,19 @@ every later capability go through it.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import cast
 
-from aws_cdk import RemovalPolicy, Size
+from aws_cdk import ArnFormat, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .. import versions
 from ..config.network import check_cidr
@@ -26,7 +29,13 @@ from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
 from .pod_identity import pod_identity_role
 
+#: How long control-plane logs (the audit log among them) are kept.
+CONTROL_PLANE_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
 _K8S_VERSIONS = {"1.35": eks.KubernetesVersion.V1_35}
+
+#: What a node's own role needs to join and pull images; no SSM (reach nodes with `kubectl debug node/...`).
+SYSTEM_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
 #: Managed add-ons installed on every cluster, with the service account that needs AWS access.
 DEFAULT_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver", "metrics-server")
@@ -38,10 +47,13 @@ class LlmClusterProps:
 
     ``cluster_name`` — physical name (required: subnet discovery tags and Karpenter use it).
     ``vpc`` / ``subnets`` — where the control plane ENIs and system nodes go.
-    ``admin_principal_arns`` — IAM roles/users given cluster-admin through access entries (default none:
-    only the deploying CloudFormation role is bootstrapped as admin).
-    ``public_endpoint`` / ``private_endpoint`` / ``public_cidrs`` — API endpoint access (default:
-    both, public open to 0.0.0.0/0 — narrow it in a real profile).
+    ``admin_principal_arns`` — IAM roles/users given cluster-admin through access entries (default none).
+    The identity that creates the cluster is *not* made an admin (``bootstrapClusterCreatorAdminPermissions``
+    is off); the kubectl provider reaches the API through its own access entry (``ClusterAdminRoleAccess``,
+    created by aws-cdk-lib for the provider's handler role).
+    ``public_endpoint`` / ``private_endpoint`` / ``public_cidrs`` — API endpoint access (default: private
+    only). A public endpoint needs ``public_cidrs``; a ``/0`` block is refused unless
+    ``allow_public_internet`` is set deliberately.
     ``system_instance_types`` / ``system_desired`` / ``system_min`` / ``system_max`` / ``system_disk_gib`` —
     the on-demand AL2023 node group where controllers run (default m7i.large, 2/2/4, 50 GiB).
     ``addon_versions`` — pin managed add-on versions by name (default: EKS's default version for the
@@ -54,9 +66,10 @@ class LlmClusterProps:
     subnets: ec2.SubnetSelection
     kubernetes_version: str = versions.KUBERNETES_VERSION
     admin_principal_arns: tuple[str, ...] = ()
-    public_endpoint: bool = True
+    public_endpoint: bool = False
     private_endpoint: bool = True
-    public_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    public_cidrs: tuple[str, ...] = ()
+    allow_public_internet: bool = False
     system_instance_types: tuple[str, ...] = ("m7i.large",)
     system_desired: int = 2
     system_min: int = 2
@@ -82,11 +95,26 @@ class LlmClusterProps:
                 "both endpoints are off",
                 "enable the private endpoint",
             )
+            p.check(
+                not self.public_endpoint or bool(self.public_cidrs),
+                "public_cidrs",
+                self.public_cidrs,
+                "a public endpoint needs the CIDR blocks allowed to reach it (EKS would open it to 0.0.0.0/0)",
+                "list your office / CI runner blocks, e.g. ('203.0.113.0/24',), or use the private endpoint only",
+            )
             for c in self.public_cidrs:
                 try:
                     check_cidr(c)
                 except ValueError as exc:
                     p.add("public_cidrs", str(exc).split(" -- fix: ")[0], "use CIDR blocks such as 203.0.113.0/24", c)
+                    continue
+                p.check(
+                    self.allow_public_internet or ipaddress.ip_network(c).prefixlen != 0,
+                    "public_cidrs",
+                    c,
+                    "opens the Kubernetes API to the whole internet",
+                    "list narrower blocks, or set allow_public_internet=True deliberately (see docs/security.md)",
+                )
             p.check(
                 self.system_min <= self.system_desired <= self.system_max,
                 "system_desired",
@@ -129,6 +157,7 @@ class LlmCluster(Construct):
             endpoint = eks.EndpointAccess.PUBLIC.only_from(*props.public_cidrs)
         else:
             endpoint = eks.EndpointAccess.PRIVATE
+        self._add_control_plane_log_group()
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -137,6 +166,9 @@ class LlmCluster(Construct):
             vpc=props.vpc,
             vpc_subnets=[props.subnets],
             endpoint_access=endpoint,
+            # The identity that runs CloudFormation gets no hidden cluster-admin: admins are the access
+            # entries below, and the kubectl provider has its own (ClusterAdminRoleAccess).
+            bootstrap_cluster_creator_admin_permissions=False,
             secrets_encryption_key=self.secrets_key,
             cluster_logging=[
                 eks.ClusterLoggingTypes.API,
@@ -153,6 +185,8 @@ class LlmCluster(Construct):
                 memory=Size.gibibytes(1),
             ),
         )
+        # EKS would create this group itself, unencrypted and kept forever; ours exists first.
+        self.cluster.node.default_child.node.add_dependency(self.control_plane_logs)  # type: ignore[union-attr]
         for i, arn in enumerate(props.admin_principal_arns):
             self.cluster.grant_access(
                 f"Admin{i}",
@@ -168,6 +202,44 @@ class LlmCluster(Construct):
         self._add_system_nodes()
         self._acknowledge_findings()
 
+    def _add_control_plane_log_group(self) -> None:
+        """``/aws/eks/<name>/cluster`` with a customer-managed key and a retention, before the cluster."""
+        stack = Stack.of(self)
+        name = f"/aws/eks/{self.props.cluster_name}/cluster"
+        self.logs_key = kms.Key(
+            self,
+            "LogsKey",
+            description=f"Control-plane logs of {self.props.cluster_name}",
+            enable_key_rotation=True,
+            removal_policy=self.props.removal_policy,
+        )
+        # CloudWatch Logs encrypts with the key only for this one log group (encryption context).
+        self.logs_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=name,
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        self.control_plane_logs = logs.LogGroup(
+            self,
+            "ControlPlaneLogs",
+            log_group_name=name,
+            encryption_key=self.logs_key,
+            retention=CONTROL_PLANE_LOG_RETENTION,
+            removal_policy=self.props.removal_policy,
+        )
+
     def _acknowledge_findings(self) -> None:
         """AwsSolutions findings on resources whose shape EKS or aws-cdk-lib dictates, each with its reason."""
         managed = "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{}]"
@@ -176,13 +248,18 @@ class LlmCluster(Construct):
             managed.format("AmazonEKSClusterPolicy"),
             "EKS requires this AWS-maintained policy on the cluster role; AWS updates it with the service.",
         )
-        node_role = self.system_nodegroup.role.node.default_child
-        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"):
+        node_role = self.system_node_role.node.default_child
+        for policy in SYSTEM_NODE_POLICIES:
             acknowledge(
                 node_role,  # type: ignore[arg-type]
                 managed.format(policy),
-                "The AWS-maintained baseline every EKS managed node needs to join the cluster and pull images.",
+                "The AWS-maintained baseline every EKS node needs to join the cluster and pull images (pull-only).",
             )
+        acknowledge(
+            self.vpc_cni_role.node.default_child,  # type: ignore[arg-type]
+            managed.format("AmazonEKS_CNI_Policy"),
+            "The VPC CNI's AWS-maintained policy, on the aws-node service account only (not on every node).",
+        )
         acknowledge(
             self.ebs_csi_role.node.default_child,  # type: ignore[arg-type]
             managed.format("service-role/AmazonEBSCSIDriverPolicy"),
@@ -190,12 +267,29 @@ class LlmCluster(Construct):
         )
         provider = self.cluster.node.try_find_child("KubectlProvider")
         if provider is not None:
+            self._kubectl_handler_pull_only(provider)
             acknowledge_generated(
                 provider,
                 ("AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-L1"),
                 "Generated by aws-cdk-lib's EKS kubectl provider: its Lambda runtime, execution and ECR read-only "
                 "managed policies and its handler-invoke permission (<Arn>:*) follow aws-cdk-lib releases.",
             )
+
+    @staticmethod
+    def _kubectl_handler_pull_only(provider: IConstruct) -> None:
+        """The kubectl handler pulls OCI charts from ECR: pull-only rather than aws-cdk-lib's read-only."""
+        stack = Stack.of(provider)
+        for c in provider.node.find_all():
+            if isinstance(c, iam.CfnRole) and c.managed_policy_arns is not None:
+                arns = stack.resolve(c.managed_policy_arns)
+                text = json.dumps(arns)
+                if "AmazonEC2ContainerRegistryReadOnly" in text:
+                    c.add_property_override(
+                        "ManagedPolicyArns",
+                        json.loads(
+                            text.replace("AmazonEC2ContainerRegistryReadOnly", "AmazonEC2ContainerRegistryPullOnly")
+                        ),
+                    )
 
     # -- add-ons -----------------------------------------------------------------------------
     def _addon(self, name: str, construct_id: str, configuration: dict | None = None) -> eks.Addon:
@@ -212,20 +306,43 @@ class LlmCluster(Construct):
         return addon
 
     def _add_addons(self) -> None:
+        pod_identity = self._addon("eks-pod-identity-agent", "PodIdentityAgent")
+        # The CNI's ENI permissions belong to its own service account, not to every node's role: a pod
+        # that reached a node's credentials could otherwise rewire the VPC's network interfaces.
+        cni_role = pod_identity_role(
+            self,
+            "VpcCniRole",
+            "VPC CNI (aws-node, EKS Pod Identity): node network interfaces and IPs",
+            cluster=cast(eks.ICluster, self.cluster),
+            namespace="kube-system",
+            service_account="aws-node",
+        )
+        cni_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy"))
+        self.vpc_cni_role = cni_role
         # Prefix delegation: a /28 per ENI slot, so GPU nodes are not capped at a few dozen pod IPs.
         # enableNetworkPolicy: the add-on's network-policy agent enforces NetworkPolicies (off by default,
         # and without it the serving namespace's default-deny policies would be accepted and ignored).
-        self._addon(
+        cni = self._addon(
             "vpc-cni",
             "VpcCni",
             {"env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"}, "enableNetworkPolicy": "true"},
         )
+        cni.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "PodIdentityAssociations", [{"ServiceAccount": "aws-node", "RoleArn": cni_role.role_arn}]
+        )
+        cni.node.add_dependency(pod_identity)
         self._addon("kube-proxy", "KubeProxy")
-        pod_identity = self._addon("eks-pod-identity-agent", "PodIdentityAgent")
         system = {"tolerations": [{"key": SYSTEM_TAINT_KEY, "operator": "Exists"}]}
         self._addon("coredns", "CoreDns", system)
         self._addon("metrics-server", "MetricsServer", system)
-        ebs_role = pod_identity_role(self, "EbsCsiRole", "EBS CSI controller (EKS Pod Identity)")
+        ebs_role = pod_identity_role(
+            self,
+            "EbsCsiRole",
+            "EBS CSI controller (EKS Pod Identity)",
+            cluster=cast(eks.ICluster, self.cluster),
+            namespace="kube-system",
+            service_account="ebs-csi-controller-sa",
+        )
         ebs_role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")
         )
@@ -246,6 +363,15 @@ class LlmCluster(Construct):
     # -- system node group ---------------------------------------------------------------------
     def _add_system_nodes(self) -> None:
         p = self.props
+        # Our own role rather than the node group's default: ECR pull-only (no image listing), and no
+        # CNI policy (it sits on the aws-node service account).
+        self.system_node_role = iam.Role(
+            self,
+            "SystemNodeRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description=f"System node group of {p.cluster_name}",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(n) for n in SYSTEM_NODE_POLICIES],
+        )
         self.node_launch_template = ec2.LaunchTemplate(
             self,
             "SystemNodeTemplate",
@@ -277,4 +403,5 @@ class LlmCluster(Construct):
                 version=self.node_launch_template.latest_version_number,
             ),
             enable_node_auto_repair=True,
+            node_role=self.system_node_role,
         )

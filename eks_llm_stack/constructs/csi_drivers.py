@@ -110,7 +110,12 @@ class StorageCsiDrivers(Construct):
         stack = Stack.of(self)
         access_points = stack.format_arn(service="elasticfilesystem", resource="access-point", resource_name="*")
         controller = pod_identity_role(
-            self, "EfsControllerRole", "EFS CSI controller: access points of the model cache file system"
+            self,
+            "EfsControllerRole",
+            "EFS CSI controller: access points of the model cache file system",
+            cluster=self.props.cluster,
+            namespace="kube-system",
+            service_account=EFS_CONTROLLER_SA,
         )
         controller.add_to_principal_policy(
             iam.PolicyStatement(
@@ -163,7 +168,12 @@ class StorageCsiDrivers(Construct):
             "ec2:DescribeAvailabilityZones is read-only and has no resource-level permission.",
         )
         node = pod_identity_role(
-            self, "EfsNodeRole", "EFS CSI node: IAM-authorised mounts of the model cache file system"
+            self,
+            "EfsNodeRole",
+            "EFS CSI node: IAM-authorised mounts of the model cache file system",
+            cluster=self.props.cluster,
+            namespace="kube-system",
+            service_account=EFS_NODE_SA,
         )
         # The file system refuses anonymous mounts; the node plugin mounts with the `iam` option.
         file_system.grant_read_write(node)
@@ -175,7 +185,14 @@ class StorageCsiDrivers(Construct):
     def _add_fsx(self, file_system_arn: str, placement: dict) -> None:
         # Static provisioning only: the controller describes (and may grow) our file system and
         # never creates one, so no fsx:CreateFileSystem and no AmazonFSxFullAccess.
-        controller = pod_identity_role(self, "FsxControllerRole", "FSx CSI controller: the model file system only")
+        controller = pod_identity_role(
+            self,
+            "FsxControllerRole",
+            "FSx CSI controller: the model file system only",
+            cluster=self.props.cluster,
+            namespace="kube-system",
+            service_account=FSX_CONTROLLER_SA,
+        )
         controller.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["fsx:DescribeFileSystems", "fsx:UpdateFileSystem"], resources=[file_system_arn]

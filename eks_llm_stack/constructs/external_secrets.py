@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aws_cdk import Stack
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -23,7 +24,7 @@ from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity
 
 #: Pod Security level of the operator's namespace (the chart's pods meet restricted).
 NAMESPACE_POD_SECURITY = "restricted"
@@ -74,22 +75,23 @@ class ExternalSecretsOperator(Construct):
         super().__init__(scope, id)
         self.props = props
         self.store_name = props.store_name
-        self.role = pod_identity_role(
-            self, "Role", "External Secrets Operator (EKS Pod Identity): read the model-hub secrets only"
+        identity = pod_identity(
+            self,
+            "Role",
+            cluster=props.cluster,
+            namespace=props.namespace,
+            service_account=props.service_account,
+            description="External Secrets Operator (EKS Pod Identity): read the model-hub secrets only",
+            association_id="PodIdentity",
         )
+        self.role = identity.role
         self._read = iam.PolicyStatement(actions=list(READ_ACTIONS), resources=[s.secret_arn for s in props.secrets])
         self.role.add_to_principal_policy(self._read)
         self._decrypt: iam.PolicyStatement | None = None
         for key in props.keys:
             self._allow_decrypt(key)
-        self.pod_identity_association = eks.CfnPodIdentityAssociation(
-            self,
-            "PodIdentity",
-            cluster_name=props.cluster.cluster_name,
-            namespace=props.namespace,
-            service_account=props.service_account,
-            role_arn=self.role.role_arn,
-        )
+        assert identity.association is not None
+        self.pod_identity_association = identity.association
         on_system_nodes = {"nodeSelector": {SYSTEM_NODE_LABEL: "true"}, "tolerations": system_tolerations()}
         pin = versions.EXTERNAL_SECRETS
         # A labelled namespace before the release: Helm would create it without Pod Security labels.
@@ -121,7 +123,14 @@ class ExternalSecretsOperator(Construct):
 
     def _allow_decrypt(self, key: kms.IKey) -> None:
         if self._decrypt is None:
-            self._decrypt = iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn])
+            # Only through Secrets Manager: the role cannot decrypt with these keys by calling KMS itself.
+            self._decrypt = iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}
+                },
+            )
             self.role.add_to_principal_policy(self._decrypt)
         else:
             self._decrypt.add_resources(key.key_arn)

@@ -27,7 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
 from ..naming import is_dns_label
-from .pod_identity import pod_identity_principal
+from .pod_identity import pod_identity
 
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 #: it creates. Its key is a constant, so a policy can scope by it even when the cluster name is
 #: a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key would need CfnJson.
 CLUSTER_NAME_TAG = "eks:eks-cluster-name"
+#: Managed policies of the GPU node role.
+GPU_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
 #: EventBridge events Karpenter reacts to (detail-type per source), one rule each.
 INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
@@ -122,28 +124,22 @@ class Karpenter(Construct):
         self.cluster = cluster
         stack = Stack.of(self)
 
-        # Nodes: the four policies every EKS worker needs; ECR pull-only, not read-only.
+        # Nodes: what a worker needs to join and pull images (ECR pull-only, not read-only). No CNI policy:
+        # it sits on the aws-node service account. No SSM: a shell on a GPU node goes through
+        # `kubectl debug node/...` (Kubernetes RBAC and audit log), not a second, IAM-only path.
         self.node_role = iam.Role(
             self,
             "NodeRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="Karpenter-launched GPU nodes",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in (
-                    "AmazonEKSWorkerNodePolicy",
-                    "AmazonEKS_CNI_Policy",
-                    "AmazonEC2ContainerRegistryPullOnly",
-                    "AmazonSSMManagedInstanceCore",
-                )
-            ],
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in GPU_NODE_POLICIES],
         )
         # Granular findings (one per policy / ARN pattern), acknowledged on this one role.
         acknowledge_generated(
             self.node_role,
             ("AwsSolutions-IAM4",),
-            "EKS worker nodes need the AWS-maintained worker, CNI, ECR pull and SSM policies; "
-            "AWS keeps them in step with the kubelet and VPC CNI.",
+            "EKS worker nodes need the AWS-maintained worker and ECR pull-only policies; "
+            "AWS keeps them in step with the kubelet.",
         )
         self.node_access_entry = eks.AccessEntry(
             self,
@@ -179,13 +175,17 @@ class Karpenter(Construct):
             rule.add_target(targets.SqsQueue(self.interruption_queue))
             self.rules.append(rule)
 
-        # Pod Identity sessions are tagged (cluster, namespace, service account): the trust policy must allow it.
-        self.controller_role = iam.Role(
+        # Trusted by Pod Identity for this cluster's karpenter service account only (session tags).
+        identity = pod_identity(
             self,
             "ControllerRole",
-            assumed_by=pod_identity_principal(),
+            cluster=cluster,
+            namespace=props.namespace,
+            service_account=props.service_account,
             description="Karpenter controller (EKS Pod Identity)",
+            association_id="PodIdentity",
         )
+        self.controller_role = identity.role
         self.controller_policy = iam.Policy(
             self,
             "ControllerPolicy",
@@ -207,14 +207,8 @@ class Karpenter(Construct):
             "read-only Describe/pricing call, or an ARN pattern narrowed by the eks:eks-cluster-name and "
             "karpenter.sh/nodepool tag conditions, as in Karpenter's reference policy.",
         )
-        self.pod_identity = eks.CfnPodIdentityAssociation(
-            self,
-            "PodIdentity",
-            cluster_name=cluster.cluster_name,
-            namespace=props.namespace,
-            service_account=props.service_account,
-            role_arn=self.controller_role.role_arn,
-        )
+        assert identity.association is not None
+        self.pod_identity = identity.association
 
         self.chart = eks.HelmChart(
             self,

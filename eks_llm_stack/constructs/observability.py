@@ -44,7 +44,7 @@ from ..conventions import (
 from ..errors import collecting
 from ..naming import is_dns_label
 from ..versions import HelmChartPin
-from .pod_identity import pod_identity_principal
+from .pod_identity import pod_identity, pod_identity_role
 
 #: API version of the External Secrets CRDs (v2.x).
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
@@ -336,23 +336,17 @@ class Observability(Construct):
         if props.managed_prometheus:
             # aws_aps has no L2 construct; the workspace is an L1.
             self.workspace = aps.CfnWorkspace(self, "Workspace", alias=props.workspace_alias or cluster.cluster_name)
-            self.remote_write_role = iam.Role(
+            self.remote_write_role = pod_identity(
                 self,
                 "RemoteWriteRole",
-                # Pod Identity tags its sessions: the trust policy allows sts:TagSession too.
-                assumed_by=pod_identity_principal(),
-                description="Prometheus remote-write to the platform's AMP workspace (EKS Pod Identity)",
-            )
-            self.remote_write_role.add_to_policy(
-                iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
-            )
-            eks.CfnPodIdentityAssociation(
-                self,
-                "RemoteWriteIdentity",
-                cluster_name=cluster.cluster_name,
+                cluster=cluster,
                 namespace=props.namespace,
                 service_account=props.prometheus_service_account,
-                role_arn=self.remote_write_role.role_arn,
+                description="Prometheus remote-write to the platform's AMP workspace (EKS Pod Identity)",
+                association_id="RemoteWriteIdentity",
+            ).role
+            self.remote_write_role.add_to_policy(
+                iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
             )
             remote_write_url = f"{self.workspace.attr_prometheus_endpoint}api/v1/remote_write"
 
@@ -410,13 +404,16 @@ class Observability(Construct):
 
         self.container_insights: eks.CfnAddon | None = None
         if props.container_insights:
-            agent_role = iam.Role(
+            agent_role = pod_identity_role(
                 self,
                 "CloudWatchAgentRole",
-                assumed_by=pod_identity_principal(),
-                managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy")],
-                description="CloudWatch agent of the amazon-cloudwatch-observability add-on (EKS Pod Identity)",
+                "CloudWatch agent of the amazon-cloudwatch-observability add-on (EKS Pod Identity)",
+                cluster=cluster,
+                # Where the add-on runs its agent.
+                namespace="amazon-cloudwatch",
+                service_account="cloudwatch-agent",
             )
+            agent_role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("CloudWatchAgentServerPolicy"))
             # The L2 Addon takes no pod identity associations; the L1 does.
             self.container_insights = eks.CfnAddon(
                 self,

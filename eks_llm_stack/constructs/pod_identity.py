@@ -1,20 +1,106 @@
-"""IAM roles for EKS Pod Identity: one trust policy, written once."""
+"""IAM roles for EKS Pod Identity: one trust policy, written once, and the association next to it.
+
+EKS Pod Identity assumes a role as the service principal ``pods.eks.amazonaws.com`` and tags the
+session with ``eks-cluster-arn``, ``eks-cluster-name``, ``kubernetes-namespace``,
+``kubernetes-service-account``, ``kubernetes-pod-name`` and ``kubernetes-pod-uid`` (EKS user guide,
+"Create IAM role with trust policy required by EKS Pod Identity" and "Enable or disable session
+tags"). Without conditions on those tags, any Pod Identity association in the account — another
+cluster, another namespace — could be pointed at the role. Every role built here trusts one
+cluster, one namespace and one service account, and only sessions that carry those tags.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from aws_cdk import Stack
+from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 #: The service principal EKS Pod Identity assumes roles as.
 POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 
+#: Session tag keys EKS Pod Identity sets; the trust policy conditions on the first three.
+CLUSTER_ARN_TAG = "eks-cluster-arn"
+NAMESPACE_TAG = "kubernetes-namespace"
+SERVICE_ACCOUNT_TAG = "kubernetes-service-account"
 
-def pod_identity_principal() -> iam.IPrincipal:
-    """The Pod Identity principal; it tags its sessions (namespace, service account), so the trust
-    policy allows ``sts:TagSession`` next to ``sts:AssumeRole``."""
-    return iam.ServicePrincipal(POD_IDENTITY_SERVICE).with_session_tags()
+
+def cluster_arn(scope: Construct, cluster: eks.ICluster) -> str:
+    """The cluster's ARN built from its name in ``scope``'s stack (same account and region), so a role
+    in another stack than the cluster needs no cross-stack export of the ARN."""
+    return Stack.of(scope).format_arn(service="eks", resource="cluster", resource_name=cluster.cluster_name)
 
 
-def pod_identity_role(scope: Construct, id: str, description: str) -> iam.Role:
-    """A role that EKS Pod Identity can assume for a service account; grant it what the pod needs."""
-    return iam.Role(scope, id, assumed_by=pod_identity_principal(), description=description)
+def pod_identity_principal(*, cluster_arn: str, namespace: str, service_account: str) -> iam.IPrincipal:
+    """The Pod Identity principal for one service account of one cluster.
+
+    Pod Identity tags its sessions, so the trust policy allows ``sts:TagSession`` next to
+    ``sts:AssumeRole``; the conditions apply to both actions. Only the documented session tags are
+    used (the cluster ARN carries the account): a condition on a key the service does not send would
+    make the role unassumable.
+    """
+    return iam.PrincipalWithConditions(
+        iam.ServicePrincipal(POD_IDENTITY_SERVICE).with_session_tags(),
+        {
+            "StringEquals": {
+                f"aws:RequestTag/{CLUSTER_ARN_TAG}": cluster_arn,
+                f"aws:RequestTag/{NAMESPACE_TAG}": namespace,
+                f"aws:RequestTag/{SERVICE_ACCOUNT_TAG}": service_account,
+            },
+        },
+    )
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """A role and, unless an add-on carries it, its ``AWS::EKS::PodIdentityAssociation``."""
+
+    role: iam.Role
+    association: eks.CfnPodIdentityAssociation | None
+
+
+def pod_identity(
+    scope: Construct,
+    role_id: str,
+    *,
+    cluster: eks.ICluster,
+    namespace: str,
+    service_account: str,
+    description: str,
+    association_id: str | None = None,
+) -> PodIdentity:
+    """A role only ``namespace/service_account`` on ``cluster`` can assume through EKS Pod Identity.
+
+    Both constructs are created in ``scope`` under the caller's ids (``role_id``, ``association_id``),
+    so existing construct paths and logical ids stay as they were. Without ``association_id`` no
+    association is created: pass the role to an EKS add-on's ``PodIdentityAssociations`` instead.
+    """
+    arn = cluster_arn(scope, cluster)
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=pod_identity_principal(cluster_arn=arn, namespace=namespace, service_account=service_account),
+        description=description,
+    )
+    association = None
+    if association_id is not None:
+        association = eks.CfnPodIdentityAssociation(
+            scope,
+            association_id,
+            cluster_name=cluster.cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            role_arn=role.role_arn,
+        )
+    return PodIdentity(role=role, association=association)
+
+
+def pod_identity_role(
+    scope: Construct, id: str, description: str, *, cluster: eks.ICluster, namespace: str, service_account: str
+) -> iam.Role:
+    """:func:`pod_identity` without an association: the role for an add-on's ``PodIdentityAssociations``."""
+    return pod_identity(
+        scope, id, cluster=cluster, namespace=namespace, service_account=service_account, description=description
+    ).role

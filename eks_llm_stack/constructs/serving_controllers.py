@@ -27,7 +27,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity
 
 #: Pod Security level of the controllers' own namespaces: KEDA's pods meet restricted; the LWS
 #: controller sets no seccomp profile, so lws-system is baseline (warn/audit still report restricted).
@@ -162,9 +162,16 @@ class ServingControllers(Construct):
     def _load_balancer_controller(self) -> None:
         props = self.props
         cluster = props.cluster
-        role = pod_identity_role(
-            self, "LbcRole", "AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own"
+        identity = pod_identity(
+            self,
+            "LbcRole",
+            cluster=cluster,
+            namespace=props.lbc_namespace,
+            service_account=props.lbc_service_account,
+            description="AWS Load Balancer Controller (EKS Pod Identity): load balancers it tags as its own",
+            association_id="LbcPodIdentity",
         )
+        role = identity.role
         policy = iam.Policy(self, "LbcPolicy", statements=lbc_statements(Stack.of(self).partition))
         policy.attach_to_role(role)
         part = nag_partition(Stack.of(self))
@@ -188,14 +195,8 @@ class ServingControllers(Construct):
                 f"are allowed only on resources already carrying {LBC_CLUSTER_TAG}.",
             )
         self.lbc_role = role
-        self.lbc_pod_identity = eks.CfnPodIdentityAssociation(
-            self,
-            "LbcPodIdentity",
-            cluster_name=cluster.cluster_name,
-            namespace=props.lbc_namespace,
-            service_account=props.lbc_service_account,
-            role_arn=role.role_arn,
-        )
+        assert identity.association is not None
+        self.lbc_pod_identity = identity.association
         self.load_balancer_controller = self._helm(
             "Lbc",
             props.lbc_chart,

@@ -458,13 +458,20 @@ class ServingStack(PlatformStackBase):
 
     def _grant_s3(self, name: str, profile: Profile, src: ModelSource) -> None:
         """Read access to the model's S3 prefix for its service account, through EKS Pod Identity."""
-        from aws_cdk import aws_eks_v2 as eks
         from aws_cdk import aws_iam as iam
 
-        from ..constructs.pod_identity import pod_identity_role
+        from ..constructs.pod_identity import pod_identity
 
         cid = "".join(x.capitalize() for x in name.split("-"))
-        role = pod_identity_role(self, f"{cid}WeightsRole", f"model {name}: read its weights from {src.location}")
+        role = pod_identity(
+            self,
+            f"{cid}WeightsRole",
+            cluster=self.cluster,
+            namespace=profile.serving_namespace,
+            service_account=name,
+            description=f"model {name}: read its weights from {src.location}",
+            association_id=f"{cid}WeightsPodIdentity",
+        ).role
         bucket_arn = f"arn:{self.partition}:s3:::{src.bucket}"
         prefix = f"{src.prefix}/" if src.prefix else ""
         policy = iam.Policy(
@@ -487,12 +494,4 @@ class ServingStack(PlatformStackBase):
             policy,
             f"AwsSolutions-IAM5[Resource::arn:{nag_partition(self)}:s3:::{src.bucket}/{prefix}*]",
             "Read-only on the objects under the model's own S3 prefix: the weight files are not known at synth time.",
-        )
-        eks.CfnPodIdentityAssociation(
-            self,
-            f"{cid}WeightsPodIdentity",
-            cluster_name=self.cluster.cluster_name,
-            namespace=profile.serving_namespace,
-            service_account=name,
-            role_arn=role.role_arn,
         )
