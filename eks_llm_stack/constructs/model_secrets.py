@@ -181,7 +181,11 @@ class ModelApiKeysProps:
     def __post_init__(self) -> None:
         with collecting("ModelApiKeysProps") as p:
             p.check(
-                len(set(self.models)) == len(self.models), "models", self.models, "repeats a name", "list each model once"
+                len(set(self.models)) == len(self.models),
+                "models",
+                self.models,
+                "repeats a name",
+                "list each model once",
             )
             for m in self.models:
                 p.check(
