@@ -31,3 +31,9 @@ SYSTEM_NODE_LABEL = "eks-llm-stack.io/system"
 DISCOVERY_TAG = "karpenter.sh/discovery"
 #: Common labels on every object we render.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "eks-llm-stack"}
+#: vLLM's native multi-node launch (``vllm serve --nnodes N --node-rank R --master-addr <leader>
+#: --master-port P``; workers add ``--headless``): the torch.distributed rendezvous port on the
+#: leader of a LeaderWorkerSet group (vLLM's own default of ``--master-port``). Besides it,
+#: NCCL's bootstrap and vLLM's inter-node message queues use ephemeral TCP ports between the
+#: members of one group, so a NetworkPolicy between them must allow every TCP port within the group.
+VLLM_MULTINODE_PORT = 29501

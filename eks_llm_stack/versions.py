@@ -83,6 +83,9 @@ EXTERNAL_SECRETS = HelmChartPin(
 #: Model-fetch Job images: the AWS CLI (``aws s3 sync``) and Python with a pinned huggingface_hub.
 AWS_CLI_IMAGE = ImagePin(repository="public.ecr.aws/aws-cli/aws-cli", tag="2.32.2")
 PYTHON_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/python", tag="3.13-slim")
+#: busybox of kube-prometheus-stack's CRD upgrade Job (unpacks the CRDs it applies); the ECR Public
+#: mirror of the Docker official image, free of Docker Hub's pull limits.
+BUSYBOX_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/busybox", tag="1.37.0")
 HUGGINGFACE_HUB_VERSION = "2.4.0"
 
 # -- serving (vLLM, LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ----------------------
