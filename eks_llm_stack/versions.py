@@ -7,6 +7,7 @@ by the cdk8s charts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -21,13 +22,29 @@ class HelmChartPin:
 
 @dataclass(frozen=True, kw_only=True)
 class ImagePin:
-    """A container image, referenced by tag (digest pinning is left to the registry mirror)."""
+    """A container image: by tag, or — with ``digest`` (``sha256:<64 hex>``) — by digest.
+
+    With a digest, charts reference ``repository@sha256:...``: the registry cannot hand out other
+    content under the same name, whatever happens to the tag. The tag stays for people reading it.
+    A registry mirror is a different ``repository`` (``ImagePin(repository=<mirror>/vllm/vllm-openai,
+    ...)``, or a model's ``image`` in the profile, which also accepts ``repo@sha256:...``).
+    """
 
     repository: str
     tag: str
+    digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", self.digest):
+            raise ValueError(
+                f"ImagePin {self.repository}: digest '{self.digest}' is not an image digest "
+                "-- fix: write sha256: and the 64 lowercase hex digits `docker buildx imagetools inspect` prints"
+            )
 
     @property
     def uri(self) -> str:
+        if self.digest is not None:
+            return f"{self.repository}@{self.digest}"
         return f"{self.repository}:{self.tag}"
 
 

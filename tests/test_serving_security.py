@@ -140,3 +140,38 @@ def test_an_imported_vpc_needs_explicit_load_balancer_cidrs():
         ConfigError, match=r"(?s)models\[1\]\.ingress\.allowed_cidrs.*imported VPC.*fix: list the client"
     ):
         plan_models(validate_profile(data))
+
+
+def test_an_image_pin_with_a_digest_renders_by_digest():
+    from dataclasses import replace
+
+    from eks_llm_stack import versions
+    from eks_llm_stack.charts.vllm import VllmModel, VllmModelProps, WeightsFromClaim
+
+    digest = "sha256:" + "ab" * 32
+    pin = replace(versions.VLLM_IMAGE, digest=digest)
+    assert pin.uri == f"vllm/vllm-openai@{digest}"
+    assert versions.VLLM_IMAGE.uri == "vllm/vllm-openai:v0.29.0"
+    with pytest.raises(ValueError, match=r"digest 'latest' is not an image digest -- fix: write sha256:"):
+        replace(versions.VLLM_IMAGE, digest="latest")
+    import cdk8s
+
+    chart = cdk8s.Chart(cdk8s.App(), "c")
+    props = VllmModelProps(name="m", namespace="ns", weights=WeightsFromClaim(claim_name="c"), image=pin.uri)
+    VllmModel(chart, "m", props=props)
+    (deploy,) = [d for d in chart.to_json() if d["kind"] == "Deployment"]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == f"vllm/vllm-openai@{digest}"
+
+
+def test_production_pins_its_weights_and_ami_and_unpinned_ones_are_reported(production_synth, default_synth):
+    from eks_llm_stack.stacks.serving import unpinned_weights
+
+    assert unpinned_weights(production_synth.profile) == []
+    assert all(p.ami_version != "latest" for p in production_synth.profile.compute.pool_props())
+    data = _prod_with({})
+    next(m for m in data["models"] if m["name"] == "qwen3-8b")["source"] = "hf://Qwen/Qwen3-8B"
+    (line,) = unpinned_weights(validate_profile(data))
+    assert "models[1].source" in line and "fix: pin it, hf://Qwen/Qwen3-8B@<40-character commit sha>" in line
+    # The warning reaches the synthesized assembly of a non-ephemeral profile.
+    warnings = [m.data for s in default_synth.assembly.stacks for m in s.messages if "unpinned-ami" in str(m.data)]
+    assert warnings

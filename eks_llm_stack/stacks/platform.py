@@ -116,6 +116,14 @@ class PlatformStack(PlatformStackBase):
                 if client_tags:
                     props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
                 props = dataclasses.replace(props, node_tags={**self.resource_tags, **props.node_tags})
+                if props.ami_version == "latest" and not profile.ephemeral:
+                    from aws_cdk import Annotations
+
+                    Annotations.of(self).add_warning_v2(
+                        "eks-llm-stack:unpinned-ami",
+                        f"pool '{props.name}': the AMI alias follows 'latest', so nodes change image with every "
+                        "release -- fix: pin compute.pools[].ami_version (e.g. v20260930) in a production profile",
+                    )
                 pool = GpuNodePool(
                     self,
                     "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),

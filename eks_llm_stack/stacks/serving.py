@@ -380,6 +380,22 @@ def model_network_policy(profile: Profile, d: ModelDeployment) -> ModelNetworkPo
     )
 
 
+def unpinned_weights(profile: Profile) -> list[str]:
+    """A line per ``hf://`` source not pinned to a commit: a branch or tag can change the weights a
+    restarted pod loads (and what was reviewed is no longer what runs)."""
+    import re
+
+    out = []
+    for i, m in enumerate(profile.models):
+        src = m.parsed_source
+        if src is not None and src.kind == "hf" and not re.fullmatch(r"[0-9a-f]{40}", src.detail or ""):
+            out.append(
+                f"models[{i}].source: '{m.source}' follows the revision '{src.detail or 'main'}', not a commit "
+                f"-- fix: pin it, hf://{src.location}@<40-character commit sha> (the Hub's 'Files' tab shows it)"
+            )
+    return out
+
+
 def vpc_cidr(profile: Profile) -> str | None:
     """The CIDR of the VPC the profile creates (None for an imported VPC: the profile does not know it)."""
     return profile.network.cidr if profile.network.vpc_id is None else None
@@ -444,6 +460,11 @@ class ServingStack(PlatformStackBase):
         from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
 
         deployments = plan_models(profile)
+        if not profile.ephemeral:
+            from aws_cdk import Annotations
+
+            for warning in unpinned_weights(profile):
+                Annotations.of(self).add_warning_v2("eks-llm-stack:unpinned-weights", warning)
         # Controllers, namespace, cache claims and the HF token Secret come from the Platform stack.
         after = [platform.namespaces, *getattr(platform, "serving_controller_charts", ())]
         for attr in ("storage_manifest", "external_secrets_manifest"):
