@@ -20,32 +20,39 @@ class HelmChartPin:
     version: str
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImagePin:
-    """A container image: by tag, or — with ``digest`` (``sha256:<64 hex>``) — by digest.
-
-    With a digest, charts reference ``repository@sha256:...``: the registry cannot hand out other
-    content under the same name, whatever happens to the tag. The tag stays for people reading it.
-    A registry mirror is a different ``repository`` (``ImagePin(repository=<mirror>/vllm/vllm-openai,
-    ...)``, or a model's ``image`` in the profile, which also accepts ``repo@sha256:...``).
-    """
+    """A container image, referenced by tag, or by tag and digest when ``digest`` is given."""
 
     repository: str
     tag: str
     digest: str | None = None
+    """``sha256:<64 hex>``; when set, pods pull exactly this image (``repository:tag@digest``)
+    whatever the tag points to now. Default None: the tag."""
 
     def __post_init__(self) -> None:
-        if self.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", self.digest):
-            raise ValueError(
-                f"ImagePin {self.repository}: digest '{self.digest}' is not an image digest "
-                "-- fix: write sha256: and the 64 lowercase hex digits `docker buildx imagetools inspect` prints"
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
+            from .errors import ConfigError, Problem
+
+            raise ConfigError(
+                "ImagePin",
+                [
+                    Problem(
+                        "digest",
+                        "is not an image digest",
+                        "pass sha256: and 64 lower-case hex digits, as the registry or `buildah push --digestfile` reports",
+                        self.digest,
+                    )
+                ],
             )
 
     @property
     def uri(self) -> str:
-        if self.digest is not None:
-            return f"{self.repository}@{self.digest}"
-        return f"{self.repository}:{self.tag}"
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
 
 
 #: Kubernetes minor version of the cluster; the kubectl layer below must match it.
