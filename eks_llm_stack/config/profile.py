@@ -31,6 +31,7 @@ def profile_dirs(directory: Path | None = None) -> list[Path]:
     dirs = [USER_PROFILE_DIR, PROFILE_DIR]
     return [d for i, d in enumerate(dirs) if d.is_dir() and all(d.resolve() != e.resolve() for e in dirs[:i])]
 
+
 _TTL = re.compile(r"^(\d+)([mhd])$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
