@@ -98,6 +98,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     report.add_argument("--no-plots", action="store_true")
     report.set_defaults(func=_report)
 
+    merge = bsub.add_parser(
+        "merge",
+        help="combine the results of several harness processes (--shard I/N) into one run",
+        description="Percentiles come from the pooled raw samples; loads add up.",
+    )
+    merge.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    merge.add_argument("--out", type=Path, required=True, help="directory of the merged run")
+    merge.add_argument("--no-plots", action="store_true")
+    merge.set_defaults(func=_merge)
+
     sim = sub.add_parser("simulate", help="serve a vLLM-compatible simulator with known timings")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -519,6 +529,39 @@ def _report(args: argparse.Namespace) -> int:
         out = args.out or (args.dirs[0] if len(runs) == 1 else args.dirs[0] / "compare")
         paths = render_plots(runs, out)
         console.print(f"plots: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from .merge import merge_runs
+    from .plots import render_plots
+    from .progress import error_lines, knee_line, summary_table
+    from .report import write_report
+    from .results import REQUESTS, SUMMARY, write_csv
+
+    merged, records, origin = merge_runs(args.dirs)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY).write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    with (out / REQUESTS).open("w", encoding="utf-8") as f:
+        for r in sorted(records, key=lambda r: r.sent_ns):
+            f.write(json.dumps(r.to_json(origin), separators=(",", ":")) + "\n")
+    write_csv(out / "summary.csv", merged["levels"])
+    paths = [out / SUMMARY, out / REQUESTS, out / "summary.csv"]
+    if not args.no_plots and merged["levels"]:
+        paths += render_plots([(out.name, merged)], out)
+        paths.append(write_report(out, merged, [p for p in paths if p.suffix == ".png"]))
+    console = Console(stderr=True)
+    Console(width=None if sys.stdout.isatty() else 160).print(
+        summary_table(merged, title=f"merged: {len(args.dirs)} harnesses")
+    )
+    for line in [*error_lines(merged), knee_line(merged)]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results: {', '.join(str(p) for p in paths)}")
     return 0
 
 
