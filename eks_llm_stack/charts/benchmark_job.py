@@ -361,7 +361,7 @@ class BenchmarkJobChart(cdk8s.Chart):
             if isinstance(props.results, PvcResults)
             else {"name": "results", "emptyDir": {"sizeLimit": "1Gi"}}
         )
-        container = {
+        container: dict[str, Any] = {
             "name": "bench",
             "image": props.image_uri,
             "imagePullPolicy": "IfNotPresent",
