@@ -91,9 +91,11 @@ def test_two_harnesses_merged_equal_one_harness_with_the_whole_load(tmp_path: Pa
         assert (m["concurrency"], m["requests"], m["completed"]) == (s["concurrency"], s["requests"], s["completed"])
         assert m["parts"] == 2
         assert m["ttft_ms"]["count"] == s["ttft_ms"]["count"] == 32
-        assert m["ttft_ms"]["p50"] == pytest.approx(s["ttft_ms"]["p50"], abs=4.0)
-        assert m["itl_ms"]["p50"] == pytest.approx(s["itl_ms"]["p50"], abs=0.5)
-        assert m["output_tokens_per_s"] == pytest.approx(s["output_tokens_per_s"], rel=0.25)
+        # Tolerances for a shared 2-core machine under load; a wrong merge (averaged percentiles,
+        # halved throughput, one part's window) is off by far more.
+        assert m["ttft_ms"]["p50"] == pytest.approx(s["ttft_ms"]["p50"], abs=6.0)
+        assert m["itl_ms"]["p50"] == pytest.approx(s["itl_ms"]["p50"], abs=1.0)
+        assert m["output_tokens_per_s"] == pytest.approx(s["output_tokens_per_s"], rel=0.35)
     # Pooled samples, not averaged percentiles: the merged p99 is a sample of the pooled set.
     rows = [json.loads(x) for x in (tmp_path / "m" / "requests.jsonl").read_text().splitlines()]
     level0 = sorted(r["ttft_ms"] for r in rows if r["level"] == 0)
