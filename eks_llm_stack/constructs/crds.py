@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
@@ -32,6 +32,7 @@ from constructs import Construct
 from .. import versions
 from ..gates.helm import cache_dir
 from ..gates.helm_values import CHARTS_DIR, chart_archive
+from ..nag import acknowledge
 
 #: The one template of a CRD chart: every file under files/ verbatim (``.Files.Get`` does not parse
 #: templates, and CRD descriptions may contain ``{{``).
@@ -109,6 +110,34 @@ class CrdChart(Construct):
             wait=True,
             timeout=Duration.minutes(5),
         )
+        _acknowledge_asset_read(cluster)
+
+
+def _acknowledge_asset_read(cluster: eks.ICluster) -> None:
+    """The kubectl handler downloads chart assets: aws-cdk-lib grants it ``Asset.grant_read`` on the
+    bootstrap assets bucket (wildcard actions ``s3:GetObject*``/``GetBucket*``/``List*`` and objects)."""
+    provider = cluster.node.try_find_child("KubectlProvider")
+    handler = provider.node.try_find_child("Handler") if provider is not None else None
+    role = handler.node.try_find_child("ServiceRole") if handler is not None else None
+    policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
+    if policy is None or policy.node.default_child is None:
+        return  # an imported cluster: its provider's role is not ours to annotate
+    stack = Stack.of(cluster)
+
+    def shown(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    qualifier = stack.node.try_get_context("@aws-cdk/core:bootstrapQualifier") or "hnb659fds"
+    bucket = (
+        f"arn:{shown(stack.partition, 'Partition')}:s3:::cdk-{qualifier}-assets-"
+        f"{shown(stack.account, 'AccountId')}-{shown(stack.region, 'Region')}/*"
+    )
+    reason = (
+        "Read-only access of the kubectl handler to the CDK bootstrap assets bucket, granted by aws-cdk-lib "
+        "(Asset.grantRead) so it can download the CRD chart assets it installs."
+    )
+    for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*", f"Resource::{bucket}"):
+        acknowledge(policy.node.default_child, f"AwsSolutions-IAM5[{finding}]", reason)
 
 
 def crd_names(pin: versions.HelmChartPin) -> list[str]:
