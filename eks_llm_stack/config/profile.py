@@ -18,8 +18,18 @@ from .network import NetworkConfig
 from .observability import ObservabilityConfig
 from .serving import ModelConfig
 
-#: Profiles shipped with the library (``config/`` at the repository root).
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "config"
+#: Profiles shipped with the library: package data (in the repository, ``config/`` is the same folder).
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+#: A project's own profiles: ``config/`` of the working directory, searched before the shipped ones.
+USER_PROFILE_DIR = Path("config")
+
+
+def profile_dirs(directory: Path | None = None) -> list[Path]:
+    """Where profile names are looked up, first match wins: ``directory`` alone when given."""
+    if directory is not None:
+        return [directory]
+    dirs = [USER_PROFILE_DIR, PROFILE_DIR]
+    return [d for i, d in enumerate(dirs) if d.is_dir() and all(d.resolve() != e.resolve() for e in dirs[:i])]
 
 _TTL = re.compile(r"^(\d+)([mhd])$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -141,15 +151,17 @@ class Profile(StrictModel):
         return "".join(part.capitalize() for part in self.prefix.split("-"))
 
 
-def list_profiles(directory: Path = PROFILE_DIR) -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in directory.glob("*.yaml"))
+def list_profiles(directory: Path | None = None) -> list[str]:
+    """Names of the profiles found in :func:`profile_dirs` (a project's own and the shipped ones)."""
+    return sorted({p.name.removesuffix(".yaml") for d in profile_dirs(directory) for p in d.glob("*.yaml")})
 
 
-def read_profile_data(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> tuple[dict[str, Any], str]:
+def read_profile_data(name_or_path: str | Path, directory: Path | None = None) -> tuple[dict[str, Any], str]:
     """The raw mapping of a profile file and the subject for its errors (no validation yet)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = directory / f"{name_or_path}.yaml"
+        candidates = [d / f"{name_or_path}.yaml" for d in profile_dirs(directory)]
+        path = next((c for c in candidates if c.is_file()), candidates[0] if candidates else path)
     name = path.name.removesuffix(".yaml").removesuffix(".yml")
     subject = f"profile '{name}' ({path})"
     if not path.is_file():
@@ -196,7 +208,7 @@ def read_profile_data(name_or_path: str | Path, directory: Path = PROFILE_DIR) -
     return data, subject
 
 
-def load_profile(name_or_path: str | Path, directory: Path = PROFILE_DIR) -> Profile:
+def load_profile(name_or_path: str | Path, directory: Path | None = None) -> Profile:
     """Load and validate a profile by name (``config/<name>.yaml``) or by path.
 
     Raises :class:`ConfigError` listing every problem; never a bare parser traceback.
