@@ -21,7 +21,7 @@ from constructs import Construct
 
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
-from ..nag import acknowledge
+from ..nag import acknowledge, acknowledge_checkov
 
 #: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
@@ -214,6 +214,12 @@ class ModelStorage(Construct):
                 "Model weights only; object access is audited with CloudTrail data events where required, "
                 "not with server access logs.",
             )
+            acknowledge_checkov(
+                bucket,
+                "CKV_AWS_18",
+                "Model weights only; object access is audited with CloudTrail data events where required, "
+                "not with server access logs",
+            )
             self.model_bucket = bucket
             repository_path = (
                 bucket.s3_url_for_object(dr.new_bucket_prefix) if dr.new_bucket_prefix else bucket.s3_url_for_object()
@@ -306,6 +312,13 @@ class ModelStorage(Construct):
         """FSx's S3 data-repository service-linked role may use the key, through S3, in this account."""
         if not isinstance(self.key, kms.Key):
             return  # a key passed in: its owner writes the key policy
+        acknowledge_checkov(
+            self.key,
+            "CKV_AWS_33",
+            "The '*' principal is narrowed by aws:PrincipalAccount (this account), aws:PrincipalArn (FSx's S3 "
+            "data-repository service-linked roles, named after a file system id unknown at synth) and "
+            "kms:ViaService (S3 only)",
+        )
         stack = Stack.of(self)
         self.key.add_to_resource_policy(
             iam.PolicyStatement(

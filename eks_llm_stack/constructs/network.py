@@ -13,7 +13,7 @@ from constructs import Construct
 
 from ..conventions import DISCOVERY_TAG
 from ..errors import collecting
-from ..nag import acknowledge
+from ..nag import acknowledge, acknowledge_checkov_generated
 
 #: Interface endpoints by short name (S3 is a gateway endpoint, handled apart).
 _INTERFACE_ENDPOINTS = {
@@ -149,6 +149,15 @@ class ClusterNetwork(Construct):
         )
         self.vpc = vpc
         self.private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        provider = Stack.of(self).node.try_find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        if provider is not None:
+            acknowledge_checkov_generated(
+                provider,
+                "AWS::Lambda::Function",
+                ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"),
+                "aws-cdk-lib's custom resource that empties the default security group: invoked synchronously by "
+                "CloudFormation at deploy only, no environment secrets, and it must run before the VPC has routes",
+            )
         for subnet in vpc.private_subnets:
             Tags.of(subnet).add(DISCOVERY_TAG, props.cluster_name)
             Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
