@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-
 from conftest import profile_names, synthesized
+
 from eks_llm_stack.gates.checkov import (
     CheckovResult,
     CheckovUnavailable,
