@@ -246,11 +246,3 @@ def test_json_has_the_documented_keys():
     ):
         assert key in data
     assert isinstance(data["vllm_args"], list)
-
-
-def test_size_is_fast_enough_for_synth_time():
-    size(SizingRequest(model="llama-3.1-405b"))  # warm
-    start = time.perf_counter()
-    for _ in range(20):
-        size(SizingRequest(model="llama-3.1-405b"))
-    assert (time.perf_counter() - start) / 20 < 0.05
