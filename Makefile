@@ -2,6 +2,7 @@
 #   make synth [PROFILE=name]   synthesize the platform: cdk.out/ + dist/manifests/ + a summary
 #   make test                   the whole test suite (installs promtool from Debian if missing)
 #   make check                  lint (ruff), types (mypy) and the tests
+#   make test-image             build the project's image (buildah, mmdebstrap) and run it
 #   make bench-synth            synth time and memory figures
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: setup synth test check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
+.PHONY: setup synth test test-image image-tools check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@echo "==> virtualenv $(VENV) (pinned requirements)"
@@ -59,6 +60,17 @@ lint: setup
 format: setup
 	@$(VENV)/bin/ruff format eks_llm_stack tests benchmarks app.py
 	@$(VENV)/bin/ruff check --fix eks_llm_stack tests benchmarks app.py
+
+image-tools:
+	@command -v buildah >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 || { \
+	  echo "==> installing buildah and mmdebstrap (Debian packages)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah mmdebstrap >/dev/null; }
+
+# Builds the Containerfile on mmdebstrap-made Debian bases and runs the harness and simulator in it.
+test-image: setup image-tools
+	@echo "==> pytest -m image (image build and run)"
+	@start=$$(date +%s); $(PY) -m pytest -q -p no:randomly -m image tests/test_image.py; rc=$$?; \
+	  echo "==> image test took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 typecheck: setup
 	@$(VENV)/bin/mypy

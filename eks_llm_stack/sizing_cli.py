@@ -161,8 +161,8 @@ def _print_plan(plan: object) -> None:
 
 def _cost(args: argparse.Namespace) -> int:
     from .catalog import get_instance
-    from .cost import token_cost
     from .errors import ConfigError, Problem
+    from .sizing.cost import token_cost
 
     inst = get_instance(args.instance)
     if args.hourly_usd is None and args.capacity == "spot":

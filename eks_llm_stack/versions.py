@@ -7,6 +7,7 @@ by the cdk8s charts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -19,16 +20,39 @@ class HelmChartPin:
     version: str
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImagePin:
-    """A container image, referenced by tag (digest pinning is left to the registry mirror)."""
+    """A container image, referenced by tag, or by tag and digest when ``digest`` is given."""
 
     repository: str
     tag: str
+    digest: str | None = None
+    """``sha256:<64 hex>``; when set, pods pull exactly this image (``repository:tag@digest``)
+    whatever the tag points to now. Default None: the tag."""
+
+    def __post_init__(self) -> None:
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
+            from .errors import ConfigError, Problem
+
+            raise ConfigError(
+                "ImagePin",
+                [
+                    Problem(
+                        "digest",
+                        "is not an image digest",
+                        "pass sha256: and 64 lower-case hex digits, as the registry or `buildah push --digestfile` reports",
+                        self.digest,
+                    )
+                ],
+            )
 
     @property
     def uri(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
 
 
 #: Kubernetes minor version of the cluster; the kubectl layer below must match it.
@@ -83,6 +107,9 @@ EXTERNAL_SECRETS = HelmChartPin(
 #: Model-fetch Job images: the AWS CLI (``aws s3 sync``) and Python with a pinned huggingface_hub.
 AWS_CLI_IMAGE = ImagePin(repository="public.ecr.aws/aws-cli/aws-cli", tag="2.32.2")
 PYTHON_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/python", tag="3.13-slim")
+#: busybox of kube-prometheus-stack's CRD upgrade Job (unpacks the CRDs it applies); the ECR Public
+#: mirror of the Docker official image, free of Docker Hub's pull limits.
+BUSYBOX_IMAGE = ImagePin(repository="public.ecr.aws/docker/library/busybox", tag="1.37.0")
 HUGGINGFACE_HUB_VERSION = "2.4.0"
 
 # -- serving (vLLM, LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ----------------------

@@ -112,3 +112,24 @@ def test_s3_results_need_a_service_account() -> None:
 def test_open_loop_needs_a_bound() -> None:
     with pytest.raises(ConfigError, match=r"(?s)rate: an open loop needs a bound.*fix: set duration_s"):
         props(concurrency=(), rate=3.0)
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_image_is_pulled_by_digest_when_one_is_given() -> None:
+    image = pod(render(props(image_digest=DIGEST)))["containers"][0]["image"]
+    assert image == f"{versions.BENCH_HARNESS_IMAGE.repository}:{versions.BENCH_HARNESS_IMAGE.tag}@{DIGEST}"
+
+
+def test_a_malformed_digest_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        props(image_digest="sha256:1234")
+    assert "image_digest" in str(err.value) and "64 lower-case hex digits" in str(err.value)
+
+
+def test_image_pin_rejects_a_malformed_digest() -> None:
+    with pytest.raises(ConfigError) as err:
+        versions.ImagePin(repository="r", tag="t", digest="latest")
+    assert "digest" in str(err.value) and "sha256:" in str(err.value)
+    assert versions.ImagePin(repository="r", tag="t", digest=DIGEST).uri == f"r:t@{DIGEST}"

@@ -148,11 +148,15 @@ def test_efa_plugin_runs_only_on_efa_nodes_and_tolerates_the_gpu_taint() -> None
 
     values = GpuDevicePlugins.efa_values(_FakePlugins())  # type: ignore[arg-type]
     assert values["nodeSelector"] == {EFA_LABEL: "true"}
+    assert values["image"] == {"repository": _FakePlugins().efa_image_repository()}
     assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
 
 
 class _FakePlugins:
     props = DevicePluginsProps()
+
+    def efa_image_repository(self) -> str:
+        return "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/aws-efa-k8s-device-plugin"
 
 
 def test_time_slicing_config_advertises_replicas() -> None:

@@ -10,6 +10,7 @@ from eks_llm_stack import versions
 from eks_llm_stack.constructs.karpenter import CLUSTER_NAME_TAG, MUTATING_EC2_ACTIONS, KarpenterProps
 from eks_llm_stack.conventions import SYSTEM_NODE_LABEL
 from eks_llm_stack.errors import ConfigError
+from eks_llm_stack.gates.iam import karpenter_reference
 from eks_llm_stack.nag import nag_report
 
 
@@ -35,17 +36,25 @@ def test_interruption_queue_is_encrypted_and_short_lived(template) -> None:  # t
     template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 300})
 
 
-def test_four_event_rules_feed_the_queue(template) -> None:  # type: ignore[no-untyped-def]
+def test_the_reference_event_rules_feed_the_queue(template) -> None:  # type: ignore[no-untyped-def]
     rules = template.find_resources("AWS::Events::Rule")
-    detail_types = sorted(r["Properties"]["EventPattern"]["detail-type"][0] for r in rules.values())
-    assert detail_types == [
-        "AWS Health Event",
-        "EC2 Instance Rebalance Recommendation",
-        "EC2 Instance State-change Notification",
-        "EC2 Spot Instance Interruption Warning",
-    ]
+    found = {
+        (r["Properties"]["EventPattern"]["source"][0], r["Properties"]["EventPattern"]["detail-type"][0])
+        for r in rules.values()
+    }
+    # The five rules of Karpenter 1.14.1's reference template, capacity reservation warnings included.
+    assert found == set(karpenter_reference()[1])
+    assert ("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning") in found
     queue_id = next(iter(template.find_resources("AWS::SQS::Queue")))
     assert all(r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} for r in rules.values())
+
+
+def test_controller_has_the_v1_14_permissions_it_was_missing(template) -> None:  # type: ignore[no-untyped-def]
+    statements = {s["Sid"]: s for s in _controller_statements(template)}
+    assert "ec2:DescribeInstanceStatus" in statements["AllowRegionalReadActions"]["Action"]
+    assert statements["AllowZonalShiftStatusReadOnly"]["Action"] == "arc-zonal-shift:GetManagedResource"
+    passed = statements["AllowPassingInstanceRole"]["Condition"]["StringEquals"]["iam:PassedToService"]
+    assert passed == ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]
 
 
 def test_no_mutating_ec2_action_on_star_without_a_tag_condition(template) -> None:  # type: ignore[no-untyped-def]

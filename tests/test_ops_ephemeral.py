@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from eks_llm_stack.ops.ephemeral import TAG_EPHEMERAL, TAG_EXPIRES, TAG_NAME, Co
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 FAST = Timeouts(deploy=60, cluster=60, model=60, stack_delete=60, interval=0)
+down_module = importlib.import_module("eks_llm_stack.ops.ephemeral.down")
 TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
 
 
@@ -195,7 +197,7 @@ def ephemeral_profile() -> Any:
 
 
 def test_up_deploys_tagged_stacks_waits_and_writes_a_kubeconfig(aws: Aws, tmp_path: Path) -> None:
-    cdk, messages = FakeCdk(aws), []
+    cdk, messages = FakeCdk(aws), list[str]()
     result = eph.up(
         aws,
         ephemeral_profile(),
@@ -324,9 +326,12 @@ def test_down_waits_on_a_stack_already_deleting(aws: Aws, monkeypatch: pytest.Mo
     [stack] = eph.find_cluster(aws, "ci-a").stacks  # type: ignore[union-attr]
     deleting = eph.StackRef(stack.name, stack.stack_id, "DELETE_IN_PROGRESS", stack.tags, stack.created)
     calls = iter([("DELETE_IN_PROGRESS", ""), ("DELETE_IN_PROGRESS", ""), ("DELETE_COMPLETE", "")])
-    monkeypatch.setattr(eph, "_stack_status", lambda cfn, stack_id: next(calls))
-    ok, status = eph._delete_stack(aws, deleting, FAST, quiet, None)
-    assert (ok, status) == (True, "DELETE_COMPLETE")
+    deletes: list[str] = []
+    monkeypatch.setattr(down_module, "_stack_status", lambda cfn, stack_id: next(calls))
+    monkeypatch.setattr(aws.client("cloudformation"), "delete_stack", lambda **kw: deletes.append(kw["StackName"]))
+    ok, status = down_module._delete_stack(aws, deleting, FAST, quiet, None)
+    # Already deleting: wait on it, never issue a second DeleteStack.
+    assert (ok, status, deletes) == (True, "DELETE_COMPLETE", [])
 
 
 # --- reap and list --------------------------------------------------------------------------

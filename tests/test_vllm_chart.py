@@ -341,8 +341,15 @@ def test_simulator_runs_on_system_nodes_without_gpus() -> None:
     spec = pod(docs)
     assert spec["nodeSelector"] == {"eks-llm-stack.io/system": "true"}
     assert GPU_RESOURCE not in spec["containers"][0]["resources"]["limits"]
-    assert 'SimulatorConfig(model="sim")' in spec["containers"][0]["command"][2]
-    assert spec["containers"][0]["image"] == versions.BENCH_HARNESS_IMAGE.uri
+    container = spec["containers"][0]
+    assert container["command"][:2] == ["eks-llm-stack", "simulate"] and container["args"] == ["--model", "sim"]
+    assert container["image"] == versions.BENCH_HARNESS_IMAGE.uri
+
+
+def test_simulator_installs_nothing_at_start() -> None:
+    # The image carries the simulator; a pod that pip-installs at start depends on PyPI at run time.
+    container = pod(render(VllmModelProps(name="sim", namespace=NS, engine="simulator")))["containers"][0]
+    assert "pip" not in " ".join([*container["command"], *container.get("args", [])])
 
 
 # -- the preStop program, run for real against the simulator --------------------------------------

@@ -16,6 +16,8 @@ EKS Pod Identity on the given service account), so a CI pipeline can publish the
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ from .scheduling import restricted_security_context
 
 _UID = 65532
 _RESULTS_DIR = "/results"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
 
 
@@ -97,7 +100,10 @@ class BenchmarkJobProps:
     """Render the ServiceAccount too (default False: the stack that creates the Pod Identity
     association usually owns it)."""
     image: ImagePin = versions.BENCH_HARNESS_IMAGE
-    """Harness image (default :data:`versions.BENCH_HARNESS_IMAGE`)."""
+    """Harness image (default :data:`versions.BENCH_HARNESS_IMAGE`, the project's own image)."""
+    image_digest: str | None = None
+    """``sha256:...`` of the image (the release workflow prints it): the Job then pulls
+    ``repository:tag@digest``, exactly what was built. Default None: the image's own reference."""
     request_timeout_s: float = 600.0
     """Per-request timeout of the harness (default 600)."""
     active_deadline_s: int = 4 * 3600
@@ -129,6 +135,13 @@ class BenchmarkJobProps:
                 "use completions or chat",
             )
             self._check_load(p)
+            p.check(
+                self.image_digest is None or _DIGEST.fullmatch(self.image_digest) is not None,
+                "image_digest",
+                self.image_digest,
+                "is not an image digest",
+                "pass sha256: and 64 lower-case hex digits, as the release workflow or the registry reports",
+            )
             p.check(
                 not (self.instance_type and self.hourly_usd is not None),
                 "instance_type/hourly_usd",
@@ -236,6 +249,13 @@ class BenchmarkJobProps:
             "e.g. 120",
         )
 
+    @property
+    def image_uri(self) -> str:
+        """The image reference the pod pulls: by digest when one is given."""
+        if self.image_digest is None:
+            return self.image.uri
+        return dataclasses.replace(self.image, digest=self.image_digest).uri
+
     def bench_args(self) -> list[str]:
         """The ``eks-llm-stack`` arguments the Job runs."""
         args = [
@@ -307,7 +327,7 @@ class BenchmarkJobChart(cdk8s.Chart):
         )
         container = {
             "name": "bench",
-            "image": props.image.uri,
+            "image": props.image_uri,
             "imagePullPolicy": "IfNotPresent",
             "command": ["eks-llm-stack"],
             "args": props.bench_args(),

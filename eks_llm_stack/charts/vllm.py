@@ -32,7 +32,7 @@ from typing import Any, Literal
 import cdk8s
 from constructs import Construct
 
-from .. import __version__, versions
+from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL, ZONE_LABEL
 from ..errors import collecting
 from .names import check_dns_label
@@ -457,15 +457,6 @@ _WORKER = """set -eu
 exec ray start --address="$LWS_LEADER_ADDRESS:{ray_port}" --block --disable-usage-stats --num-gpus={gpus}
 """
 
-_SIMULATOR = """set -eu
-# The library's simulator; the project's image carries it, another image installs it at start.
-python -c 'import eks_llm_stack.bench.simulator' 2>/dev/null ||
-  pip install --quiet --no-cache-dir --target /tmp/py {package}
-export PYTHONPATH=/tmp/py
-exec python -c 'import asyncio; from eks_llm_stack.bench.simulator import SimulatorConfig, serve
-asyncio.run(serve(SimulatorConfig(model="{name}"), "0.0.0.0", {port}))'
-"""
-
 
 class VllmModel(Construct):
     """A served model (see the module docstring). Public attributes: ``props``, ``workload``
@@ -677,11 +668,9 @@ class VllmModel(Construct):
             "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH_DIR}],
         }
         if p.engine == "simulator":
-            container["command"] = [
-                "/bin/sh",
-                "-c",
-                _SIMULATOR.format(package=shlex.quote(f"eks-llm-stack=={__version__}"), name=p.name, port=PORT),
-            ]
+            # The project's image carries the simulator: nothing is installed at pod start.
+            container["command"] = ["eks-llm-stack", "simulate", "--host", "0.0.0.0", "--port", str(PORT)]
+            container["args"] = ["--model", p.name]
         elif role == "server":
             container["command"] = self.serve_command()
         elif role == "leader":

@@ -34,6 +34,8 @@ CONTROL_PLANE_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 _K8S_VERSIONS = {"1.35": eks.KubernetesVersion.V1_35}
 
+#: How a managed add-on treats fields another manager set (EKS's bootstrap, an earlier version of itself).
+ADDON_RESOLVE_CONFLICTS = "OVERWRITE"
 #: What a node's own role needs to join and pull images; no SSM (reach nodes with `kubectl debug node/...`).
 SYSTEM_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
@@ -301,6 +303,12 @@ class LlmCluster(Construct):
             addon_version=self.props.addon_versions.get(name),
             configuration_values=configuration,
             preserve_on_delete=False,
+        )
+        # EKS bootstraps vpc-cni, coredns and kube-proxy as self-managed objects when it creates the
+        # cluster; the managed add-on must take their fields over or its creation fails on conflicts.
+        # (Turning bootstrapping off instead would replace existing clusters: the property is create-only.)
+        addon.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "ResolveConflicts", ADDON_RESOLVE_CONFLICTS
         )
         self.addons[name] = addon
         return addon

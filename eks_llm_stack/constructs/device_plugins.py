@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from aws_cdk import Aws, CfnMapping, Stack, Token
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
@@ -22,10 +23,65 @@ from .. import versions
 from ..charts.scheduling import gpu_tolerations
 from ..config.compute import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
-from ..errors import collecting
+from ..errors import Problems, collecting
 from .gpu_node_pool import AMI_FAMILY_LABEL, EFA_LABEL
 
-__all__ = ["DevicePluginsProps", "GpuDevicePlugins", "nvidia_plugin_config"]
+__all__ = ["DevicePluginsProps", "GpuDevicePlugins", "eks_addon_registry_account", "nvidia_plugin_config"]
+
+#: Account of the Amazon EKS add-on image registry in each region (Amazon EKS User Guide, "View Amazon
+#: container image registries for Amazon EKS add-ons"): 602401143452 everywhere but the regions below.
+#: The EFA chart's default image is in us-west-2's registry; a node pulls from its own region's.
+EKS_REGISTRY_DEFAULT_ACCOUNT = "602401143452"
+EKS_REGISTRY_ACCOUNTS: Mapping[str, str] = {
+    "af-south-1": "877085696533",
+    "ap-east-1": "800184023465",
+    "ap-east-2": "533267051163",
+    "ap-south-2": "900889452093",
+    "ap-southeast-3": "296578399912",
+    "ap-southeast-4": "491585149902",
+    "ap-southeast-5": "151610086707",
+    "ap-southeast-6": "333609536671",
+    "ap-southeast-7": "121268973566",
+    "ca-west-1": "761377655185",
+    "cn-north-1": "918309763551",
+    "cn-northwest-1": "961992271922",
+    "eu-central-2": "900612956339",
+    "eu-south-1": "590381155156",
+    "eu-south-2": "455263428931",
+    "il-central-1": "066635153087",
+    "me-central-1": "759879836304",
+    "me-south-1": "558608220178",
+    "mx-central-1": "730335286997",
+    "us-gov-east-1": "151742754352",
+    "us-gov-west-1": "013241004608",
+}
+#: Regions served by the default account (listed so an environment-agnostic template can map every region).
+EKS_REGISTRY_DEFAULT_REGIONS = (
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+EFA_IMAGE_PATH = "eks/aws-efa-k8s-device-plugin"
+
+
+def eks_addon_registry_account(region: str) -> str:
+    """The EKS add-on registry account of a (concrete) region."""
+    return EKS_REGISTRY_ACCOUNTS.get(region, EKS_REGISTRY_DEFAULT_ACCOUNT)
+
 
 #: Name of the device plugin config every node uses unless its pool names its own.
 DEFAULT_CONFIG = "default"
@@ -39,6 +95,21 @@ def nvidia_plugin_config(sharing: GpuSharing) -> str:
             "timeSlicing": {"resources": [{"name": GPU_RESOURCE, "replicas": sharing.time_slicing_replicas}]}
         }
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _refuse_mig(p: Problems, where: str, sharing: GpuSharing) -> None:
+    """MIG is refused rather than half-done: the device plugin's ``migStrategy`` only advertises MIG
+    devices that already exist, and nothing here creates them (the EKS NVIDIA AMIs boot with MIG off),
+    so pods asking for ``nvidia.com/mig-*`` would stay Pending for ever."""
+    p.check(
+        sharing.mig_strategy == "none",
+        f"{where}.mig_strategy",
+        sharing.mig_strategy,
+        "MIG partitions are not created by this library, so the device plugin would advertise none and pods "
+        "requesting nvidia.com/mig-* would never schedule",
+        "use mig_strategy: none (time_slicing_replicas shares a GPU without isolation), or run NVIDIA's MIG "
+        "manager yourself and install the device plugin outside this library",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +133,10 @@ class DevicePluginsProps:
     def __post_init__(self) -> None:
         with collecting("DevicePluginsProps") as p:
             self.default_sharing.check(p, "default_sharing")
+            _refuse_mig(p, "default_sharing", self.default_sharing)
             for name, sharing in self.pool_sharing.items():
                 sharing.check(p, f"pool_sharing.{name}")
+                _refuse_mig(p, f"pool_sharing.{name}", sharing)
                 p.check(
                     name != DEFAULT_CONFIG,
                     f"pool_sharing.{name}",
@@ -146,5 +219,25 @@ class GpuDevicePlugins(Construct):
             "priorityClassName": "system-node-critical",
         }
 
+    def efa_image_repository(self) -> str:
+        """The EFA plugin image in the cluster's own region (and partition: ``.com.cn`` in China)."""
+        stack = Stack.of(self)
+        if not Token.is_unresolved(stack.region):
+            account = eks_addon_registry_account(stack.region)
+            suffix = "amazonaws.com.cn" if stack.region.startswith("cn-") else "amazonaws.com"
+        else:
+            # An environment-agnostic stack: the region is only known at deploy time.
+            regions = {r: EKS_REGISTRY_DEFAULT_ACCOUNT for r in EKS_REGISTRY_DEFAULT_REGIONS} | dict(
+                EKS_REGISTRY_ACCOUNTS
+            )
+            mapping = CfnMapping(self, "EksRegistry", mapping={r: {"account": a} for r, a in sorted(regions.items())})
+            account = mapping.find_in_map(Aws.REGION, "account")
+            suffix = Aws.URL_SUFFIX
+        return f"{account}.dkr.ecr.{stack.region}.{suffix}/{EFA_IMAGE_PATH}"
+
     def efa_values(self) -> dict[str, Any]:
-        return {"nodeSelector": {EFA_LABEL: "true"}, "tolerations": gpu_tolerations()}
+        return {
+            "image": {"repository": self.efa_image_repository()},
+            "nodeSelector": {EFA_LABEL: "true"},
+            "tolerations": gpu_tolerations(),
+        }

@@ -2,7 +2,7 @@
 
 Creates the node IAM role (with an ``EC2_LINUX`` access entry so nodes can join), the
 controller role with a least-privilege policy scoped to this cluster by tag conditions, the
-SQS interruption queue with its four EventBridge rules, and installs the pinned chart on the
+SQS interruption queue with its five EventBridge rules (the set of Karpenter's reference template), and installs the pinned chart on the
 system node group. GPU pools are added with :meth:`Karpenter.add_gpu_node_pool` or by
 constructing :class:`~eks_llm_stack.constructs.gpu_node_pool.GpuNodePool` directly.
 """
@@ -48,6 +48,8 @@ INTERRUPTION_EVENTS: tuple[tuple[str, str, str], ...] = (
     ("Rebalance", "aws.ec2", "EC2 Instance Rebalance Recommendation"),
     ("InstanceStateChange", "aws.ec2", "EC2 Instance State-change Notification"),
     ("ScheduledChange", "aws.health", "AWS Health Event"),
+    # Reserved capacity (ODCR / capacity blocks) being reclaimed: without it reserved pools get no warning.
+    ("CapacityReservationInterruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
 )
 
 #: EC2 actions that change something; the tests check that none is granted on ``*`` without a tag condition.
@@ -111,7 +113,7 @@ class Karpenter(Construct):
     """Karpenter on an ``aws_eks_v2`` cluster, ready for :class:`GpuNodePool` s.
 
     Public attributes: ``node_role`` (the role GPU nodes run as), ``controller_role``,
-    ``interruption_queue``, ``rules`` (the four EventBridge rules), ``chart`` (the Helm
+    ``interruption_queue``, ``rules`` (the five EventBridge rules), ``chart`` (the Helm
     release, which every pool's manifests depend on), ``cluster``.
     """
 
@@ -355,6 +357,8 @@ def controller_statements(
                 "ec2:DescribeCapacityReservations",
                 "ec2:DescribeImages",
                 "ec2:DescribeInstances",
+                # Instance status checks: Karpenter's node repair of unhealthy instances needs it.
+                "ec2:DescribeInstanceStatus",
                 "ec2:DescribeInstanceTypeOfferings",
                 "ec2:DescribeInstanceTypes",
                 "ec2:DescribeLaunchTemplates",
@@ -381,7 +385,14 @@ def controller_statements(
             sid="AllowPassingInstanceRole",
             actions=["iam:PassRole"],
             resources=[node_role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            # The EC2 service principal is ec2.amazonaws.com.cn in the China partition.
+            conditions={"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}},
+        ),
+        iam.PolicyStatement(
+            sid="AllowZonalShiftStatusReadOnly",
+            # Karpenter avoids zones under an ARC zonal shift; the call has no resource-level permission.
+            actions=["arc-zonal-shift:GetManagedResource"],
+            resources=["*"],
         ),
         iam.PolicyStatement(
             sid="AllowScopedInstanceProfileCreationActions",

@@ -294,6 +294,46 @@ def helm_values(
         "prometheus-node-exporter": {"namespaceOverride": props.node_agents_namespace},
         # kube_node_labels carries the pool and capacity type for ad-hoc cost queries.
         "kube-state-metrics": {**system, "metricLabelsAllowlist": [f"nodes=[{node_labels}]"]},
+        **eks_control_plane_values(),
+        "crds": crd_upgrade_values(),
+    }
+
+
+def eks_control_plane_values() -> dict[str, Any]:
+    """EKS runs the controller manager, the scheduler and etcd itself and exposes none of them to
+    in-cluster scrapes: their ServiceMonitors would find no target, so KubeControllerManagerDown,
+    KubeSchedulerDown and the etcd alerts would fire for ever. Their scrapes and rules are off.
+    (kube-proxy stays: the EKS add-on binds its metrics on 0.0.0.0:10249.)"""
+    return {
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "defaultRules": {
+            "rules": {
+                "etcd": False,
+                "kubeControllerManager": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+            }
+        },
+    }
+
+
+def crd_upgrade_values() -> dict[str, Any]:
+    """The chart's CRD upgrade Job: ``helm upgrade`` never touches a chart's ``crds/`` folder, so
+    without it a chart bump would leave the prometheus-operator CRDs at their first version. The Job
+    (a pre-install/pre-upgrade hook) server-side applies the CRDs the chart carries; it runs on the
+    system nodes with pinned images."""
+    busybox = versions.BUSYBOX_IMAGE
+    registry, _, repository = busybox.repository.partition("/")
+    return {
+        "enabled": True,
+        "upgradeJob": {
+            "enabled": True,
+            "forceConflicts": True,
+            "image": {"busybox": {"registry": registry, "repository": repository, "tag": busybox.tag}},
+            **_system_scheduling(),
+        },
     }
 
 

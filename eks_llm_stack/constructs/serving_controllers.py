@@ -172,28 +172,16 @@ class ServingControllers(Construct):
             association_id="LbcPodIdentity",
         )
         role = identity.role
-        policy = iam.Policy(self, "LbcPolicy", statements=lbc_statements(Stack.of(self).partition))
-        policy.attach_to_role(role)
-        part = nag_partition(Stack.of(self))
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "The controller's reference policy: Describe*/Get* calls accept no resource ARN, and load balancers, "
-            "target groups and security groups it creates are unknown at synth time; their mutations require "
-            f"the {LBC_CLUSTER_TAG} tag.",
+        stack = Stack.of(self)
+        vpc_arn = stack.format_arn(service="ec2", resource="vpc", resource_name=props.vpc_id)
+        policy = iam.Policy(
+            self,
+            "LbcPolicy",
+            statements=lbc_statements(stack.partition, cluster_name=cluster.cluster_name, vpc_arn=vpc_arn),
         )
-        for kind, what in (
-            ("ec2:*:*:security-group/*", "security groups"),
-            ("elasticloadbalancing:*:*:loadbalancer/app/*/*", "ALBs"),
-            ("elasticloadbalancing:*:*:loadbalancer/net/*/*", "NLBs"),
-            ("elasticloadbalancing:*:*:targetgroup/*/*", "target groups"),
-        ):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::arn:{part}:{kind}]",
-                f"Tagging and target registration on {what} the controller creates (generated names); tag changes "
-                f"are allowed only on resources already carrying {LBC_CLUSTER_TAG}.",
-            )
+        policy.attach_to_role(role)
+        for rule, reason in lbc_acknowledgements(nag_partition(stack)).items():
+            acknowledge(policy, rule, reason)
         self.lbc_role = role
         assert identity.association is not None
         self.lbc_pod_identity = identity.association
@@ -216,6 +204,38 @@ class ServingControllers(Construct):
         self.load_balancer_controller.node.add_dependency(self.lbc_pod_identity, policy)
 
 
+def lbc_acknowledgements(partition: str) -> dict[str, str]:
+    """The cdk-nag findings of :func:`lbc_statements` and why each is acceptable (``partition`` as cdk-nag
+    writes it)."""
+    acks = {
+        "AwsSolutions-IAM5[Resource::*]": (
+            "As in the controller's reference policy: Describe*/Get* and acm/cognito/iam certificate reads accept "
+            "no resource ARN; CreateSecurityGroup, CreateLoadBalancer and CreateTargetGroup create resources with "
+            f"generated ids (the latter two only with this cluster's {LBC_CLUSTER_TAG} tag in the request); "
+            "security group deletion and ingress changes on '*' need that tag on the group; WAF/Shield "
+            "association takes the web ACL or protection the Ingress annotation names."
+        ),
+        f"AwsSolutions-IAM5[Resource::arn:{partition}:ec2:*:*:security-group/*]": (
+            "Security groups have generated ids: tags change only on groups the controller tagged, and ingress "
+            "rules only on groups of this cluster's VPC (ec2:Vpc condition)."
+        ),
+    }
+    for kind, what in (
+        ("loadbalancer/app/*/*", "ALBs"),
+        ("loadbalancer/net/*/*", "NLBs"),
+        ("targetgroup/*/*", "Target groups"),
+        ("listener/app/*/*/*", "ALB listeners"),
+        ("listener/net/*/*/*", "NLB listeners"),
+        ("listener-rule/app/*/*/*", "ALB listener rules"),
+        ("listener-rule/net/*/*/*", "NLB listener rules"),
+    ):
+        acks[f"AwsSolutions-IAM5[Resource::arn:{partition}:elasticloadbalancing:*:*:{kind}]"] = (
+            f"{what} the controller creates have generated names; every mutation, target registration and tag "
+            f"change needs {LBC_CLUSTER_TAG} naming this cluster, on the resource or (at creation) in the request."
+        )
+    return acks
+
+
 def nag_partition(stack: Stack) -> str:
     """The partition as cdk-nag writes it in granular finding ids ('aws', or '<AWS::Partition>')."""
     from aws_cdk import Token
@@ -223,11 +243,23 @@ def nag_partition(stack: Stack) -> str:
     return "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
 
 
-def lbc_statements(partition: str) -> list[iam.PolicyStatement]:
-    """The AWS Load Balancer Controller's permissions, after its reference ``iam_policy.json``."""
-    owned = {"Null": {f"aws:ResourceTag/{LBC_CLUSTER_TAG}": "false"}}
+def lbc_statements(partition: str, *, cluster_name: str, vpc_arn: str) -> list[iam.PolicyStatement]:
+    """The AWS Load Balancer Controller's permissions, after its reference ``iam_policy.json`` (v3.4.2).
+
+    Every reference action is granted; what the reference leaves open is narrowed where IAM allows:
+    listener, rule, target-group and load-balancer mutations need the controller's
+    ``elbv2.k8s.aws/cluster`` tag naming *this* cluster (on the resource, or in the request when it is
+    being created with its tags), and security-group ingress changes stay inside the cluster's VPC.
+    """
+    mine = {"StringEquals": {f"aws:ResourceTag/{LBC_CLUSTER_TAG}": cluster_name}}
+    created_mine = {"StringEquals": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": cluster_name}}
     tagging_own = {"Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "true", f"aws:ResourceTag/{LBC_CLUSTER_TAG}": "false"}}
     elb = f"arn:{partition}:elasticloadbalancing:*:*"
+    load_balancers = [f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"]
+    target_groups = [f"{elb}:targetgroup/*/*"]
+    listeners = [f"{elb}:listener/net/*/*/*", f"{elb}:listener/app/*/*/*"]
+    rules = [f"{elb}:listener-rule/net/*/*/*", f"{elb}:listener-rule/app/*/*/*"]
+    security_groups = [f"arn:{partition}:ec2:*:*:security-group/*"]
     return [
         iam.PolicyStatement(
             actions=["iam:CreateServiceLinkedRole"],
@@ -279,50 +311,89 @@ def lbc_statements(partition: str) -> list[iam.PolicyStatement]:
             ],
             resources=["*"],
         ),
+        # The wafv2-acl-arn / waf-acl-id / shield-advanced-protection Ingress annotations: the controller
+        # associates the ACL with, and protects, the ALBs it manages. These calls take the web ACL or the
+        # protection as their resource, whose ARNs the user chooses.
+        iam.PolicyStatement(
+            actions=[
+                "wafv2:AssociateWebACL",
+                "wafv2:DisassociateWebACL",
+                "waf-regional:AssociateWebACL",
+                "waf-regional:DisassociateWebACL",
+                "shield:CreateProtection",
+                "shield:DeleteProtection",
+            ],
+            resources=["*"],
+        ),
+        # Targets are reached through the cluster's and the nodes' security groups, which the controller
+        # did not create: ingress rules on any security group of this VPC (not of another VPC).
+        iam.PolicyStatement(
+            actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            resources=security_groups,
+            conditions={"StringEquals": {"ec2:Vpc": vpc_arn}},
+        ),
         iam.PolicyStatement(actions=["ec2:CreateSecurityGroup"], resources=["*"]),
         iam.PolicyStatement(
             actions=["ec2:CreateTags"],
-            resources=[f"arn:{partition}:ec2:*:*:security-group/*"],
+            resources=security_groups,
             conditions={
                 "StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
                 "Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"},
             },
         ),
         iam.PolicyStatement(
-            actions=["ec2:CreateTags", "ec2:DeleteTags"],
-            resources=[f"arn:{partition}:ec2:*:*:security-group/*"],
-            conditions=tagging_own,
+            actions=["ec2:CreateTags", "ec2:DeleteTags"], resources=security_groups, conditions=tagging_own
         ),
         iam.PolicyStatement(
             actions=["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
             resources=["*"],
-            conditions=owned,
+            conditions={"Null": {f"aws:ResourceTag/{LBC_CLUSTER_TAG}": "false"}},
         ),
         iam.PolicyStatement(
             actions=["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
             resources=["*"],
-            conditions={"Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"}},
+            conditions=created_mine,
+        ),
+        # Listeners and rules: created with this cluster's tag, on load balancers / listeners of this cluster.
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:CreateListener"],
+            resources=[*load_balancers, *listeners],
+            conditions=mine,
         ),
         iam.PolicyStatement(
-            actions=[
-                "elasticloadbalancing:CreateListener",
-                "elasticloadbalancing:DeleteListener",
-                "elasticloadbalancing:CreateRule",
-                "elasticloadbalancing:DeleteRule",
-            ],
-            resources=["*"],
+            actions=["elasticloadbalancing:CreateListener"],
+            resources=listeners,
+            conditions=created_mine,
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:CreateRule"],
+            resources=[*listeners, *rules],
+            conditions=mine,
+        ),
+        iam.PolicyStatement(
+            actions=["elasticloadbalancing:CreateRule"],
+            resources=rules,
+            conditions=created_mine,
         ),
         iam.PolicyStatement(
             actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-            resources=[f"{elb}:targetgroup/*/*", f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"],
+            resources=[*target_groups, *load_balancers, *listeners, *rules],
             conditions=tagging_own,
         ),
+        # Tag-on-create: load balancers, target groups, listeners (the HTTPS listener included) and rules.
         iam.PolicyStatement(
             actions=["elasticloadbalancing:AddTags"],
-            resources=[f"{elb}:targetgroup/*/*", f"{elb}:loadbalancer/net/*/*", f"{elb}:loadbalancer/app/*/*"],
+            resources=[*target_groups, *load_balancers, *listeners, *rules],
             conditions={
-                "StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"]},
-                "Null": {f"aws:RequestTag/{LBC_CLUSTER_TAG}": "false"},
+                "StringEquals": {
+                    "elasticloadbalancing:CreateAction": [
+                        "CreateTargetGroup",
+                        "CreateLoadBalancer",
+                        "CreateListener",
+                        "CreateRule",
+                    ],
+                    f"aws:RequestTag/{LBC_CLUSTER_TAG}": cluster_name,
+                },
             },
         ),
         iam.PolicyStatement(
@@ -338,22 +409,33 @@ def lbc_statements(partition: str) -> list[iam.PolicyStatement]:
                 "elasticloadbalancing:ModifyListenerAttributes",
                 "elasticloadbalancing:ModifyCapacityReservation",
                 "elasticloadbalancing:ModifyIpPools",
+                "elasticloadbalancing:SetWebAcl",
             ],
-            resources=["*"],
-            conditions=owned,
+            resources=load_balancers + target_groups + listeners,
+            conditions=mine,
         ),
         iam.PolicyStatement(
             actions=["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
-            resources=[f"{elb}:targetgroup/*/*"],
+            resources=target_groups,
+            conditions=mine,
         ),
         iam.PolicyStatement(
             actions=[
-                "elasticloadbalancing:SetWebAcl",
+                "elasticloadbalancing:DeleteListener",
                 "elasticloadbalancing:ModifyListener",
                 "elasticloadbalancing:AddListenerCertificates",
                 "elasticloadbalancing:RemoveListenerCertificates",
-                "elasticloadbalancing:ModifyRule",
             ],
-            resources=["*"],
+            resources=listeners,
+            conditions=mine,
+        ),
+        iam.PolicyStatement(
+            actions=[
+                "elasticloadbalancing:DeleteRule",
+                "elasticloadbalancing:ModifyRule",
+                "elasticloadbalancing:SetRulePriorities",
+            ],
+            resources=rules,
+            conditions=mine,
         ),
     ]

@@ -23,9 +23,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .catalog import FAMILIES, INSTANCES, InstanceType, ModelSpec, get_instance, resolve_model
+from ..catalog import FAMILIES, INSTANCES, InstanceType, ModelSpec, get_instance, resolve_model
+from ..errors import ConfigError, Problem, Problems, collecting
 from .cost import token_cost
-from .errors import ConfigError, Problem, Problems, collecting
 
 GIB = 1024**3
 
