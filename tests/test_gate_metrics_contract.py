@@ -199,3 +199,24 @@ def test_an_exposition_with_an_old_name_a_wrong_type_or_missing_labels_fails() -
     assert "x: vllm:num_requests_waiting: is a counter, vLLM's is a gauge" in messages
     # prometheus_client names the family without _total.
     assert "x: vllm:prompt_tokens_total: is not a metric family of vLLM 0.29.0" in messages
+
+
+def test_the_prestop_drain_counts_busy_requests_in_a_vllm_0_29_0_exposition() -> None:
+    # Run the drain program against the simulator's exposition (vLLM's names and labels): it
+    # must see 2 running + 3 waiting requests and keep waiting, then stop once both are 0.
+    import ast
+    import re
+
+    from eks_llm_stack.bench.simulator import Simulator, SimulatorConfig
+    from eks_llm_stack.charts.vllm import drain_script
+
+    script = drain_script(budget=10)
+    line = next(x for x in script.splitlines() if x.strip().startswith("pattern = "))
+    pattern = ast.literal_eval(line.split("=", 1)[1].strip())
+    sim = Simulator(SimulatorConfig(model="m", max_concurrency=4))
+    sim.stats.running, sim.stats.waiting = 2, 3
+    busy = sum(float(v) for v in re.findall(pattern, sim.render_metrics(), re.M))
+    assert busy == 5
+    sim.stats.running = sim.stats.waiting = 0
+    assert sum(float(v) for v in re.findall(pattern, sim.render_metrics(), re.M)) == 0
+    assert len(re.findall(pattern, sim.render_metrics(), re.M)) == 2

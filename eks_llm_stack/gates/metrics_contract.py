@@ -396,7 +396,7 @@ def vllm_tokens(manifests: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str
         if isinstance(value, str):
             out.extend((where, t) for t in _VLLM_TOKEN.findall(value))
         elif isinstance(value, Mapping):
-            for k, v in value.items():
+            for v in value.values():
                 walk(v, where)
         elif isinstance(value, list):
             for v in value:

@@ -104,12 +104,10 @@ def _type_error(type_name: str | None, value: str) -> str | None:
             float(value)
         elif type_name == "loads":
             json.loads(value)
-        elif type_name == "human_readable_int":
-            if not _HUMAN_INT.match(value):
-                return "is not a whole number (a k/m/g/t suffix is allowed)"
-        elif type_name == "human_readable_int_or_auto":
-            if value not in ("auto", "-1") and not _HUMAN_INT.match(value):
-                return "is not a whole number, -1 or auto"
+        elif type_name == "human_readable_int" and not _HUMAN_INT.match(value):
+            return "is not a whole number (a k/m/g/t suffix is allowed)"
+        elif type_name == "human_readable_int_or_auto" and value not in ("auto", "-1") and not _HUMAN_INT.match(value):
+            return "is not a whole number, -1 or auto"
     except ValueError:
         return f"is not a valid {type_name}"
     return None
