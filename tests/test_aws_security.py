@@ -231,7 +231,7 @@ def test_every_pod_identity_role_trusts_one_cluster_namespace_and_service_accoun
 
 def test_external_secrets_decrypts_only_through_secrets_manager(production_synth) -> None:
     policies = [
-        r for _, lid, r in _resources(production_synth, "AWS::IAM::Policy") if lid.startswith("ExternalSecretsRole")
+        r for _, lid, r in _resources(production_synth, "AWS::IAM::Policy") if lid.startswith("ExternalSecrets")
     ]
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
     decrypt = [s for s in statements if "kms:Decrypt" in json.dumps(s["Action"])]

@@ -187,19 +187,30 @@ def test_no_gpu_pools_and_no_models_means_no_serving_controllers(cdk_context) ->
 # -- adding a model changes only the Serving stack ------------------------------------------------
 
 
-def test_adding_a_model_changes_only_the_serving_stack(production_synth, cdk_context) -> None:
+@pytest.mark.parametrize(
+    ("api_key", "stacks"),
+    # With its API key (the default) the model adds its key secret to the Data stack; the
+    # Platform stack's External Secrets reader covers every key by prefix, so it does not change.
+    [(True, ["LlmProd-Data", "LlmProd-Serving"]), (False, ["LlmProd-Serving"])],
+)
+def test_adding_a_model_changes_only_the_serving_stack(production_synth, cdk_context, api_key, stacks) -> None:
     from eks_llm_stack.synth import build
 
     data = prod_data()
     data["models"].append(
-        {"name": "mistral-7b", "source": "hf://mistralai/Mistral-7B-Instruct-v0.3", "model": "mistral-7b"}
+        {
+            "name": "mistral-7b",
+            "source": "hf://mistralai/Mistral-7B-Instruct-v0.3",
+            "model": "mistral-7b",
+            "api_key": api_key,
+        }
     )
     app = App(context=cdk_context, builtin_cloud_formation_validation=False)
     build(validate_profile(data), app=app)
     after = {s.stack_name: s.template for s in app.synth().stacks}
     before = production_synth.templates
     changed = sorted(name for name in before if before[name] != after[name])
-    assert changed == ["LlmProd-Serving"]
+    assert changed == stacks
 
 
 # -- bad input: clear synth-time errors with the fix -----------------------------------------------

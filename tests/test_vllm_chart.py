@@ -91,8 +91,18 @@ def multi() -> list[dict[str, Any]]:
         MULTI,
         replace(SINGLE, weights=WeightsFromS3(uri="s3://bucket/llama")),
         replace(SINGLE, weights=WeightsFromHub(repo="Qwen/Qwen3-8B", revision="main")),
-        replace(SINGLE, ingress=ModelIngress(certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/x")),
-        replace(SINGLE, ingress=ModelIngress(kind="nlb", certificate_arn="arn:aws:acm:us-east-1:1:certificate/x")),
+        replace(
+            SINGLE,
+            ingress=ModelIngress(
+                certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/x", allowed_cidrs=("10.0.0.0/16",)
+            ),
+        ),
+        replace(
+            SINGLE,
+            ingress=ModelIngress(
+                kind="nlb", certificate_arn="arn:aws:acm:us-east-1:1:certificate/x", allowed_cidrs=("10.0.0.0/16",)
+            ),
+        ),
         VllmModelProps(name="sim", namespace=NS, engine="simulator"),
     ],
     ids=["single", "multi", "s3", "hub", "alb", "nlb", "simulator"],

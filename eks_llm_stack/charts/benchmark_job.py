@@ -31,9 +31,13 @@ from ..errors import Problems, collecting
 from ..versions import ImagePin
 from .monitoring import api_object
 from .names import check_dns_label
+from .network_policies import API_CLIENT_LABEL
 from .scheduling import restricted_security_context
 
 _UID = 65532
+_KEY_DIR = "/etc/eks-llm-stack/api-key"
+# First line of the key file (a rotation may list several keys) into the harness's environment.
+_WITH_KEY = 'read -r BENCH_API_KEY < /etc/eks-llm-stack/api-key/api-key; export BENCH_API_KEY; exec eks-llm-stack "$@"'
 _RESULTS_DIR = "/results"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
@@ -114,6 +118,10 @@ class BenchmarkJobProps:
     """CPU request and limit (default 2: one core for the event loop, one for plots and GC)."""
     memory: str = "2Gi"
     """Memory request and limit (default 2Gi: room for 128K-token prompts and requests.jsonl)."""
+    api_key_secret: str | None = None
+    """Secret (in the Job's namespace) holding the model's API key under ``api-key`` — the serving
+    namespace's ``<model>-api-key``. Mounted as a file; the first line is sent as the bearer token
+    (default None: no key, for the simulator or ``api_key: false`` models)."""
 
     def __post_init__(self) -> None:
         with collecting("BenchmarkJobProps") as p:
@@ -306,6 +314,9 @@ class BenchmarkJobChart(cdk8s.Chart):
             "app.kubernetes.io/name": "benchmark",
             "app.kubernetes.io/instance": props.name,
             "app.kubernetes.io/component": "load-test",
+            # Lets the serving namespace's NetworkPolicies admit the Job (its namespace must carry it too,
+            # unless it is the serving namespace).
+            API_CLIENT_LABEL: "true",
         }
         if props.create_service_account and props.service_account_name:
             self.service_account: cdk8s.ApiObject | None = api_object(
@@ -325,7 +336,7 @@ class BenchmarkJobChart(cdk8s.Chart):
             if isinstance(props.results, PvcResults)
             else {"name": "results", "emptyDir": {"sizeLimit": "1Gi"}}
         )
-        container = {
+        container: dict[str, Any] = {
             "name": "bench",
             "image": props.image_uri,
             "imagePullPolicy": "IfNotPresent",
@@ -344,6 +355,13 @@ class BenchmarkJobChart(cdk8s.Chart):
             "securityContext": restricted_security_context(uid=_UID),
             "volumeMounts": [{"name": "results", "mountPath": _RESULTS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
         }
+        volumes: list[dict[str, Any]] = [results_volume, {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}]
+        if props.api_key_secret is not None:
+            # The key stays in a file: read into the process's environment at start, never in the manifest.
+            container["command"] = ["/bin/sh", "-c", _WITH_KEY, "eks-llm-stack"]
+            container["args"] = [*props.bench_args(), "--api-key-env", "BENCH_API_KEY"]
+            container["volumeMounts"].append({"name": "api-key", "mountPath": _KEY_DIR, "readOnly": True})
+            volumes.append({"name": "api-key", "secret": {"secretName": props.api_key_secret, "defaultMode": 0o440}})
         pod_spec: dict[str, Any] = {
             "restartPolicy": "Never",
             # The harness talks to the model, never to the Kubernetes API. (Pod Identity's own
@@ -358,7 +376,7 @@ class BenchmarkJobChart(cdk8s.Chart):
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "containers": [container],
-            "volumes": [results_volume, {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}],
+            "volumes": volumes,
         }
         if props.service_account_name:
             pod_spec["serviceAccountName"] = props.service_account_name

@@ -44,6 +44,7 @@ from ..conventions import (
     ZONE_LABEL,
 )
 from ..errors import collecting
+from .model_auth import api_key_pod_parts, auth_config_map
 from .names import check_dns_label
 from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
 
@@ -133,8 +134,10 @@ class ModelIngress:
     ``kind`` — ``alb`` (an Ingress: HTTPS listener on 443) or ``nlb`` (a LoadBalancer Service:
     TLS listener on 443) (default alb). ``certificate_arn`` — ACM certificate (required: TLS only).
     ``scheme`` — internal (default) or internet-facing. ``host`` — ALB host rule (default any).
-    ``allowed_cidrs`` — client CIDRs (default: the load balancer's default).
+    ``allowed_cidrs`` — client CIDRs (required: the controller's own default is 0.0.0.0/0).
     ``idle_timeout_seconds`` — ALB idle timeout; long enough for a slow stream (default 600).
+    ``access_logs_bucket`` / ``access_logs_prefix`` — S3 access logs (default none).
+    ``waf_acl_arn`` — AWS WAF web ACL on the ALB (default none). The ALB routes ``/v1`` only.
     """
 
     certificate_arn: str
@@ -143,6 +146,36 @@ class ModelIngress:
     host: str | None = None
     allowed_cidrs: tuple[str, ...] = ()
     idle_timeout_seconds: int = 600
+    access_logs_bucket: str | None = None
+    access_logs_prefix: str = ""
+    waf_acl_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        with collecting("ModelIngress") as p:
+            # The controller's own default is 0.0.0.0/0, whatever the scheme: never leave it to that.
+            p.check(
+                bool(self.allowed_cidrs),
+                "allowed_cidrs",
+                (),
+                "is empty (the load balancer controller would admit 0.0.0.0/0)",
+                "list the client CIDRs, e.g. the VPC CIDR",
+            )
+            p.check(
+                self.waf_acl_arn is None or self.kind == "alb",
+                "waf_acl_arn",
+                self.waf_acl_arn,
+                "attaches to an ALB only",
+                "use kind alb, or no WAF ACL",
+            )
+
+    def attributes(self) -> str:
+        """The ``load-balancer-attributes`` annotation value."""
+        attrs = [f"idle_timeout.timeout_seconds={self.idle_timeout_seconds}"] if self.kind == "alb" else []
+        if self.access_logs_bucket:
+            attrs += ["access_logs.s3.enabled=true", f"access_logs.s3.bucket={self.access_logs_bucket}"]
+            if self.access_logs_prefix:
+                attrs.append(f"access_logs.s3.prefix={self.access_logs_prefix}")
+        return ",".join(attrs)
 
 
 def pool_scheduling(
@@ -207,6 +240,9 @@ class VllmModelProps:
     ``startup_seconds`` — longest model load (default 1800; simulator 120).
     ``ingress`` — a load balancer in front of the Service (default none: ClusterIP only).
     ``labels`` — extra labels on every object and pod (default none).
+    ``api_key_secret`` — Secret holding the model's API key (key ``api-key``), mounted as a file and
+    required by the API-key middleware on every path but health and metrics (default ``None``: no key;
+    vllm engine only).
     """
 
     name: str
@@ -230,6 +266,7 @@ class VllmModelProps:
     startup_seconds: int | None = None
     ingress: ModelIngress | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    api_key_secret: str | None = None
 
     def __post_init__(self) -> None:
         with collecting(f"VllmModelProps '{self.name}'") as p:
@@ -314,6 +351,15 @@ class VllmModelProps:
                 p.check(self.shm_gib >= 1, "shm_gib", self.shm_gib, "must be at least 1", "use 1 GiB or more")
             if self.hf_token_secret is not None:
                 check_dns_label(p, "hf_token_secret", self.hf_token_secret)
+            if self.api_key_secret is not None:
+                check_dns_label(p, "api_key_secret", self.api_key_secret)
+                p.check(
+                    self.engine == "vllm",
+                    "api_key_secret",
+                    self.api_key_secret,
+                    "the simulator takes no API key",
+                    "use engine vllm, or no api_key_secret",
+                )
             if isinstance(self.weights, WeightsFromClaim):
                 check_dns_label(p, "weights.claim_name", self.weights.claim_name)
                 p.check(
@@ -538,6 +584,11 @@ class VllmModel(Construct):
             {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(props.selector_labels)}}},
         )
         self.ingress = self._ingress(labels, selector) if props.ingress is not None else None
+        self.auth_config: cdk8s.ApiObject | None = None
+        if props.api_key_secret is not None:
+            self.auth_config = auth_config_map(
+                self, "AuthConfig", model=props.name, namespace=props.namespace, labels=labels
+            )
 
     def _ingress(self, labels: Mapping[str, str], selector: Mapping[str, str]) -> cdk8s.ApiObject:
         p = self.props
@@ -551,17 +602,17 @@ class VllmModel(Construct):
                 "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
                 "alb.ingress.kubernetes.io/healthcheck-path": "/health",
-                "alb.ingress.kubernetes.io/load-balancer-attributes": (
-                    f"idle_timeout.timeout_seconds={ing.idle_timeout_seconds}"
-                ),
+                "alb.ingress.kubernetes.io/load-balancer-attributes": ing.attributes(),
+                "alb.ingress.kubernetes.io/inbound-cidrs": ",".join(ing.allowed_cidrs),
             }
-            if ing.allowed_cidrs:
-                annotations["alb.ingress.kubernetes.io/inbound-cidrs"] = ",".join(ing.allowed_cidrs)
+            if ing.waf_acl_arn is not None:
+                annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] = ing.waf_acl_arn
             rule: dict[str, Any] = {
                 "http": {
                     "paths": [
                         {
-                            "path": "/",
+                            # The OpenAPI surface only: /metrics, /tokenize, /pause ... stay inside the cluster.
+                            "path": "/v1",
                             "pathType": "Prefix",
                             "backend": {"service": {"name": p.name, "port": {"name": PORT_NAME}}},
                         }
@@ -589,14 +640,17 @@ class VllmModel(Construct):
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/health",
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTP",
             }
+            if ing.attributes():
+                annotations["service.beta.kubernetes.io/aws-load-balancer-attributes"] = ing.attributes()
             spec: dict[str, Any] = {
                 "type": "LoadBalancer",
                 "loadBalancerClass": "service.k8s.aws/nlb",
                 "selector": dict(selector),
                 "ports": [{"name": "https", "port": 443, "targetPort": PORT_NAME, "protocol": "TCP"}],
             }
-            if ing.allowed_cidrs:
-                spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
+            # An NLB forwards TCP, it cannot route by path: the API-key middleware guards every path but
+            # /health, /metrics, /ping and /version, and these source ranges bound who gets that far.
+            spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
             obj = _obj(self, "Ingress", "v1", "Service", f"{p.name}-lb", p.namespace, labels, {"spec": spec})
         for key, value in annotations.items():
             obj.metadata.add_annotation(key, value)
@@ -680,7 +734,14 @@ class VllmModel(Construct):
             ]
             if role == "worker":
                 cmd.append("--headless")
+        if p.api_key_secret is not None and role != "worker":
+            # Headless workers serve no API: only the pods that do check the key.
+            cmd += self._auth()["args"]
         return [*cmd, *p.args]
+
+    def _auth(self) -> dict[str, Any]:
+        assert self.props.api_key_secret is not None
+        return api_key_pod_parts(model=self.props.name, secret_name=self.props.api_key_secret)
 
     def multinode_script(self, role: Literal["leader", "worker"]) -> str:
         """The ``bash -c`` program of a leader or worker pod: ``exec vllm serve ...`` with the
@@ -723,6 +784,11 @@ class VllmModel(Construct):
             container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
             # Memory-backed: it counts against the pod's memory, which is why requests leave room for it.
             volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{p.effective_shm_gib}Gi"}})
+        if p.api_key_secret is not None and serves:
+            auth = self._auth()
+            volumes += auth["volumes"]
+            container["volumeMounts"] += auth["mounts"]
+            container["env"] += auth["env"]
         init: list[dict[str, Any]] = []
         w = p.weights if p.engine == "vllm" else None
         if isinstance(w, WeightsFromClaim):
