@@ -11,7 +11,7 @@ from aws_cdk import aws_eks as eks_l1
 
 from eks_llm_stack.config import validate_profile
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.nag import CONTROL_PLANE_LOG_TYPES, nag_report
+from eks_llm_stack.gates.nag import CONTROL_PLANE_LOG_TYPES, nag_report
 
 
 def _resources(synth: Any, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -231,7 +231,7 @@ def test_every_pod_identity_role_trusts_one_cluster_namespace_and_service_accoun
 
 def test_external_secrets_decrypts_only_through_secrets_manager(production_synth) -> None:
     policies = [
-        r for _, lid, r in _resources(production_synth, "AWS::IAM::Policy") if lid.startswith("ExternalSecretsRole")
+        r for _, lid, r in _resources(production_synth, "AWS::IAM::Policy") if lid.startswith("ExternalSecrets")
     ]
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
     decrypt = [s for s in statements if "kms:Decrypt" in json.dumps(s["Action"])]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eks_llm_stack.cost import token_cost
 from eks_llm_stack.errors import ConfigError
+from eks_llm_stack.sizing.cost import token_cost
 
 # model, instance, $/h, tok/s, minutes per 1M, $ per 1M -- as printed in the article.
 RED_HAT = [

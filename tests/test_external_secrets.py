@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from eks_llm_stack import versions
 from eks_llm_stack.charts.external_secrets import CLUSTER_SECRET_STORE_NAME, ExternalSecretsChartProps, SyncedSecret
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 
 @pytest.fixture(scope="module")
@@ -16,29 +18,54 @@ def platform(production_synth) -> Template:
     return Template.from_json(production_synth.template("Platform"))
 
 
-def _eso_statements(platform: Template) -> list[dict]:
-    (policy,) = [
-        p for lid, p in platform.find_resources("AWS::IAM::Policy").items() if lid.startswith("ExternalSecretsRole")
-    ]
+def _statements(platform: Template, prefix: str) -> list[dict]:
+    (policy,) = [p for lid, p in platform.find_resources("AWS::IAM::Policy").items() if lid.startswith(prefix)]
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
-def test_role_reads_exactly_the_model_secrets_and_the_grafana_login(platform: Template) -> None:
-    (read,) = [s for s in _eso_statements(platform) if "secretsmanager:GetSecretValue" in s["Action"]]
+def test_the_controller_role_can_only_assume_the_store_readers(platform: Template) -> None:
+    statements = _statements(platform, "ExternalSecretsRoleDefaultPolicy")
+    assert {s["Action"] for s in statements} == {"sts:AssumeRole"}
+    targets = sorted(
+        json.dumps(r)
+        for s in statements
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    )
+    assert len(targets) == 2
+    assert "ExternalSecretsMonitoringReaderRole" in targets[0] and "ExternalSecretsReaderRole" in targets[1]
+
+
+def test_the_serving_reader_reads_the_model_secrets_and_api_keys_only(platform: Template) -> None:
+    (read,) = [
+        s
+        for s in _statements(platform, "ExternalSecretsReaderRoleDefaultPolicy")
+        if "secretsmanager:GetSecretValue" in s["Action"]
+    ]
     assert sorted(read["Action"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     resources = [str(r) for r in read["Resource"]]
-    assert len(resources) == 3
     assert sum("ModelSecrets" in r for r in resources) == 2
-    assert sum("GrafanaAdmin" in r for r in resources) == 1
+    assert any(r.endswith(":secret:llm-prod/api-key/*") for r in resources)
+    assert len(resources) == 3
+    assert not any("GrafanaAdmin" in r for r in resources)
 
 
-def test_role_decrypts_with_the_secrets_key_only(platform: Template) -> None:
-    (dec,) = [s for s in _eso_statements(platform) if s["Action"] == "kms:Decrypt"]
+def test_the_monitoring_reader_reads_the_grafana_login_only(platform: Template) -> None:
+    statements = _statements(platform, "ExternalSecretsMonitoringReaderRoleDefaultPolicy")
+    (read,) = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert "GrafanaAdmin" in str(read["Resource"]) and "ModelSecrets" not in str(read["Resource"]).replace(
+        "ModelSecretsKey", ""
+    )
+    (dec,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
     assert "ModelSecretsKey" in str(dec["Resource"])
+    assert len(statements) == 2
 
 
-def test_role_has_no_other_permissions(platform: Template) -> None:
-    assert len(_eso_statements(platform)) == 2
+def test_readers_trust_only_the_controller_role(platform: Template) -> None:
+    for lid, role in platform.find_resources("AWS::IAM::Role").items():
+        if lid.startswith(("ExternalSecretsReaderRole", "ExternalSecretsMonitoringReaderRole")):
+            (stmt,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            assert stmt["Action"] == "sts:AssumeRole"
+            assert "ExternalSecretsRole" in str(stmt["Principal"])
 
 
 def test_pod_identity_association_binds_the_controller(platform: Template) -> None:
@@ -80,10 +107,32 @@ def test_one_external_secret_per_secret_into_the_serving_namespace(production_sy
     assert {d["spec"]["secretStoreRef"]["name"] for d in es} == {CLUSTER_SECRET_STORE_NAME}
 
 
-def test_store_is_limited_to_the_serving_and_monitoring_namespaces(production_synth) -> None:
-    store = next(d for d in production_synth.manifests["external-secrets"] if d["kind"] == "ClusterSecretStore")
+def test_one_store_per_consumer_namespace_each_with_its_own_reader(production_synth) -> None:
+    stores = {
+        d["metadata"]["name"]: d
+        for d in production_synth.manifests["external-secrets"]
+        if d["kind"] == "ClusterSecretStore"
+    }
     profile = production_synth.profile
-    assert store["spec"]["conditions"] == [{"namespaces": [profile.serving_namespace, profile.observability.namespace]}]
+    serving, monitoring = stores[CLUSTER_SECRET_STORE_NAME], stores[f"{CLUSTER_SECRET_STORE_NAME}-monitoring"]
+    assert serving["spec"]["conditions"] == [{"namespaces": [profile.serving_namespace]}]
+    assert monitoring["spec"]["conditions"] == [{"namespaces": [profile.observability.namespace]}]
+    assert serving["spec"]["provider"]["aws"]["role"] != monitoring["spec"]["provider"]["aws"]["role"]
+    assert "ExternalSecretsReaderRole" in serving["spec"]["provider"]["aws"]["role"]
+    grafana = next(
+        json.loads(r["Properties"]["Manifest"])[0]
+        for lid, r in production_synth.template("Platform")["Resources"].items()
+        if lid.startswith("ClustermanifestObservabilityGrafanaAdmin")
+    )
+    assert grafana["spec"]["secretStoreRef"]["name"] == f"{CLUSTER_SECRET_STORE_NAME}-monitoring"
+
+
+def test_each_model_syncs_its_api_key_from_its_own_chart(production_synth) -> None:
+    for model in ("llama-3-8b", "qwen3-8b", "llama-405b"):
+        (es,) = [d for d in production_synth.manifests[f"model-{model}"] if d["kind"] == "ExternalSecret"]
+        assert es["metadata"]["name"] == f"{model}-api-key"
+        assert es["spec"]["data"] == [{"secretKey": "api-key", "remoteRef": {"key": f"llm-prod/api-key/{model}"}}]
+        assert validate_manifests([es]) == []
 
 
 def test_chart_props_report_every_problem() -> None:

@@ -14,7 +14,7 @@ from eks_llm_stack.constructs.device_plugins import DevicePluginsProps, nvidia_p
 from eks_llm_stack.constructs.gpu_node_pool import EFA_LABEL, GpuNodePoolProps, efa_network_interfaces
 from eks_llm_stack.conventions import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL, WORKLOAD_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 SG = "sg-0123456789abcdef0"
 
@@ -107,7 +107,7 @@ def test_gpu_requirements_become_karpenter_label_requirements(built: GpuStack) -
     assert {"key": "karpenter.k8s.aws/instance-gpu-memory", "operator": "Gte", "values": ["40960"]} in reqs
     assert {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": ["8"]} in reqs
     families = next(r for r in reqs if r["key"] == "karpenter.k8s.aws/instance-family")["values"]
-    assert families == ["g6e", "p4d", "p4de", "p5", "p5e", "p5en"]
+    assert families == ["g6e", "g7e", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300"]
 
 
 def test_capacity_block_pool_selects_its_reservation(built: GpuStack) -> None:
@@ -240,3 +240,36 @@ def test_a_training_pool_on_spot_with_a_placement_group_is_a_warning() -> None:
     Annotations.from_stack(stack.stack).has_warning(
         "/Gpu/Train", Match.string_like_regexp("spot capacity with a placement group")
     )
+
+
+def test_a_pool_without_device_plugins_fails_synth_naming_the_construct_to_add() -> None:
+    import re
+
+    from aws_cdk.assertions import Template
+
+    built = build([("lonely", GpuNodePoolProps.inference("lonely"))], device_plugins=False)
+    with pytest.raises(RuntimeError, match=re.escape("GPU pool 'lonely': no GpuDevicePlugins for its cluster")):
+        Template.from_stack(built.stack)
+
+
+def test_explicit_deploy_time_subnets_are_tagged_by_the_pool_and_selected_by_that_tag() -> None:
+    from aws_cdk.assertions import Template
+
+    built = build([("infer", GpuNodePoolProps.inference("infer"))], subnets=lambda vpc: vpc.private_subnets)
+    key = built.pools["infer"].subnet_tag_key
+    assert built.doc("infer", "EC2NodeClass")["spec"]["subnetSelectorTerms"] == [{"tags": {key: "1"}}]
+    subnets = Template.from_stack(built.stack).find_resources(
+        "AWS::EC2::Subnet", {"Properties": {"Tags": Match.array_with([{"Key": key, "Value": "1"}])}}
+    )
+    assert len(subnets) == len(built.vpc.private_subnets)
+
+
+def test_imported_subnets_with_deploy_time_ids_are_refused() -> None:
+    from aws_cdk import Fn
+    from aws_cdk import aws_ec2 as ec2
+
+    with pytest.raises(ConfigError, match=r"subnets\[0\].*(\n.*)*fix: import it with its literal id"):
+        build(
+            [("infer", GpuNodePoolProps.inference("infer"))],
+            subnets=lambda vpc: [ec2.Subnet.from_subnet_id(vpc, "Imported", Fn.import_value("SubnetId"))],
+        )

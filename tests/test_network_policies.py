@@ -184,3 +184,37 @@ def test_every_profile_isolates_its_serving_namespace(any_synth):
     ns = any_synth.profile.serving_namespace
     assert not can_connect(policies, Pod("default", {}), Pod(ns, {"app": "anything"}), 8000)
     assert not can_connect(policies, Pod(ns, {"app": "anything"}), External("8.8.8.8"), 443)
+
+
+def test_a_labelled_client_of_the_serving_namespace_reaches_the_models_and_nothing_else(prod):
+    synth, policies = prod
+    ns = synth.profile.serving_namespace
+    bench = Pod(ns, {API_CLIENT_LABEL: "true", "app.kubernetes.io/name": "benchmark"})
+    assert can_connect(policies, bench, _model_pod(synth, "llama-3-8b"), 8000)
+    assert not can_connect(policies, bench, _model_pod(synth, "llama-3-8b"), 29501)
+    assert not can_connect(policies, bench, Pod(ns, {"app.kubernetes.io/name": "model-fetch"}), 8000)
+
+
+def test_the_benchmark_job_carries_the_client_label_and_reads_its_key_from_a_file():
+    import cdk8s
+
+    from eks_llm_stack.charts.benchmark_job import BenchmarkJobChart, BenchmarkJobProps, PvcResults
+
+    props = BenchmarkJobProps(
+        name="run-1",
+        url="http://llama-3-8b.llm-serving.svc:8000",
+        model="llama-3-8b",
+        results=PvcResults(claim_name="results"),
+        namespace="llm-serving",
+        scenario="baseline",
+        api_key_secret="llama-3-8b-api-key",
+    )
+    (job,) = [d for d in BenchmarkJobChart(cdk8s.App(), "b", props=props).to_json() if d["kind"] == "Job"]
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"][API_CLIENT_LABEL] == "true"
+    (c,) = pod["spec"]["containers"]
+    assert c["args"][-2:] == ["--api-key-env", "BENCH_API_KEY"]
+    assert "secretKeyRef" not in str(c.get("env"))
+    assert {"name": "api-key", "secret": {"secretName": "llama-3-8b-api-key", "defaultMode": 0o440}} in pod["spec"][
+        "volumes"
+    ]

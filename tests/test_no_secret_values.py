@@ -52,3 +52,21 @@ def test_scanner_leaves_ordinary_values_alone() -> None:
         "c2VydmluZw==",
     ]
     assert [v for v in ordinary if looks_like_secret(v)] == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"tags": {"owner": HF}},
+        {"models": [{"name": "m", "source": "hf://org/model", "vllm_args": [f"--api-key={NGC}"]}]},
+    ],
+)
+def test_a_token_in_the_profile_never_reaches_the_output(data: dict) -> None:
+    """The issue's two leaks (vllm_args, tags): refused at validation, so nothing is synthesized."""
+    from eks_llm_stack.config import validate_profile
+    from eks_llm_stack.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        validate_profile(data)
+    assert "holds what looks like a token" in str(err.value)
+    assert HF not in str(err.value) and NGC not in str(err.value)

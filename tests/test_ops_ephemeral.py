@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -16,11 +15,11 @@ import yaml
 from moto import mock_aws
 
 from eks_llm_stack.config import Profile, validate_profile
+from eks_llm_stack.config.ephemeral import DEPLOYMENT_ID_OUTPUT, TAG_DEPLOYMENT_ID
 from eks_llm_stack.config.profile import stack_prefix_of
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.ops import ephemeral as eph
 from eks_llm_stack.ops.aws import Aws, WaitTimeout
-from eks_llm_stack.config.ephemeral import DEPLOYMENT_ID_OUTPUT, TAG_DEPLOYMENT_ID
 from eks_llm_stack.ops.ephemeral import TAG_EPHEMERAL, TAG_EXPIRES, TAG_NAME, CommandResult, EphemeralError, Timeouts
 
 REGION = "us-east-1"

@@ -132,3 +132,33 @@ def test_dcgm_exporter_has_a_read_only_root_and_a_pod_security_context(default_s
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_every_pod_of_every_helm_release_meets_its_namespace_level(production_synth):
+    """The vendored charts rendered with our values (helm from the kubectl layer), checked like our own pods."""
+    import yaml
+
+    from eks_llm_stack.gates.helm_values import DEFAULT_CRD_DIR, _render, chart_archive, helm_releases
+
+    levels = _levels(production_synth)
+    checked = 0
+    problems: list[str] = []
+    for release in helm_releases({"p": production_synth.template("Platform")}):
+        archive = chart_archive(release.chart, release.version)
+        stdout, stderr, code = _render(
+            archive, release.release, release.namespace, json.dumps(release.values, sort_keys=True), DEFAULT_CRD_DIR
+        )
+        assert code == 0, stderr
+        docs = []
+        for d in yaml.safe_load_all(stdout):
+            if d:
+                d.setdefault("metadata", {}).setdefault("namespace", release.namespace)
+                docs.append(d)
+        checked += sum(
+            1
+            for d in docs
+            if d["metadata"]["namespace"] in levels and d["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job")
+        )
+        problems += violations(docs, levels)
+    assert problems == []
+    assert checked >= 10

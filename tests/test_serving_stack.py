@@ -14,9 +14,9 @@ from eks_llm_stack import versions
 from eks_llm_stack.config import load_profile, validate_profile
 from eks_llm_stack.config.profile import PROFILE_DIR
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.quality import embedded_manifests, lint_template
+from eks_llm_stack.gates.cfn_lint import embedded_manifests, lint_template
+from eks_llm_stack.gates.manifests import validate_manifests
 from eks_llm_stack.stacks.serving import plan_models
-from eks_llm_stack.validate import validate_manifests
 
 PROD = "production.example"
 
@@ -57,7 +57,7 @@ def test_serving_template_passes_cfn_lint(production_synth) -> None:
 
 
 def test_no_unacknowledged_nag_findings_in_serving_parts(production_synth) -> None:
-    from eks_llm_stack.nag import nag_report
+    from eks_llm_stack.gates.nag import nag_report
 
     found = [str(v) for role in ("Serving", "Platform") for v in nag_report(production_synth.stack(role))]
     assert [f for f in found if "Serving" in f] == []
@@ -187,19 +187,30 @@ def test_no_gpu_pools_and_no_models_means_no_serving_controllers(cdk_context) ->
 # -- adding a model changes only the Serving stack ------------------------------------------------
 
 
-def test_adding_a_model_changes_only_the_serving_stack(production_synth, cdk_context) -> None:
+@pytest.mark.parametrize(
+    ("api_key", "stacks"),
+    # With its API key (the default) the model adds its key secret to the Data stack; the
+    # Platform stack's External Secrets reader covers every key by prefix, so it does not change.
+    [(True, ["LlmProd-Data", "LlmProd-Serving"]), (False, ["LlmProd-Serving"])],
+)
+def test_adding_a_model_changes_only_the_serving_stack(production_synth, cdk_context, api_key, stacks) -> None:
     from eks_llm_stack.synth import build
 
     data = prod_data()
     data["models"].append(
-        {"name": "mistral-7b", "source": "hf://mistralai/Mistral-7B-Instruct-v0.3", "model": "mistral-7b"}
+        {
+            "name": "mistral-7b",
+            "source": "hf://mistralai/Mistral-7B-Instruct-v0.3",
+            "model": "mistral-7b",
+            "api_key": api_key,
+        }
     )
     app = App(context=cdk_context, builtin_cloud_formation_validation=False)
     build(validate_profile(data), app=app)
     after = {s.stack_name: s.template for s in app.synth().stacks}
     before = production_synth.templates
     changed = sorted(name for name in before if before[name] != after[name])
-    assert changed == ["LlmProd-Serving"]
+    assert changed == stacks
 
 
 # -- bad input: clear synth-time errors with the fix -----------------------------------------------

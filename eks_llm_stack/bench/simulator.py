@@ -67,6 +67,10 @@ class SimulatorConfig:
     """Share of requests that never answer, to exercise client timeouts (default 0)."""
     seed: int | None = None
     """Seed of the fault draws (default None: not reproducible)."""
+    api_key: str | None = None
+    """Bearer token every request must carry; others get 401 like vLLM's ``--api-key`` (default None: open)."""
+    ignore_stream: bool = False
+    """Answer in one JSON body even when asked to stream, like a server without streaming (default False)."""
 
     def __post_init__(self) -> None:
         with collecting("SimulatorConfig") as p:
@@ -165,6 +169,7 @@ class Simulator:
                 web.post("/v1/chat/completions", self._chat),
                 web.get("/health", self._health),
                 web.get("/v1/models", self._models),
+                web.get("/version", self._version),
                 web.get("/metrics", self._metrics),
                 web.get("/simulator/timings", self._timings),
             ]
@@ -175,7 +180,14 @@ class Simulator:
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    async def _version(self, request: web.Request) -> web.Response:
+        from .. import __version__
+
+        return web.json_response({"version": f"eks-llm-stack-simulator {__version__}"})
+
     async def _models(self, request: web.Request) -> web.Response:
+        if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
         return web.json_response(
             {
                 "object": "list",
@@ -210,15 +222,25 @@ class Simulator:
         return web.Response(text=self.render_metrics(), content_type="text/plain", charset="utf-8")
 
     def render_metrics(self) -> str:
-        """Prometheus text exposition of the vllm:* series."""
-        s, m = self.stats, f'model_name="{self.config.model}"'
+        """Prometheus text exposition of the vllm:* series, as vLLM 0.29.0 writes them.
+
+        Names, types and labels follow the pinned release (checked against its metrics.json by
+        ``eks_llm_stack.gates.metrics_contract``): prometheus_client's ``# TYPE`` line carries a
+        counter's name without ``_total`` and its sample the suffix; every sample has vLLM's
+        ``model_name`` and ``engine`` (engine index, "0" for one engine) labels.
+        """
+        s = self.stats
+        m = f'model_name="{self.config.model}",engine="0"'
         cap = self.config.max_concurrency
         usage = (s.running / cap) if cap else 0.0
         lines: list[str] = []
 
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} {kind}"])
-            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+        def gauge(name: str, help_: str, value: float) -> None:
+            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name}{{{m}}} {value}"])
+
+        def counter(name: str, help_: str, samples: list[tuple[str, float]]) -> None:
+            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} counter"])
+            lines.extend(f"{name}_total{{{m}{extra}}} {value}" for extra, value in samples)
 
         def hist(name: str, help_: str, h: _Histogram) -> None:
             samples: list[tuple[str, float]] = [
@@ -228,59 +250,27 @@ class Simulator:
             lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} histogram"])
             lines.extend(f"{name}{suffix} {value}" for suffix, value in samples)
 
-        metric(
-            "vllm:num_requests_running",
-            "gauge",
-            "Number of requests in model execution batches.",
-            [(f"{{{m}}}", s.running)],
+        gauge("vllm:num_requests_running", "Number of requests in model execution batches.", s.running)
+        gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.waiting)
+        gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", usage)
+        counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", [("", 0)])
+        counter("vllm:prompt_tokens", "Number of prefill tokens processed.", [("", s.prompt_tokens)])
+        counter("vllm:generation_tokens", "Number of generation tokens processed.", [("", s.generation_tokens)])
+        counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            [("", s.prompt_tokens)],
         )
-        metric(
-            "vllm:num_requests_waiting",
-            "gauge",
-            "Number of requests waiting to be processed.",
-            [(f"{{{m}}}", s.waiting)],
-        )
-        metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", [(f"{{{m}}}", usage)])
-        metric(
-            "vllm:gpu_cache_usage_perc",
-            "gauge",
-            "GPU KV-cache usage (deprecated name of kv_cache_usage_perc).",
-            [(f"{{{m}}}", usage)],
-        )
-        metric("vllm:num_preemptions_total", "counter", "Cumulative number of preemptions.", [(f"{{{m}}}", 0)])
-        metric(
-            "vllm:prompt_tokens_total",
-            "counter",
-            "Number of prefill tokens processed.",
-            [(f"{{{m}}}", s.prompt_tokens)],
-        )
-        metric(
-            "vllm:generation_tokens_total",
-            "counter",
-            "Number of generation tokens processed.",
-            [(f"{{{m}}}", s.generation_tokens)],
-        )
-        metric(
-            "vllm:prefix_cache_queries_total",
-            "counter",
-            "Prefix cache queries, in tokens.",
-            [(f"{{{m}}}", s.prompt_tokens)],
-        )
-        metric("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in tokens.", [(f"{{{m}}}", 0)])
-        metric(
-            "vllm:gpu_prefix_cache_hit_rate", "gauge", "Prefix cache hit rate (older releases).", [(f"{{{m}}}", 0.0)]
-        )
-        metric(
-            "vllm:request_success_total",
-            "counter",
+        counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", [("", 0)])
+        counter(
+            "vllm:request_success",
             "Count of successfully processed requests.",
-            [(f'{{{m},finished_reason="{r}"}}', n) for r, n in sorted(s.success.items())],
+            [(f',finished_reason="{r}"', n) for r, n in sorted(s.success.items())],
         )
         hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", s.ttft)
         hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", s.itl)
-        hist("vllm:time_per_output_token_seconds", "Histogram of time per output token (older name).", s.itl)
         hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", s.e2e)
-        hist("vllm:request_queue_time_seconds", "Histogram of time spent waiting in the queue.", s.queue)
+        hist("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", s.queue)
         return "\n".join(lines) + "\n"
 
     # -- generation -------------------------------------------------------------------------------
@@ -338,12 +328,15 @@ class Simulator:
 
     async def _generate(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         arrived = time.perf_counter()
+        if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
         try:
             try:
                 body = await request.json()
             except ValueError:
                 raise _BadRequest(400, "request body is not valid JSON", "BadRequestError") from None
             prompt_tokens, max_tokens, stream, include_usage, continuous = self._parse(body, chat)
+            stream = stream and not self.config.ignore_stream
         except _BadRequest as exc:
             return _error(exc.status, exc.message, exc.kind)
         fault = self._fault()

@@ -9,8 +9,9 @@ import difflib
 
 from ..errors import ConfigError, Problem
 from .gpus import GPUS, Gpu
+from .hf_config import load_config_json
 from .instances import FAMILIES, INSTANCES, InstanceType
-from .models import MODELS, NATIVE_DTYPES, ModelSpec, get_model, load_config_json, resolve_model
+from .models import MODELS, NATIVE_DTYPES, ModelSpec, get_model, resolve_model
 
 __all__ = [
     "FAMILIES",

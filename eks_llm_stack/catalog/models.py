@@ -6,23 +6,26 @@ and head dim (KV cache per token), the parameter count split into embeddings, Mo
 and the rest (weights per dtype), attention heads (which tensor-parallel sizes are legal)
 and the maximum positions (the longest ``--max-model-len``).
 
-Two simplifications, both conservative (they over- rather than under-estimate memory):
-sliding-window layers (Gemma 2/3, gpt-oss) are sized as full-attention layers, and vision
-towers of multimodal checkpoints are counted in ``params``.
+Sliding-window layers (Gemma 2/3, gpt-oss) keep only their window (``full_attention_layers``),
+MLA models (DeepSeek-V3/R1) cache one latent vector per layer; vision towers of multimodal
+checkpoints are counted in ``params`` (16 bit), which over-estimates slightly.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, Problems
+from ..errors import ConfigError
 
 #: Weight formats a checkpoint can ship in (``native_dtype``).
 NATIVE_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
+
+
+#: Parts of a transformer a quantized checkpoint may quantize (``ModelSpec.quantized``).
+PARTS: tuple[str, ...] = ("attention", "mlp", "experts", "shared_experts")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,9 +43,9 @@ class ModelSpec:
     head_dim: int
     vocab_size: int
     max_positions: int
-    #: Dense MLP width (for MoE models: the width of a dense layer, if any; else 0).
+    #: Dense MLP width (for MoE models: the width of the dense layers, if any; else 0).
     intermediate_size: int
-    #: Total parameters, all experts included.
+    #: Total parameters, all experts included (published, or recomputed from the architecture).
     params: int
     #: Routed experts per MoE layer; 0 for a dense model.
     experts: int = 0
@@ -50,12 +53,37 @@ class ModelSpec:
     experts_per_token: int = 0
     #: Width of one expert's MLP; 0 for a dense model.
     moe_intermediate_size: int = 0
+    #: Total MLP width of the always-active shared experts of each MoE layer (Qwen-MoE, DeepSeek).
+    shared_expert_intermediate_size: int = 0
+    #: Leading layers that are dense in an MoE model (DeepSeek's ``first_k_dense_replace``).
+    dense_layers: int = 0
     #: Input embeddings and LM head share one matrix.
     tie_word_embeddings: bool = False
     #: Format the checkpoint's weights ship in; ``bf16`` unless the checkpoint is pre-quantized.
     native_dtype: str = "bf16"
-    #: ``quantization_config.quant_method`` of a pre-quantized checkpoint, passed to ``--quantization``.
+    #: ``quantization_config.quant_method`` of a pre-quantized checkpoint (vLLM reads it itself).
     quant_method: str | None = None
+    #: AWQ/GPTQ (and int compressed-tensors) group size; -1 or 0 for per-channel.
+    quant_group_size: int = 0
+    #: Block-quantized FP8 block edge (``weight_block_size`` [128, 128]); 0 when not blocked.
+    quant_block_size: int = 0
+    #: Parts the checkpoint quantizes (the rest stays 16 bit); empty = all linear layers.
+    quantized: tuple[str, ...] = ()
+    #: Layers whose MLP is left 16 bit (fbgemm_fp8 keeps the first and last layer's MLP).
+    unquantized_mlp_layers: int = 0
+    #: ``mla`` for multi-head latent attention (DeepSeek-V2/V3/R1), else ``gqa`` (MHA, GQA, MQA).
+    attention: str = "gqa"
+    #: MLA: latent KV width and the decoupled RoPE key width (KV per token = their sum).
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    q_lora_rank: int = 0
+    #: Sliding-window width in tokens (0: every layer attends the whole context).
+    sliding_window: int = 0
+    #: Layers that keep the whole context when ``sliding_window`` is set (the others keep the
+    #: window). ``None``: all layers (no sliding window).
+    full_attention_layers: int | None = None
     #: Where the numbers come from (the config.json URL or file path).
     source: str = ""
     #: Other names ``get_model`` accepts.
@@ -66,38 +94,95 @@ class ModelSpec:
         return self.experts > 0
 
     @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.attention == "mla"
+
+    @property
+    def full_layers(self) -> int:
+        """Layers that cache the whole context."""
+        if not self.sliding_window or self.full_attention_layers is None:
+            return self.layers
+        return self.full_attention_layers
+
+    @property
+    def window_layers(self) -> int:
+        """Layers that cache only the last ``sliding_window`` tokens."""
+        return self.layers - self.full_layers
+
+    @property
     def embedding_params(self) -> int:
         """Input embeddings plus the LM head (once when tied). Never quantized."""
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     @property
+    def attention_params_per_layer(self) -> int:
+        h = self.hidden_size
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (
+                h * self.attention_heads * qk
+                if not self.q_lora_rank
+                else (h * self.q_lora_rank + self.q_lora_rank * self.attention_heads * qk)
+            )
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * self.attention_heads * (
+                self.qk_nope_head_dim + self.v_head_dim
+            )
+            return q + kv + self.attention_heads * self.v_head_dim * h
+        q = h * self.attention_heads * self.head_dim
+        kv = 2 * h * self.kv_heads * self.head_dim
+        return 2 * q + kv
+
+    @property
+    def dense_mlp_params(self) -> int:
+        """Parameters of every dense MLP (all layers of a dense model, the leading ones of an MoE)."""
+        n = self.dense_layers if self.is_moe else self.layers
+        return n * 3 * self.hidden_size * self.intermediate_size
+
+    @property
     def expert_params(self) -> int:
         """Parameters of all routed experts (gate, up and down projections)."""
-        return self.layers * self.experts * 3 * self.hidden_size * self.moe_intermediate_size
+        return self.moe_layers * self.experts * 3 * self.hidden_size * self.moe_intermediate_size
+
+    @property
+    def shared_expert_params(self) -> int:
+        return self.moe_layers * 3 * self.hidden_size * self.shared_expert_intermediate_size
+
+    @property
+    def router_params(self) -> int:
+        return self.moe_layers * self.hidden_size * self.experts
 
     @property
     def active_params(self) -> int:
         """Parameters read per generated token: everything but the experts a token skips."""
         if not self.is_moe:
             return self.params
-        per_expert = 3 * self.hidden_size * self.moe_intermediate_size * self.layers
+        per_expert = 3 * self.hidden_size * self.moe_intermediate_size * self.moe_layers
         return self.params - per_expert * (self.experts - self.experts_per_token)
 
     def kv_bytes_per_token(self, kv_bytes: float) -> float:
-        """KV cache of one token over the whole model: 2 x layers x KV heads x head dim x bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
+        """KV cache of one token of full context over the whole model (sliding layers excluded).
+
+        GQA: 2 x full layers x KV heads x head dim x bytes. MLA: full layers x (kv_lora_rank +
+        qk_rope_head_dim) x bytes (one latent vector, no separate K and V).
+        """
+        if self.is_mla:
+            return self.full_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * kv_bytes
+        return 2 * self.full_layers * self.kv_heads * self.head_dim * kv_bytes
 
     def estimated_params(self) -> int:
         """Parameter count recomputed from the architecture (norms and biases ignored)."""
-        q = self.hidden_size * self.attention_heads * self.head_dim
-        kv = 2 * self.hidden_size * self.kv_heads * self.head_dim
-        o = self.attention_heads * self.head_dim * self.hidden_size
-        if self.is_moe:
-            mlp = self.experts * 3 * self.hidden_size * self.moe_intermediate_size
-            mlp += self.hidden_size * self.experts  # router
-        else:
-            mlp = 3 * self.hidden_size * self.intermediate_size
-        return self.layers * (q + kv + o + mlp) + self.embedding_params
+        return (
+            self.layers * self.attention_params_per_layer
+            + self.dense_mlp_params
+            + self.expert_params
+            + self.shared_expert_params
+            + self.router_params
+            + self.embedding_params
+        )
 
 
 def _hf(repo: str) -> str:
@@ -119,6 +204,8 @@ def _llama(
     head_dim: int = 128,
     tie: bool = False,
     aliases: tuple[str, ...] = (),
+    sliding_window: int = 0,
+    full_attention_layers: int | None = None,
 ) -> ModelSpec:
     return ModelSpec(
         name=name,
@@ -135,6 +222,8 @@ def _llama(
         tie_word_embeddings=tie,
         source=_hf(repo),
         aliases=aliases,
+        sliding_window=sliding_window,
+        full_attention_layers=full_attention_layers,
     )
 
 
@@ -434,6 +523,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         params=9_241_705_984,
         head_dim=256,
         tie=True,
+        sliding_window=4096,
+        full_attention_layers=21,
     ),
     _llama(
         "gemma-2-27b",
@@ -447,6 +538,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         max_pos=8192,
         params=27_227_128_320,
         tie=True,
+        sliding_window=4096,
+        full_attention_layers=23,
     ),
     # text_config of the multimodal checkpoint; params include the 0.4B vision tower.
     _llama(
@@ -461,6 +554,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         max_pos=131072,
         params=27_432_406_640,
         tie=True,
+        sliding_window=1024,
+        full_attention_layers=10,
     ),
     # DeepSeek-R1 distills (Qwen 2.5 and Llama 3 architectures, 128K context)
     _llama(
@@ -530,6 +625,9 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         native_dtype="mxfp4",
         quant_method="mxfp4",
         source=_hf("openai/gpt-oss-20b"),
+        sliding_window=128,
+        full_attention_layers=12,
+        quantized=("experts",),
     ),
     ModelSpec(
         name="gpt-oss-120b",
@@ -549,6 +647,9 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         native_dtype="mxfp4",
         quant_method="mxfp4",
         source=_hf("openai/gpt-oss-120b"),
+        sliding_window=128,
+        full_attention_layers=18,
+        quantized=("experts",),
     ),
 )
 
@@ -588,162 +689,7 @@ def resolve_model(model: str | ModelSpec) -> ModelSpec:
         return model
     path = Path(str(model)).expanduser()
     if str(model).endswith(".json") or path.is_file():
+        from .hf_config import load_config_json
+
         return load_config_json(path)
     return get_model(str(model))
-
-
-# --------------------------------------------------------------------------- config.json
-
-_REQUIRED = {
-    "num_hidden_layers": "number of transformer layers",
-    "hidden_size": "model width",
-    "num_attention_heads": "attention heads",
-    "vocab_size": "vocabulary size",
-    "max_position_embeddings": "longest context the model supports",
-}
-
-
-def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if cfg.get(key) is not None:
-            return cfg[key]
-    return default
-
-
-def _native_dtype(qcfg: dict[str, Any] | None, p: Problems) -> tuple[str, str | None]:
-    if not qcfg:
-        return "bf16", None
-    method = str(qcfg.get("quant_method", "")).lower()
-    if method == "fp8":
-        return "fp8", "fp8"
-    if method == "mxfp4":
-        return "mxfp4", "mxfp4"
-    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
-        bits = int(qcfg.get("bits", qcfg.get("w_bit", 4)))
-        if bits in (4, 8):
-            return ("int4" if bits == 4 else "int8"), method
-    if method == "compressed-tensors":
-        for group in (qcfg.get("config_groups") or {}).values():
-            weights = (group or {}).get("weights") or {}
-            num_bits, kind = weights.get("num_bits"), str(weights.get("type", "int"))
-            if num_bits == 8:
-                return ("fp8" if kind == "float" else "int8"), method
-            if num_bits == 4 and kind == "int":
-                return "int4", method
-    p.add(
-        "quantization_config",
-        f"quantization method {method or '(none)'!r} with these settings is not modelled by the sizing engine",
-        "use a bf16/fp16 checkpoint, or an fp8, AWQ/GPTQ (4 or 8 bit), compressed-tensors or mxfp4 one",
-        qcfg.get("quant_method"),
-    )
-    return "bf16", None
-
-
-def load_config_json(path: str | Path) -> ModelSpec:
-    """Parse a Hugging Face ``config.json`` offline into a :class:`ModelSpec`.
-
-    Reads ``text_config`` for multimodal checkpoints. The parameter count is recomputed from
-    the architecture (``config.json`` does not state it).
-    """
-    path = Path(path).expanduser()
-    subject = f"config.json {path}"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            subject, [_problem("model", "file not found", "give the path to an existing config.json", str(path))]
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            subject, [_problem("model", f"is not readable JSON ({exc})", "download the model's config.json again")]
-        ) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(subject, [_problem("model", "is not a JSON object", "give the model's config.json")])
-    cfg = dict(raw)
-    text = raw.get("text_config")
-    if isinstance(text, dict):
-        cfg = {**raw, **text}
-
-    p = Problems(subject)
-    if cfg.get("kv_lora_rank") is not None:
-        p.add(
-            "kv_lora_rank",
-            "multi-head latent attention (DeepSeek-V2/V3) is not modelled by the sizing engine",
-            "size this model by hand, or use a model with standard (grouped-query) attention",
-            cfg["kv_lora_rank"],
-        )
-    for key, what in _REQUIRED.items():
-        value = cfg.get(key)
-        if value is None:
-            p.add(key, f"is missing ({what})", f'add "{key}" to the config.json (see the model card)')
-        elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            p.add(key, "must be a positive whole number", f'correct "{key}" in the config.json', value)
-    experts = int(_first(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    if experts:
-        if _first(cfg, "moe_intermediate_size", "intermediate_size") is None:
-            p.add(
-                "moe_intermediate_size",
-                "is missing (width of one expert)",
-                'add "moe_intermediate_size" (or "intermediate_size")',
-            )
-        if _first(cfg, "num_experts_per_tok", "experts_per_token") is None:
-            p.add("num_experts_per_tok", "is missing (experts per token)", 'add "num_experts_per_tok"')
-    elif cfg.get("intermediate_size") is None:
-        p.add("intermediate_size", "is missing (MLP width)", 'add "intermediate_size" to the config.json')
-    native, method = _native_dtype(cfg.get("quantization_config"), p)
-    p.raise_if_any()
-
-    heads = int(cfg["num_attention_heads"])
-    hidden = int(cfg["hidden_size"])
-    kv_heads = int(cfg.get("num_key_value_heads") or heads)
-    head_dim = int(cfg.get("head_dim") or hidden // heads)
-    if heads % kv_heads:
-        raise ConfigError(
-            subject,
-            [
-                _problem(
-                    "num_key_value_heads",
-                    f"does not divide num_attention_heads ({heads})",
-                    "check the config.json: grouped-query attention needs heads to be a multiple of KV heads",
-                    kv_heads,
-                )
-            ],
-        )
-    name = str(raw.get("_name_or_path") or path.parent.name or path.stem)
-    if native == "bf16" and str(cfg.get("torch_dtype", cfg.get("dtype", ""))).lower() == "float16":
-        native = "fp16"
-    spec = ModelSpec(
-        name=name,
-        hf_id=name,
-        layers=int(cfg["num_hidden_layers"]),
-        hidden_size=hidden,
-        attention_heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=int(cfg["vocab_size"]),
-        max_positions=int(cfg["max_position_embeddings"]),
-        intermediate_size=0 if experts else int(cfg["intermediate_size"]),
-        params=0,
-        experts=experts,
-        experts_per_token=int(_first(cfg, "num_experts_per_tok", "experts_per_token", default=0) or 0),
-        moe_intermediate_size=int(_first(cfg, "moe_intermediate_size", "intermediate_size", default=0) or 0)
-        if experts
-        else 0,
-        tie_word_embeddings=bool(raw.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
-        native_dtype=native,
-        quant_method=method,
-        source=str(path),
-    )
-    return _replace_params(spec, spec.estimated_params())
-
-
-def _replace_params(spec: ModelSpec, params: int) -> ModelSpec:
-    from dataclasses import replace
-
-    return replace(spec, params=params)
-
-
-def _problem(field: str, message: str, fix: str, value: Any = None) -> Any:
-    from ..errors import Problem
-
-    return Problem(field, message, fix) if value is None else Problem(field, message, fix, value)

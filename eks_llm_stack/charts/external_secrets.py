@@ -42,13 +42,25 @@ class SyncedSecret:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SecretStore:
+    """One more ``ClusterSecretStore``, for one consumer: ``name``, the ``namespaces`` it serves and the
+    ``role_arn`` it assumes (may be a token)."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExternalSecretsChartProps:
     """The store and the synced secrets.
 
     ``region`` — of Secrets Manager (may be a token). ``namespace`` — where the Kubernetes Secrets
     go. ``secrets`` — what to sync (may be empty: store only). ``refresh_interval`` — how often
     each is re-read (default ``1h``). ``store_name`` — default :data:`CLUSTER_SECRET_STORE_NAME`.
-    ``store_namespaces`` — namespaces allowed to use the store (default: ``namespace`` only).
+    ``store_namespaces`` — further namespaces allowed to use the store (default: ``namespace`` only;
+    prefer a store per consumer). ``role_arn`` — role the store assumes (default none: the
+    controller's own credentials). ``extra_stores`` — more stores, one per other consumer.
     """
 
     region: str
@@ -57,6 +69,8 @@ class ExternalSecretsChartProps:
     refresh_interval: str = "1h"
     store_name: str = CLUSTER_SECRET_STORE_NAME
     store_namespaces: tuple[str, ...] = ()
+    role_arn: str | None = None
+    extra_stores: tuple[SecretStore, ...] = ()
 
     def __post_init__(self) -> None:
         with collecting("ExternalSecretsChartProps") as p:
@@ -64,6 +78,14 @@ class ExternalSecretsChartProps:
             check_dns_label(p, "store_name", self.store_name)
             for ns in self.store_namespaces:
                 check_dns_label(p, "store_namespaces", ns)
+            for x in self.extra_stores:
+                check_dns_label(p, "extra_stores.name", x.name)
+                for ns in x.namespaces:
+                    check_dns_label(p, "extra_stores.namespaces", ns)
+            stores = [self.store_name, *(x.name for x in self.extra_stores)]
+            p.check(
+                len(set(stores)) == len(stores), "extra_stores", stores, "two stores share a name", "name each once"
+            )
             p.check(
                 bool(_DURATION.match(self.refresh_interval)),
                 "refresh_interval",
@@ -93,6 +115,17 @@ class ExternalSecretsChartProps:
                 )
 
 
+def store_spec(*, region: str, namespaces: list[str], role_arn: str | None) -> dict:
+    """The ``spec`` of a ClusterSecretStore for Secrets Manager."""
+    aws: dict = {"service": "SecretsManager", "region": region}
+    if role_arn is not None:
+        # The controller's Pod Identity credentials assume this consumer's reader role.
+        aws["role"] = role_arn
+    # No `auth`: the controller's own credentials (EKS Pod Identity) are used. Only these namespaces
+    # may point an ExternalSecret at the store.
+    return {"provider": {"aws": aws}, "conditions": [{"namespaces": namespaces}]}
+
+
 class ExternalSecretsChart(cdk8s.Chart):
     """A ``ClusterSecretStore`` (AWS Secrets Manager, controller credentials from Pod Identity) and
     one ``ExternalSecret`` per :class:`SyncedSecret`."""
@@ -101,25 +134,9 @@ class ExternalSecretsChart(cdk8s.Chart):
         super().__init__(scope, id, disable_resource_name_hashes=True)
         labels = dict(MANAGED_BY)
         allowed = list(dict.fromkeys((props.namespace, *props.store_namespaces)))
-        store = cdk8s.ApiObject(
-            self,
-            "store",
-            api_version=API_VERSION,
-            kind="ClusterSecretStore",
-            metadata=cdk8s.ApiObjectMetadata(name=props.store_name, labels=labels),
-        )
-        # ApiObject takes only apiVersion/kind/metadata as arguments; the spec goes in as a patch.
-        store.add_json_patch(
-            cdk8s.JsonPatch.add(
-                "/spec",
-                {
-                    # No `auth`: the controller's own credentials (EKS Pod Identity) are used.
-                    "provider": {"aws": {"service": "SecretsManager", "region": props.region}},
-                    # Only these namespaces may point an ExternalSecret at the store.
-                    "conditions": [{"namespaces": allowed}],
-                },
-            )
-        )
+        self._store("store", props.store_name, allowed, props.region, props.role_arn)
+        for x in props.extra_stores:
+            self._store(f"store-{x.name}", x.name, list(x.namespaces), props.region, x.role_arn)
         for s in props.secrets:
             obj = cdk8s.ApiObject(
                 self,
@@ -139,3 +156,47 @@ class ExternalSecretsChart(cdk8s.Chart):
                     },
                 )
             )
+
+    def _store(self, id: str, name: str, namespaces: list[str], region: str, role_arn: str | None) -> None:
+        store = cdk8s.ApiObject(
+            self,
+            id,
+            api_version=API_VERSION,
+            kind="ClusterSecretStore",
+            metadata=cdk8s.ApiObjectMetadata(name=name, labels=dict(MANAGED_BY)),
+        )
+        # ApiObject takes only apiVersion/kind/metadata as arguments; the spec goes in as a patch.
+        store.add_json_patch(
+            cdk8s.JsonPatch.add("/spec", store_spec(region=region, namespaces=namespaces, role_arn=role_arn))
+        )
+
+
+def external_secret(
+    scope: Construct,
+    id: str,
+    *,
+    secret: SyncedSecret,
+    namespace: str,
+    store_name: str = CLUSTER_SECRET_STORE_NAME,
+    refresh_interval: str = "1h",
+) -> cdk8s.ApiObject:
+    """One ``ExternalSecret`` outside the chart (e.g. a model's API key, in the model's own chart)."""
+    obj = cdk8s.ApiObject(
+        scope,
+        id,
+        api_version=API_VERSION,
+        kind="ExternalSecret",
+        metadata=cdk8s.ApiObjectMetadata(name=secret.name, namespace=namespace, labels=dict(MANAGED_BY)),
+    )
+    obj.add_json_patch(
+        cdk8s.JsonPatch.add(
+            "/spec",
+            {
+                "refreshInterval": refresh_interval,
+                "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_name},
+                "target": {"name": secret.name, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
+                "data": [{"secretKey": secret.secret_key, "remoteRef": {"key": secret.remote_key}}],
+            },
+        )
+    )
+    return obj

@@ -6,7 +6,8 @@ only the chart of that model:
 
 * :class:`ServingNamespacePolicies` (Platform stack) — the namespace baseline: every pod is
   isolated for ingress and egress; DNS to CoreDNS is the only egress every pod gets; model-fetch
-  Jobs may reach HTTPS (S3, the Hugging Face Hub) and the EKS Pod Identity agent.
+  Jobs may reach HTTPS (S3, the Hugging Face Hub) and the EKS Pod Identity agent; labelled API
+  clients (the benchmark Job) may reach the models' port, HTTPS and the Pod Identity agent.
 * :class:`ModelNetworkPolicy` (the model's chart) — port 8000 of the model's pods from
   Prometheus (scrape of ``/metrics``), from API clients (pods labelled
   :data:`API_CLIENT_LABEL` in namespaces labelled the same) and, with a load balancer, from the
@@ -40,6 +41,8 @@ API_CLIENT_LABEL = "eks-llm-stack.io/api-client"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 #: Labels the prometheus-operator puts on the Prometheus pods it runs.
 PROMETHEUS_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "prometheus"}
+#: Labels every model server pod carries (see ``VllmModelProps.selector_labels``).
+MODEL_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "vllm"}
 #: CoreDNS pods of the EKS add-on.
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
 #: The EKS Pod Identity agent (link-local, on every node): credentials for S3 reads.
@@ -81,11 +84,13 @@ class ServingNamespacePoliciesProps:
     """The namespace baseline.
 
     ``namespace`` — the serving namespace (required). ``fetch_jobs`` — let model-fetch Job pods
-    reach HTTPS and the Pod Identity agent (default True).
+    reach HTTPS and the Pod Identity agent (default True). ``model_port`` — the models' API port,
+    which labelled API clients of the namespace may reach (default 8000).
     """
 
     namespace: str
     fetch_jobs: bool = True
+    model_port: int = 8000
 
     def __post_init__(self) -> None:
         with collecting("ServingNamespacePoliciesProps") as p:
@@ -121,6 +126,26 @@ class ServingNamespacePolicies(Construct):
                         ],
                         "ports": dns_ports,
                     }
+                ],
+            },
+        )
+        # API clients of this namespace (the benchmark Job): the models' port, and HTTPS with Pod Identity
+        # for results uploaded to S3.
+        self.client_egress = _policy(
+            self,
+            "ClientEgress",
+            "api-client-egress",
+            ns,
+            {
+                "podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": dict(MODEL_POD_LABELS)}}],
+                        "ports": [{"protocol": "TCP", "port": props.model_port}],
+                    },
+                    *_https_egress(),
+                    _pod_identity_egress(),
                 ],
             },
         )
@@ -205,7 +230,8 @@ class ModelNetworkPolicy(Construct):
         p = props
         pods = {"matchLabels": dict(p.pod_labels)}
         client = {"matchLabels": {API_CLIENT_LABEL: "true"}}
-        peers: list[dict[str, Any]] = [{"namespaceSelector": client, "podSelector": client}]
+        # Labelled clients in labelled namespaces, or labelled clients of the serving namespace itself.
+        peers: list[dict[str, Any]] = [{"namespaceSelector": client, "podSelector": client}, {"podSelector": client}]
         if p.monitoring_namespace is not None:
             peers.append(
                 {

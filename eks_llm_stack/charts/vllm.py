@@ -4,7 +4,8 @@
 
 * the workload — a ``Deployment`` when a replica fits one node, a ``LeaderWorkerSet``
   (``leaderworkerset.x-k8s.io/v1``) when it spans nodes: tensor parallel inside each node,
-  pipeline parallel across them, Ray as vLLM's distributed executor, EFA for NCCL;
+  pipeline parallel across them, vLLM's native multi-node launch (``--nnodes``/``--node-rank``/
+  ``--master-addr``; workers ``--headless``: the 0.29.0 image has no Ray), EFA for NCCL;
 * a ``ClusterIP`` Service on port 8000 (the OpenAI-compatible API; leader pods only);
 * a ``PodDisruptionBudget`` (one pod, or one multi-node group, disrupted at a time);
 * the ``ServiceAccount`` the pods run as (EKS Pod Identity attaches S3 read to it for s3:// sources).
@@ -16,7 +17,7 @@ fits the two-minute spot notice. The startup probe gives the model load up to
 
 Security: the restricted Pod Security level. vLLM runs as uid 1000 with a read-only root file
 system; what it must write (``$HOME``, the Hugging Face, Triton, FlashInfer and torch.compile
-caches, Ray's session directory) goes to a ``/tmp`` emptyDir, and NCCL/PyTorch shared memory
+caches) goes to a ``/tmp`` emptyDir, and NCCL/PyTorch shared memory
 to a memory-backed ``/dev/shm``. No capability is added: GPUs and EFA devices come from the
 device plugins.
 """
@@ -24,6 +25,7 @@ device plugins.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,8 +35,17 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
-from ..conventions import CAPACITY_TYPE_LABEL, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL, ZONE_LABEL
+from ..conventions import (
+    CAPACITY_TYPE_LABEL,
+    MANAGED_BY,
+    POOL_LABEL,
+    SYSTEM_NODE_LABEL,
+    VLLM_MULTINODE_PORT,
+    ZONE_LABEL,
+)
 from ..errors import collecting
+from ..gates.checkov import HF_TOKEN_ENV, NO_CPU_LIMIT, NON_ROOT_CACHE_UID, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from .model_auth import api_key_pod_parts, auth_config_map
 from .names import check_dns_label
 from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
 
@@ -59,8 +70,15 @@ FETCH_MARKER = ".fetch-complete"
 ENDPOINT_PROPAGATION_SECONDS = 5
 #: Seconds left after the preStop hook for vLLM to exit on SIGTERM.
 SHUTDOWN_SECONDS = 10
-#: Ray's GCS port on the leader of a multi-node group.
-RAY_PORT = 6379
+#: The rendezvous port on the leader of a multi-node group (``--master-port``).
+MULTINODE_PORT = VLLM_MULTINODE_PORT
+#: Environment the LeaderWorkerSet controller sets in every pod of a group: the group size, the
+#: pod's index in it (0 on the leader) and the leader's stable DNS name.
+LWS_GROUP_SIZE_ENV = "LWS_GROUP_SIZE"
+LWS_WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
+LWS_LEADER_ADDRESS_ENV = "LWS_LEADER_ADDRESS"
+#: vLLM metrics the preStop drain waits on (both gauges of vLLM 0.29.0).
+DRAIN_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 #: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
 HOST_MEMORY_RESERVE_GIB = 4.0
 HOST_MEMORY_SHARE = 0.9
@@ -117,8 +135,10 @@ class ModelIngress:
     ``kind`` — ``alb`` (an Ingress: HTTPS listener on 443) or ``nlb`` (a LoadBalancer Service:
     TLS listener on 443) (default alb). ``certificate_arn`` — ACM certificate (required: TLS only).
     ``scheme`` — internal (default) or internet-facing. ``host`` — ALB host rule (default any).
-    ``allowed_cidrs`` — client CIDRs (default: the load balancer's default).
+    ``allowed_cidrs`` — client CIDRs (required: the controller's own default is 0.0.0.0/0).
     ``idle_timeout_seconds`` — ALB idle timeout; long enough for a slow stream (default 600).
+    ``access_logs_bucket`` / ``access_logs_prefix`` — S3 access logs (default none).
+    ``waf_acl_arn`` — AWS WAF web ACL on the ALB (default none). The ALB routes ``/v1`` only.
     """
 
     certificate_arn: str
@@ -127,6 +147,36 @@ class ModelIngress:
     host: str | None = None
     allowed_cidrs: tuple[str, ...] = ()
     idle_timeout_seconds: int = 600
+    access_logs_bucket: str | None = None
+    access_logs_prefix: str = ""
+    waf_acl_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        with collecting("ModelIngress") as p:
+            # The controller's own default is 0.0.0.0/0, whatever the scheme: never leave it to that.
+            p.check(
+                bool(self.allowed_cidrs),
+                "allowed_cidrs",
+                (),
+                "is empty (the load balancer controller would admit 0.0.0.0/0)",
+                "list the client CIDRs, e.g. the VPC CIDR",
+            )
+            p.check(
+                self.waf_acl_arn is None or self.kind == "alb",
+                "waf_acl_arn",
+                self.waf_acl_arn,
+                "attaches to an ALB only",
+                "use kind alb, or no WAF ACL",
+            )
+
+    def attributes(self) -> str:
+        """The ``load-balancer-attributes`` annotation value."""
+        attrs = [f"idle_timeout.timeout_seconds={self.idle_timeout_seconds}"] if self.kind == "alb" else []
+        if self.access_logs_bucket:
+            attrs += ["access_logs.s3.enabled=true", f"access_logs.s3.bucket={self.access_logs_bucket}"]
+            if self.access_logs_prefix:
+                attrs.append(f"access_logs.s3.prefix={self.access_logs_prefix}")
+        return ",".join(attrs)
 
 
 def pool_scheduling(
@@ -191,6 +241,9 @@ class VllmModelProps:
     ``startup_seconds`` — longest model load (default 1800; simulator 120).
     ``ingress`` — a load balancer in front of the Service (default none: ClusterIP only).
     ``labels`` — extra labels on every object and pod (default none).
+    ``api_key_secret`` — Secret holding the model's API key (key ``api-key``), mounted as a file and
+    required by the API-key middleware on every path but health and metrics (default ``None``: no key;
+    vllm engine only).
     """
 
     name: str
@@ -214,6 +267,7 @@ class VllmModelProps:
     startup_seconds: int | None = None
     ingress: ModelIngress | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    api_key_secret: str | None = None
 
     def __post_init__(self) -> None:
         with collecting(f"VllmModelProps '{self.name}'") as p:
@@ -298,6 +352,15 @@ class VllmModelProps:
                 p.check(self.shm_gib >= 1, "shm_gib", self.shm_gib, "must be at least 1", "use 1 GiB or more")
             if self.hf_token_secret is not None:
                 check_dns_label(p, "hf_token_secret", self.hf_token_secret)
+            if self.api_key_secret is not None:
+                check_dns_label(p, "api_key_secret", self.api_key_secret)
+                p.check(
+                    self.engine == "vllm",
+                    "api_key_secret",
+                    self.api_key_secret,
+                    "the simulator takes no API key",
+                    "use engine vllm, or no api_key_secret",
+                )
             if isinstance(self.weights, WeightsFromClaim):
                 check_dns_label(p, "weights.claim_name", self.weights.claim_name)
                 p.check(
@@ -420,7 +483,7 @@ while time.monotonic() < deadline:
         text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except Exception:
         break
-    pattern = r"^vllm:num_requests_(?:running|waiting)(?:\\{{[^}}]*\\}})? (\\S+)"
+    pattern = r"^(?:{names})(?:\\{{[^}}]*\\}})? (\\S+)"
     busy = sum(float(v) for v in re.findall(pattern, text, re.M))
     if busy == 0:
         break
@@ -431,7 +494,8 @@ while time.monotonic() < deadline:
 def drain_script(*, budget: float, propagation: float = ENDPOINT_PROPAGATION_SECONDS, port: int = PORT) -> str:
     """The preStop program: wait ``propagation`` s, then until vLLM has no running or waiting
     request, at most ``budget`` s in all. Any error reading the metrics ends the wait."""
-    return _DRAIN.format(budget=budget, propagation=propagation, port=port)
+    names = "|".join(re.escape(n) for n in DRAIN_METRICS)
+    return _DRAIN.format(budget=budget, propagation=propagation, port=port, names=names)
 
 
 _WAIT_FOR_FETCH = """set -eu
@@ -439,22 +503,10 @@ until [ -f "{marker}" ]; do echo "waiting for the model-fetch Job to fill {path}
 echo "weights ready: $(cat "{marker}")"
 """
 
-_LEADER = """set -eu
-ray start --head --port={ray_port} --disable-usage-stats --dashboard-host=127.0.0.1 --num-gpus={gpus}
-# vLLM places one Ray worker per GPU of the group: wait until every node of the group has joined.
-python3 - <<'EOF'
-import os, time, ray
-ray.init(address="auto", logging_level="ERROR")
-want = int(os.environ["LWS_GROUP_SIZE"])
-while len([n for n in ray.nodes() if n["Alive"]]) < want:
-    print(f"waiting for {{want}} Ray nodes", flush=True)
-    time.sleep(5)
-EOF
+_MULTINODE = """set -eu
+# vLLM's native multi-node launch: node {rank_doc} of the group; the leader ($LWS_LEADER_ADDRESS) is
+# rank 0, holds the rendezvous on port {port} and serves the API; workers run headless.
 exec {serve}
-"""
-
-_WORKER = """set -eu
-exec ray start --address="$LWS_LEADER_ADDRESS:{ray_port}" --block --disable-usage-stats --num-gpus={gpus}
 """
 
 
@@ -500,6 +552,14 @@ class VllmModel(Construct):
                 labels,
                 {"spec": self._deployment_spec()},
             )
+            for check, reason in (
+                ("CKV_K8S_11", NO_CPU_LIMIT),
+                ("CKV_K8S_15", PINNED_TAG_PULL),
+                ("CKV_K8S_43", PINNED_TAG),
+                ("CKV_K8S_35", HF_TOKEN_ENV),
+                ("CKV_K8S_40", NON_ROOT_CACHE_UID),
+            ):
+                acknowledge_k8s(self.workload, check, reason)
         selector = dict(props.selector_labels)
         if props.multi_node:
             selector[ROLE_LABEL] = "leader"
@@ -533,6 +593,11 @@ class VllmModel(Construct):
             {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(props.selector_labels)}}},
         )
         self.ingress = self._ingress(labels, selector) if props.ingress is not None else None
+        self.auth_config: cdk8s.ApiObject | None = None
+        if props.api_key_secret is not None:
+            self.auth_config = auth_config_map(
+                self, "AuthConfig", model=props.name, namespace=props.namespace, labels=labels
+            )
 
     def _ingress(self, labels: Mapping[str, str], selector: Mapping[str, str]) -> cdk8s.ApiObject:
         p = self.props
@@ -546,17 +611,17 @@ class VllmModel(Construct):
                 "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
                 "alb.ingress.kubernetes.io/healthcheck-path": "/health",
-                "alb.ingress.kubernetes.io/load-balancer-attributes": (
-                    f"idle_timeout.timeout_seconds={ing.idle_timeout_seconds}"
-                ),
+                "alb.ingress.kubernetes.io/load-balancer-attributes": ing.attributes(),
+                "alb.ingress.kubernetes.io/inbound-cidrs": ",".join(ing.allowed_cidrs),
             }
-            if ing.allowed_cidrs:
-                annotations["alb.ingress.kubernetes.io/inbound-cidrs"] = ",".join(ing.allowed_cidrs)
+            if ing.waf_acl_arn is not None:
+                annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] = ing.waf_acl_arn
             rule: dict[str, Any] = {
                 "http": {
                     "paths": [
                         {
-                            "path": "/",
+                            # The OpenAPI surface only: /metrics, /tokenize, /pause ... stay inside the cluster.
+                            "path": "/v1",
                             "pathType": "Prefix",
                             "backend": {"service": {"name": p.name, "port": {"name": PORT_NAME}}},
                         }
@@ -584,14 +649,17 @@ class VllmModel(Construct):
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/health",
                 "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTP",
             }
+            if ing.attributes():
+                annotations["service.beta.kubernetes.io/aws-load-balancer-attributes"] = ing.attributes()
             spec: dict[str, Any] = {
                 "type": "LoadBalancer",
                 "loadBalancerClass": "service.k8s.aws/nlb",
                 "selector": dict(selector),
                 "ports": [{"name": "https", "port": 443, "targetPort": PORT_NAME, "protocol": "TCP"}],
             }
-            if ing.allowed_cidrs:
-                spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
+            # An NLB forwards TCP, it cannot route by path: the API-key middleware guards every path but
+            # /health, /metrics, /ping and /version, and these source ranges bound who gets that far.
+            spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
             obj = _obj(self, "Ingress", "v1", "Service", f"{p.name}-lb", p.namespace, labels, {"spec": spec})
         for key, value in annotations.items():
             obj.metadata.add_annotation(key, value)
@@ -642,8 +710,15 @@ class VllmModel(Construct):
 
     # -- pods ------------------------------------------------------------------------------
 
-    def serve_command(self) -> list[str]:
-        """``vllm serve <model> ...`` with the served name, the port and the engine arguments."""
+    def serve_command(self, role: Literal["server", "leader", "worker"] = "server") -> list[str]:
+        """``vllm serve <model> ...`` with the served name, the port and the engine arguments.
+
+        For a multi-node group (``leader`` / ``worker``) it adds vLLM's native launch, from the
+        variables LeaderWorkerSet sets in every pod (left as ``$VAR`` for the pod's shell):
+        ``--nnodes $LWS_GROUP_SIZE --node-rank $LWS_WORKER_INDEX --master-addr $LWS_LEADER_ADDRESS
+        --master-port`` :data:`MULTINODE_PORT` ``--distributed-executor-backend mp``, and
+        ``--headless`` on workers (no API server; the leader's engine drives them).
+        """
         p = self.props
         w = p.weights
         if isinstance(w, WeightsFromHub):
@@ -653,9 +728,39 @@ class VllmModel(Construct):
         else:
             model, extra = MODELS_DIR, []
         cmd = ["vllm", "serve", model, "--served-model-name", p.name, "--host", "0.0.0.0", "--port", str(PORT), *extra]
-        if p.multi_node:
-            cmd += ["--distributed-executor-backend", "ray"]
+        if p.multi_node and role != "server":
+            cmd += [
+                "--nnodes",
+                f"${LWS_GROUP_SIZE_ENV}",
+                "--node-rank",
+                f"${LWS_WORKER_INDEX_ENV}",
+                "--master-addr",
+                f"${LWS_LEADER_ADDRESS_ENV}",
+                "--master-port",
+                str(MULTINODE_PORT),
+                "--distributed-executor-backend",
+                "mp",
+            ]
+            if role == "worker":
+                cmd.append("--headless")
+        if p.api_key_secret is not None and role != "worker":
+            # Headless workers serve no API: only the pods that do check the key.
+            cmd += self._auth()["args"]
         return [*cmd, *p.args]
+
+    def _auth(self) -> dict[str, Any]:
+        assert self.props.api_key_secret is not None
+        return api_key_pod_parts(model=self.props.name, secret_name=self.props.api_key_secret)
+
+    def multinode_script(self, role: Literal["leader", "worker"]) -> str:
+        """The ``bash -c`` program of a leader or worker pod: ``exec vllm serve ...`` with the
+        LeaderWorkerSet variables expanded by the shell (quoted: no word splitting)."""
+        words = [f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in self.serve_command(role)]
+        return _MULTINODE.format(
+            rank_doc="0 (leader)" if role == "leader" else "$LWS_WORKER_INDEX",
+            port=MULTINODE_PORT,
+            serve=" ".join(words),
+        )
 
     def pod_spec(self, role: Literal["server", "leader", "worker"]) -> dict[str, Any]:
         p = self.props
@@ -673,14 +778,8 @@ class VllmModel(Construct):
             container["args"] = ["--model", p.name]
         elif role == "server":
             container["command"] = self.serve_command()
-        elif role == "leader":
-            container["command"] = [
-                "/bin/bash",
-                "-c",
-                _LEADER.format(ray_port=RAY_PORT, gpus=p.gpus, serve=shlex.join(self.serve_command())),
-            ]
         else:
-            container["command"] = ["/bin/bash", "-c", _WORKER.format(ray_port=RAY_PORT, gpus=p.gpus)]
+            container["command"] = ["/bin/bash", "-c", self.multinode_script(role)]
         if serves:
             container["ports"] = [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}]
             container.update(self._probes())
@@ -694,6 +793,11 @@ class VllmModel(Construct):
             container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
             # Memory-backed: it counts against the pod's memory, which is why requests leave room for it.
             volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{p.effective_shm_gib}Gi"}})
+        if p.api_key_secret is not None and serves:
+            auth = self._auth()
+            volumes += auth["volumes"]
+            container["volumeMounts"] += auth["mounts"]
+            container["env"] += auth["env"]
         init: list[dict[str, Any]] = []
         w = p.weights if p.engine == "vllm" else None
         if isinstance(w, WeightsFromClaim):

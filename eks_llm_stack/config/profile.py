@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from ..errors import ConfigError, Problem
 from .base import StrictModel, check_namespace, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
-from .data import SecretsConfig, StorageConfig
+from .data import SecretsConfig, StorageConfig, looks_like_secret
 from .ephemeral import CEILING_TTL, DEFAULT_MAX_TTL, RESERVED_TAG_PREFIX, is_reserved_tag, ttl_problem
 from .network import NetworkConfig
 from .observability import ObservabilityConfig
@@ -35,6 +37,22 @@ def profile_dirs(directory: Path | None = None) -> list[Path]:
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+
+#: AWS allows 50 tags per resource; the library adds up to 4 stack tags (eks-llm-stack:*) and Karpenter
+#: up to 6 on the instances it launches (karpenter.sh/nodepool, eks:eks-cluster-name, Name, ...).
+MAX_PROFILE_TAGS = 40
+
+#: Bounds of a profile file: real profiles are a few KiB. Past these a file is refused before parsing
+#: (size) or before building objects (aliases, expanded nodes), in well under a second.
+MAX_PROFILE_BYTES = 256 * 1024
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 50_000
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def stack_prefix_of(prefix: str) -> str:
@@ -113,6 +131,13 @@ class Profile(StrictModel):
     def _region(cls, v: str | None) -> str | None:
         if v is not None and not _REGION.match(v):
             raise fail(f"'{v}' is not an AWS region name", "use a region code such as us-east-1 or eu-west-1")
+        if v is not None and v not in known_regions():
+            close = difflib.get_close_matches(v, sorted(known_regions()), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise fail(
+                f"'{v}' is not an AWS region (not in the region list bundled with botocore {botocore_version()})",
+                f"{hint}use a region code such as us-east-1 or eu-west-1 ('aws ec2 describe-regions' lists yours)",
+            )
         return v
 
     @field_validator("max_ttl")
@@ -135,20 +160,34 @@ class Profile(StrictModel):
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        reserved = [k for k in v if is_reserved_tag(k)]
-        if reserved:
-            raise fail(
-                f"tag keys {reserved} are reserved: the library writes '{RESERVED_TAG_PREFIX}*' tags itself, and "
-                "'ephemeral down' and 'reap' act on them",
-                f"remove them from 'tags' (use keys outside '{RESERVED_TAG_PREFIX}'; an ephemeral environment is "
-                "made with 'ephemeral: true' and 'eks-llm-stack ephemeral up')",
+        problems: list[str] = []
+        fixes: list[str] = []
+        if len(v) > MAX_PROFILE_TAGS:
+            problems.append(
+                f"{len(v)} tags; AWS allows 50 per resource and the library adds up to {50 - MAX_PROFILE_TAGS} of its own"
             )
-        bad = [k for k in v if not _TAG_KEY.match(k) or k.lower().startswith("aws:")]
+            fixes.append(f"keep at most {MAX_PROFILE_TAGS} tags (merge related ones, e.g. one 'cost' tag)")
+        bad = [k for k in v if not isinstance(k, str) or not _TAG_KEY.match(k) or k.lower().startswith("aws:")]
         if bad:
-            raise fail(
-                f"tag keys {bad} are not allowed",
-                "use 1-128 letters, digits, spaces or _ . : / = + - @, not starting with 'aws:'",
+            problems.append(f"tag keys {[_short(k) for k in bad]} are not allowed")
+            fixes.append("keys: 1-128 letters, digits, spaces or _ . : / = + - @, not starting with 'aws:'")
+        # Case-insensitive, as IAM compares tag keys: 'EKS-LLM-STACK:name' would forge ownership too.
+        reserved = [k for k in v if isinstance(k, str) and is_reserved_tag(k)]
+        if reserved:
+            problems.append(
+                f"tag keys {reserved} are reserved: the library writes '{RESERVED_TAG_PREFIX}*' tags itself "
+                "(after the profile's), and 'ephemeral down' and 'reap' act on them"
             )
+            fixes.append(
+                f"remove them from 'tags' (use keys outside '{RESERVED_TAG_PREFIX}'; an ephemeral environment is "
+                "made with 'ephemeral: true' and 'eks-llm-stack ephemeral up')"
+            )
+        bad_values = [_short(k) for k, val in v.items() if not isinstance(val, str) or not _TAG_VALUE.match(val)]
+        if bad_values:
+            problems.append(f"the values of tags {bad_values} are not allowed")
+            fixes.append("values: at most 256 letters, digits, spaces or _ . : / = + - @ (quote numbers in YAML)")
+        if problems:
+            raise fail("; ".join(problems), "; ".join(fixes))
         return v
 
     @model_validator(mode="after")
@@ -182,6 +221,104 @@ class Profile(StrictModel):
         return stack_prefix_of(self.prefix)
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in botocore's bundled endpoint data (offline, no credentials)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions |= set(session.get_available_regions("ec2", partition_name=partition))
+    return frozenset(regions)
+
+
+def botocore_version() -> str:
+    import botocore
+
+    return str(botocore.__version__)
+
+
+@functools.cache
+def instance_types_offered(region: str) -> frozenset[str] | None:
+    """The instance types ``region`` offers, from Karpenter's generated price list; None where it has no list."""
+    import json
+
+    path = (
+        Path(__file__).resolve().parents[1]
+        / "third_party"
+        / "karpenter-1.14.1"
+        / "generated"
+        / "derived-on-demand-prices.json"
+    )
+    data = json.loads(path.read_text())
+    lists = [types for partition in data["partitions"].values() for types in partition["regions"].values()]
+    priced = set().union(*lists)
+    from ..catalog.instances import INSTANCES
+
+    # Capacity-Block-only types (p5e...) have no on-demand price anywhere: not knowable, so not refused.
+    catalog = INSTANCES.values() if isinstance(INSTANCES, dict) else INSTANCES
+    unpriced = {i.name for i in catalog} - priced
+    for partition in data["partitions"].values():
+        if region in partition["regions"]:
+            return frozenset(partition["regions"][region]) | unpriced
+    return None
+
+
+class YamlTooLarge(yaml.YAMLError):
+    """A YAML document whose aliases expand past the bounds a profile may have."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that counts aliases while composing, before any Python object is built.
+
+    PyYAML shares an anchored object between its aliases, so a few hundred bytes of nested aliases
+    (a "billion laughs") parse quickly into a small graph that every later walk -- validation,
+    printing -- expands into millions of nodes. The graph is measured here, expanded, with
+    memoisation, and refused past the bounds.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise YamlTooLarge(f"uses more than {MAX_YAML_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a cycle counts once here; the constructor refuses recursive profiles anyway
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(n, memo) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = size
+    if size > MAX_YAML_NODES:
+        raise YamlTooLarge(f"expands to more than {MAX_YAML_NODES} values once its aliases are resolved")
+    return size
+
+
+def load_bounded_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with bounds on aliases and on the expanded document size (:class:`YamlTooLarge`)."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {})
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def list_profiles(directory: Path | None = None) -> list[str]:
     """Names of the profiles found in :func:`profile_dirs` (a project's own and the shipped ones)."""
     return sorted({p.name.removesuffix(".yaml") for d in profile_dirs(directory) for p in d.glob("*.yaml")})
@@ -208,8 +345,25 @@ def read_profile_data(name_or_path: str | Path, directory: Path | None = None) -
                 )
             ],
         )
+    size = path.stat().st_size
+    if size > MAX_PROFILE_BYTES:
+        raise ConfigError(
+            subject,
+            [
+                Problem(
+                    "(file)",
+                    f"is {size} bytes; a profile is at most {MAX_PROFILE_BYTES // 1024} KiB",
+                    "check that this is the profile you meant; split generated content out of it "
+                    "(shipped profiles are under 5 KiB)",
+                )
+            ],
+        )
     try:
-        data: Any = yaml.safe_load(path.read_text()) or {}
+        data: Any = load_bounded_yaml(path.read_text(encoding="utf-8", errors="replace")) or {}
+    except YamlTooLarge as exc:
+        raise ConfigError(
+            subject, [Problem("(file)", str(exc), "write the values out instead of repeating anchors (&a / *a)")]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -249,6 +403,112 @@ def load_profile(name_or_path: str | Path, directory: Path | None = None) -> Pro
 
 
 def validate_profile(data: dict[str, Any], subject: str = "profile") -> Profile:
-    """Validate a profile given as a dict (e.g. built in Python by another repository)."""
+    """Validate a profile given as a dict (e.g. built in Python by another repository).
+
+    Secret-looking strings anywhere are refused first, so no later error message echoes one.
+    """
+    secrets = secret_problems(data)
+    if secrets:
+        raise ConfigError(subject, secrets)
     profile: Profile = validate_model(Profile, data, subject)
+    problems = region_problems(profile)
+    if problems:
+        raise ConfigError(subject, problems)
     return profile
+
+
+def secret_problems(data: Any) -> list[Problem]:
+    """A Problem for every free-form string (or mapping key) of the profile that holds a token.
+
+    The same detector as the ``secrets`` section and the output scan (:func:`looks_like_secret`);
+    ``secrets`` itself is left to its own check. The value is never echoed.
+    """
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                here = f"{path}.{k}" if path else str(k)
+                if path == "" and k == "secrets":
+                    continue
+                if isinstance(k, str) and looks_like_secret(k):
+                    found.append(f"{path or '(top level)'} (a key)")
+                    continue
+                walk(v, here)
+        elif isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(node, str) and looks_like_secret(node):
+            found.append(path)
+
+    walk(data, "")
+    return [
+        Problem(
+            field,
+            "holds what looks like a token or API key (Hugging Face, NGC); the profile, the templates and "
+            "dist/manifests/ are plaintext",
+            "remove it; keep the value in Secrets Manager (secrets.names, then 'aws secretsmanager "
+            "put-secret-value --secret-id <prefix>/<name> --secret-string file://token.txt'), which the "
+            "platform syncs and mounts (see docs/storage-and-secrets.md)",
+        )
+        for field in found
+    ]
+
+
+def region_problems(profile: Profile) -> list[Problem]:
+    """Placement groups in one zone of the region; instance types the region offers (where the catalog knows)."""
+    out: list[Problem] = []
+    region = profile.region
+    zones = set(profile.network.availability_zones)
+    offered = instance_types_offered(region) if region else None
+    for i, pool in enumerate(profile.compute.pools):
+        props = pool.to_props()
+        where = f"compute.pools[{i}]"
+        az = props.availability_zone
+        pg = props.placement_group
+        if pg is not None and pg.strategy == "cluster" and az is None and len(zones) != 1:
+            out.append(
+                Problem(
+                    f"{where}.availability_zone",
+                    f"pool '{pool.name}' has a cluster placement group, which lives in one availability zone, but "
+                    f"the pool may launch in every zone of the VPC ({len(zones) or profile.network.max_azs})",
+                    f"set availability_zone for the pool, e.g. {region or 'us-east-1'}a",
+                )
+            )
+        if az is not None and region and not az.startswith(region):
+            out.append(
+                Problem(f"{where}.availability_zone", f"is not a zone of region {region}", f"use e.g. {region}a", az)
+            )
+        elif az is not None and zones and az not in zones:
+            out.append(
+                Problem(
+                    f"{where}.availability_zone",
+                    "is not one of network.availability_zones",
+                    f"use one of {sorted(zones)}",
+                    az,
+                )
+            )
+        if offered is not None:
+            missing = [t for t in props.instance_types if t not in offered]
+            if missing:
+                out.append(
+                    Problem(
+                        f"{where}.instance_types",
+                        f"are not offered in {region} (Karpenter's price list for the region)",
+                        f"use types {region} offers ('aws ec2 describe-instance-type-offerings --region {region}')",
+                        missing,
+                    )
+                )
+    if offered is not None:
+        missing = [t for t in profile.cluster.system_nodes.instance_types if t not in offered]
+        if missing:
+            example = next((t for t in ("m7i.large", "m6i.large", "m5.large") if t in offered), "an m-family type")
+            out.append(
+                Problem(
+                    "cluster.system_nodes.instance_types",
+                    f"are not offered in {region}",
+                    f"use types {region} offers, e.g. {example}",
+                    missing,
+                )
+            )
+    return out

@@ -32,6 +32,8 @@ _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _REVISION = re.compile(r"^[\w./-]{1,200}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$")
+_S3_LOGS = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\w!.*'()/-]*)?$")
+_WAF_ARN = re.compile(r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[\w-]+/[0-9a-f-]{36}$")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 SOURCE_FIX = (
     "write s3://bucket/prefix (copied from S3), hf://org/model[@revision] (Hugging Face Hub) "
@@ -149,7 +151,18 @@ class IngressConfig(StrictModel):
         default=None, description="Host name the ALB routes (e.g. llama.models.example.com). Default: any host."
     )
     allowed_cidrs: tuple[str, ...] = Field(
-        default=(), description="Client CIDRs allowed in. Default: the load balancer's default (the VPC for internal)."
+        default=(),
+        description="Client CIDRs allowed in (the load balancer's security group / source ranges). Default: the "
+        "VPC's CIDR (network.cidr); required with an imported VPC and with internet-facing. The load balancer "
+        "controller's own default, which this replaces, is 0.0.0.0/0 whatever the scheme.",
+    )
+    access_logs: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix for the load balancer's access logs (the bucket policy must let Elastic "
+        "Load Balancing write). Default: no access logs.",
+    )
+    waf_acl_arn: str | None = Field(
+        default=None, description="AWS WAF (wafv2, regional) web ACL to attach to the ALB (alb only). Default: none."
     )
 
     @field_validator("certificate_arn")
@@ -173,6 +186,38 @@ class IngressConfig(StrictModel):
         if bad:
             raise fail(f"{bad} are not IPv4 CIDR blocks", "write blocks such as 10.0.0.0/8")
         return v
+
+    @field_validator("access_logs")
+    @classmethod
+    def _logs(cls, v: str | None) -> str | None:
+        if v is not None and not _S3_LOGS.match(v):
+            raise fail(f"'{v}' is not an S3 location", "write s3://bucket or s3://bucket/prefix")
+        return v
+
+    @field_validator("waf_acl_arn")
+    @classmethod
+    def _waf(cls, v: str | None) -> str | None:
+        if v is not None and not _WAF_ARN.match(v):
+            raise fail(
+                f"'{v}' is not a regional WAF web ACL ARN",
+                "use arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>",
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _waf_on_alb(self) -> IngressConfig:
+        if self.waf_acl_arn is not None and self.kind != "alb":
+            raise fail("waf_acl_arn attaches to an ALB only", "use kind: alb, or remove waf_acl_arn")
+        return self
+
+    @property
+    def access_logs_bucket(self) -> str | None:
+        return self.access_logs.removeprefix("s3://").split("/", 1)[0] if self.access_logs else None
+
+    @property
+    def access_logs_prefix(self) -> str:
+        rest = self.access_logs.removeprefix("s3://").split("/", 1) if self.access_logs else []
+        return rest[1].strip("/") if len(rest) > 1 else ""
 
 
 class ModelConfig(StrictModel):
@@ -248,6 +293,13 @@ class ModelConfig(StrictModel):
     ingress: IngressConfig | None = Field(
         default=None, description="Load balancer in front of the model. Default: none (ClusterIP)."
     )
+    api_key: bool = Field(
+        default=True,
+        description="Require 'Authorization: Bearer <key>' on every path but /health, /metrics, /ping and /version; "
+        "the key is generated in Secrets Manager (<prefix>/api-key/<name>) and synced by External Secrets (needs "
+        "secrets.enabled). false serves the model without a key (refused with an internet-facing load balancer). "
+        "The simulator takes no key. Default: true.",
+    )
     termination_grace_seconds: int = Field(
         default=110,
         ge=10,
@@ -298,6 +350,23 @@ class ModelConfig(StrictModel):
                     (
                         f"the architecture of a {parsed.kind}:// source is unknown to the sizing engine",
                         "add model: <catalog name or Hugging Face id>, e.g. model: llama-3.1-8b",
+                    )
+                )
+        ing = self.ingress
+        if ing is not None and ing.scheme == "internet-facing":
+            if not ing.allowed_cidrs:
+                problems.append(
+                    (
+                        "ingress.allowed_cidrs: an internet-facing load balancer needs the client CIDRs it admits",
+                        "list them under ingress.allowed_cidrs (0.0.0.0/0 only if the whole internet is meant)",
+                    )
+                )
+            if not self.api_key or self.engine != "vllm":
+                problems.append(
+                    (
+                        "ingress.scheme: an internet-facing load balancer needs an authenticated model "
+                        f"({'the simulator takes no API key' if self.engine != 'vllm' else 'api_key is false'})",
+                        "keep api_key: true on a vllm model, or use scheme: internal",
                     )
                 )
         if problems:

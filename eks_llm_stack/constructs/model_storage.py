@@ -8,9 +8,11 @@ NFS (2049) only to it; the Platform stack attaches that group to the nodes (EC2N
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_fsx as fsx
@@ -19,13 +21,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ..config.base import validate_model
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge, acknowledge_checkov
 
 #: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
 NFS_PORT = ec2.Port.tcp(2049)
+#: Days a replaced or deleted object version of the model bucket is kept.
+NONCURRENT_VERSION_DAYS = 30
 
 _IA = {
     "AFTER_1_DAY": efs.LifecyclePolicy.AFTER_1_DAY,
@@ -35,6 +40,110 @@ _IA = {
     "AFTER_60_DAYS": efs.LifecyclePolicy.AFTER_60_DAYS,
     "AFTER_90_DAYS": efs.LifecyclePolicy.AFTER_90_DAYS,
 }
+
+
+def efs_file_system_policy() -> iam.PolicyDocument:
+    """The EFS policy: TLS only; mount and write only for this account's IAM principals that their own
+    policies allow (``grant_read_write``), through a mount target; no root access."""
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="DenyWithoutTls",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["*"],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            ),
+            iam.PolicyStatement(
+                sid="ThisAccountThroughMountTargets",
+                principals=[iam.AccountRootPrincipal()],
+                actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+            ),
+        ]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataRepositoryOptions:
+    """An S3 data repository association of the Lustre file system (checked as the profile's ``storage.fsx.data_repository``).
+
+    ``s3_path`` — ``s3://bucket[/prefix]`` of an existing bucket, or ``new_bucket`` — create one (with
+    ``new_bucket_prefix``, default ``models``); exactly one of the two. ``file_system_path`` — where the prefix
+    appears (default ``/models``). ``import_metadata_on_create`` — list the objects on creation (default True).
+    ``auto_import`` — S3 events mirrored into the file system (default NEW, CHANGED, DELETED; ``()`` = off).
+    ``auto_export`` — file-system events written back to S3 (default none: a read-only cache).
+    """
+
+    s3_path: str | None = None
+    new_bucket: bool = False
+    new_bucket_prefix: str = "models"
+    file_system_path: str = "/models"
+    import_metadata_on_create: bool = True
+    auto_import: tuple[str, ...] = ("NEW", "CHANGED", "DELETED")
+    auto_export: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LustreOptions:
+    """FSx for Lustre for model weights (checked by the same rules as the profile's ``storage.fsx``).
+
+    ``deployment_type`` — PERSISTENT_2 or SCRATCH_2 (default: SCRATCH_2 when ephemeral, else PERSISTENT_2).
+    ``storage_capacity_gib`` — 1200 or a multiple of 2400 (default 1200). ``throughput_per_unit`` — MB/s per TiB
+    of PERSISTENT_2: 125, 250, 500 or 1000 (default 250). ``data_repository`` — an S3 association (default none).
+    """
+
+    deployment_type: str | None = None
+    storage_capacity_gib: int = 1200
+    throughput_per_unit: int = 250
+    data_repository: DataRepositoryOptions | None = None
+
+    def __post_init__(self) -> None:
+        _checked(FsxConfig, self, "LustreOptions")
+
+    def effective_deployment_type(self, ephemeral: bool) -> str:
+        """The type to deploy: the one given, else SCRATCH_2 for an ephemeral profile, else PERSISTENT_2."""
+        if self.deployment_type is not None:
+            return self.deployment_type
+        return "SCRATCH_2" if ephemeral else "PERSISTENT_2"
+
+    @classmethod
+    def from_config(cls, cfg: FsxConfig) -> LustreOptions:
+        dr = cfg.data_repository
+        return cls(
+            deployment_type=cfg.deployment_type,
+            storage_capacity_gib=cfg.storage_capacity_gib,
+            throughput_per_unit=cfg.throughput_per_unit,
+            data_repository=DataRepositoryOptions(**dr.model_dump()) if dr is not None else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EfsCacheOptions:
+    """EFS as a shared, ReadWriteMany model cache (checked by the same rules as the profile's ``storage.efs``).
+
+    ``uid`` / ``gid`` — POSIX owner of the access point (default 1000 / 1000). ``path`` — its root directory
+    (default ``/model-cache``). ``transition_to_ia`` — e.g. ``AFTER_30_DAYS`` (default never). ``backup`` — AWS
+    Backup daily backups (default True).
+    """
+
+    uid: int = 1000
+    gid: int = 1000
+    path: str = "/model-cache"
+    transition_to_ia: str | None = None
+    backup: bool = True
+
+    def __post_init__(self) -> None:
+        _checked(EfsConfig, self, "EfsCacheOptions")
+
+    @classmethod
+    def from_config(cls, cfg: EfsConfig) -> EfsCacheOptions:
+        return cls(**cfg.model_dump())
+
+
+def _checked(model: type[FsxConfig] | type[EfsConfig], options: Any, subject: str) -> None:
+    """Run the profile section's validators over plain options: one rule set for YAML and for code."""
+    validate_model(model, dataclasses.asdict(options), subject)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,25 +157,33 @@ class ModelStorageProps:
     ``removal_policy`` — of the file systems, the key and a new bucket (default RETAIN).
     ``encryption_key`` — KMS key of EFS and of a persistent FSx (default: a new key with rotation).
     ``client_security_group`` — the group nodes must carry to mount (default: a new one).
+    ``model_writer_arns`` — IAM roles/users that upload weights to a new model bucket (bucket and key
+    policy; default none: write access comes only from identity policies you add).
     """
 
     vpc: ec2.IVpc
-    fsx: FsxConfig | None = None
-    efs: EfsConfig | None = None
+    fsx: LustreOptions | None = None
+    efs: EfsCacheOptions | None = None
     subnets: ec2.SubnetSelection | None = None
     ephemeral: bool = False
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     encryption_key: kms.IKey | None = None
     client_security_group: ec2.ISecurityGroup | None = None
+    model_writer_arns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Profile sections (pydantic) are accepted for one release and turned into the plain options.
+        if isinstance(self.fsx, FsxConfig):
+            object.__setattr__(self, "fsx", LustreOptions.from_config(self.fsx))
+        if isinstance(self.efs, EfsConfig):
+            object.__setattr__(self, "efs", EfsCacheOptions.from_config(self.efs))
         with collecting("ModelStorageProps") as p:
             p.check(
                 self.fsx is not None or self.efs is not None,
                 "fsx",
                 None,
                 "neither fsx nor efs is given",
-                "pass fsx=FsxConfig(...), efs=EfsConfig(...), or both",
+                "pass fsx=LustreOptions(...), efs=EfsCacheOptions(...), or both",
             )
 
 
@@ -113,7 +230,7 @@ class ModelStorage(Construct):
         self.connections = ec2.Connections(security_groups=groups)
 
     # -- FSx for Lustre -----------------------------------------------------------------------
-    def _add_fsx(self, cfg: FsxConfig) -> ec2.ISecurityGroup:
+    def _add_fsx(self, cfg: LustreOptions) -> ec2.ISecurityGroup:
         props = self.props
         self.deployment_type = cfg.effective_deployment_type(props.ephemeral)
         persistent = self.deployment_type == "PERSISTENT_2"
@@ -152,26 +269,46 @@ class ModelStorage(Construct):
             self._add_data_repository(cfg)
         return self.fsx_security_group
 
-    def _add_data_repository(self, cfg: FsxConfig) -> None:
+    def _add_data_repository(self, cfg: LustreOptions) -> None:
         dr = cfg.data_repository
         assert dr is not None and self.lustre is not None
         if dr.new_bucket:
             bucket = s3.Bucket(
                 self,
                 "ModelBucket",
-                # SSE-S3: FSx reads the bucket through its service-linked role, which a KMS-encrypted
-                # bucket would additionally have to trust in the key policy.
-                encryption=s3.BucketEncryption.S3_MANAGED,
+                # SSE-KMS with the storage key (S3 Bucket Keys keep the KMS request count low). FSx reads
+                # and writes the bucket through its service-linked role: the key policy lets that role use
+                # the key through S3 only (see _allow_fsx_on_key).
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=self.key,
+                bucket_key_enabled=True,
                 block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
                 enforce_ssl=True,
                 versioned=True,
+                # Overwritten weights stay recoverable for a while, then stop costing storage.
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        id="ExpireNoncurrentVersions",
+                        noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                        abort_incomplete_multipart_upload_after=Duration.days(7),
+                    )
+                ],
                 removal_policy=self.props.removal_policy,
             )
+            self._allow_fsx_on_key()
+            for i, arn in enumerate(self.props.model_writer_arns):
+                self.grant_model_bucket_write(iam.ArnPrincipal(arn), bucket_policy_id=i)
             acknowledge(
                 bucket,
                 "AwsSolutions-S1",
                 "Model weights only; object access is audited with CloudTrail data events where required, "
                 "not with server access logs.",
+            )
+            acknowledge_checkov(
+                bucket,
+                "CKV_AWS_18",
+                "Model weights only; object access is audited with CloudTrail data events where required, "
+                "not with server access logs",
             )
             self.model_bucket = bucket
             repository_path = (
@@ -209,7 +346,7 @@ class ModelStorage(Construct):
         self.data_repository.apply_removal_policy(self.props.removal_policy)
 
     # -- EFS ------------------------------------------------------------------------------------
-    def _add_efs(self, cfg: EfsConfig) -> ec2.ISecurityGroup:
+    def _add_efs(self, cfg: EfsCacheOptions) -> ec2.ISecurityGroup:
         props = self.props
         self.efs_security_group = ec2.SecurityGroup(
             self,
@@ -229,8 +366,11 @@ class ModelStorage(Construct):
             performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
             lifecycle_policy=_IA[cfg.transition_to_ia] if cfg.transition_to_ia else None,
             enable_automatic_backups=cfg.backup,
-            # A file system policy that requires IAM: only principals granted ClientMount can mount.
-            allow_anonymous_access=False,
+            # Our own file system policy (below) replaces aws-cdk-lib's, which lets *any* principal that
+            # reaches a mount target write as root; "anonymous access" stays off because the policy
+            # grants nothing to anonymous (non-IAM) mounts.
+            file_system_policy=efs_file_system_policy(),
+            allow_anonymous_access=True,
             security_group=self.efs_security_group,
             removal_policy=props.removal_policy,
         )
@@ -255,8 +395,75 @@ class ModelStorage(Construct):
     def grant_efs_read_write(self, grantee: iam.IGrantable) -> iam.Grant:
         """ClientMount + ClientWrite on the EFS file system (required: the file system refuses anonymous mounts)."""
         if self.efs is None:
-            raise ValueError("grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsConfig())")
+            raise ValueError(
+                "grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsCacheOptions())"
+            )
         return self.efs.grant_read_write(grantee)
+
+    def _allow_fsx_on_key(self) -> None:
+        """FSx's S3 data-repository service-linked role may use the key, through S3, in this account."""
+        if not isinstance(self.key, kms.Key):
+            return  # a key passed in: its owner writes the key policy
+        acknowledge_checkov(
+            self.key,
+            "CKV_AWS_33",
+            "The '*' principal is narrowed by aws:PrincipalAccount (this account), aws:PrincipalArn (FSx's S3 "
+            "data-repository service-linked roles, named after a file system id unknown at synth) and "
+            "kms:ViaService (S3 only)",
+        )
+        stack = Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FsxDataRepositoryThroughS3",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "aws:PrincipalAccount": stack.account,
+                        "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                    },
+                    "ArnLike": {
+                        "aws:PrincipalArn": f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/"
+                        "s3.data-source.lustre.fsx.amazonaws.com/*"
+                    },
+                },
+            )
+        )
+
+    def grant_model_bucket_write(self, grantee: iam.IPrincipal, *, bucket_policy_id: int | None = None) -> None:
+        """Let ``grantee`` upload and replace weights in the new model bucket (and encrypt with its key).
+
+        The writer is named in the bucket policy (so a role of another account works too) and in the
+        key policy; reading stays with :meth:`grant_model_bucket_read`.
+        """
+        bucket = self.model_bucket
+        if not isinstance(bucket, s3.Bucket):
+            raise ValueError("grant_model_bucket_write: only a bucket this construct creates (new_bucket: true)")
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"ModelWriter{bucket_policy_id if bucket_policy_id is not None else ''}",
+                principals=[grantee],
+                actions=[
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                    "s3:GetObject",
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                ],
+                resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+            )
+        )
+        if isinstance(self.key, kms.Key):
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[grantee],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}},
+                )
+            )
 
     def grant_model_bucket_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the S3 bucket behind the FSx data repository (e.g. for a model-fetch Job)."""

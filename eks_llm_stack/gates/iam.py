@@ -204,6 +204,16 @@ def controller_statements(template: Mapping[str, Any]) -> dict[str, list[dict[st
             role = _ref_target(arn)
             if account in by_account and role is not None:
                 roles[role] = by_account[account]
+    # A role that only a controller's role may assume (External Secrets' per-store readers) acts
+    # for that controller: its permissions count as the controller's.
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role" or logical_id in roles:
+            continue
+        trust = resource.get("Properties", {}).get("AssumeRolePolicyDocument", {}).get("Statement") or []
+        principals = [_ref_target((st.get("Principal") or {}).get("AWS")) for st in trust]
+        owners = {roles[p] for p in principals if p in roles}
+        if len(owners) == 1 and len(principals) == len(trust):
+            roles[logical_id] = owners.pop()
     found: dict[str, list[dict[str, Any]]] = {}
     for logical_id, resource in resources.items():
         props = resource.get("Properties", {})

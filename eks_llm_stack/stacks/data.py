@@ -13,9 +13,17 @@ from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config import Profile
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .base import PlatformStackBase
 from .network import NetworkStack
+
+
+def api_key_models(profile: Profile) -> tuple[str, ...]:
+    """The models that get a generated API key: vLLM models with ``api_key`` (the simulator takes none),
+    when the profile syncs secrets."""
+    if not profile.secrets.enabled:
+        return ()
+    return tuple(m.name for m in profile.models if m.engine == "vllm" and m.api_key)
 
 
 class DataStack(PlatformStackBase):
@@ -45,7 +53,7 @@ class DataStack(PlatformStackBase):
         self.removal_policy = RemovalPolicy.DESTROY if profile.ephemeral else RemovalPolicy.RETAIN
 
         # -- model storage (FSx for Lustre, EFS) -------------------------------------------------
-        from ..constructs.model_storage import ModelStorage, ModelStorageProps
+        from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
 
         #: ``ModelStorage`` or None; its ``client_security_group`` goes on every node (Platform).
         self.model_storage: ModelStorage | None = None
@@ -56,8 +64,8 @@ class DataStack(PlatformStackBase):
                 props=ModelStorageProps(
                     vpc=self.vpc,
                     subnets=self.private_subnets,
-                    fsx=profile.storage.fsx,
-                    efs=profile.storage.efs,
+                    fsx=LustreOptions.from_config(profile.storage.fsx) if profile.storage.fsx else None,
+                    efs=EfsCacheOptions.from_config(profile.storage.efs) if profile.storage.efs else None,
                     ephemeral=profile.ephemeral,
                     removal_policy=self.removal_policy,
                 ),
@@ -85,6 +93,32 @@ class DataStack(PlatformStackBase):
                     rotation_lambda=rotation,
                     rotation_days=profile.secrets.rotation_days,
                 ),
+            )
+
+        # -- model API keys (generated; new construct ids, the model-hub secrets' key) --------------
+        from ..constructs.model_secrets import ModelApiKeys, ModelApiKeysProps
+
+        #: ``ModelApiKeys`` or None (no secrets section: External Secrets is what carries the keys).
+        self.api_keys: ModelApiKeys | None = None
+        keyed = api_key_models(profile)
+        if self.model_secrets is not None and keyed:
+            self.api_keys = ModelApiKeys(
+                self,
+                "ModelApiKeys",
+                props=ModelApiKeysProps(
+                    models=keyed,
+                    name_prefix=profile.prefix,
+                    encryption_key=self.model_secrets.key,
+                    removal_policy=self.removal_policy,
+                ),
+            )
+        elif any(m.engine == "vllm" and m.api_key for m in profile.models):
+            from aws_cdk import Annotations
+
+            Annotations.of(self).add_warning_v2(
+                "eks-llm-stack:unauthenticated-models",
+                "secrets.enabled is false: the models are served without an API key (the key is synced by "
+                "External Secrets). Set secrets.enabled: true, or api_key: false on each model to say so.",
             )
 
         # -- observability credentials (Grafana admin login) ---------------------------------------

@@ -119,6 +119,14 @@ class PlatformStack(PlatformStackBase):
                 if client_tags:
                     props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
                 props = dataclasses.replace(props, node_tags=pool_node_tags(self.resource_tags, props.node_tags))
+                if props.ami_version == "latest" and not profile.ephemeral:
+                    from aws_cdk import Annotations
+
+                    Annotations.of(self).add_warning_v2(
+                        "eks-llm-stack:unpinned-ami",
+                        f"pool '{props.name}': the AMI alias follows 'latest', so nodes change image with every "
+                        "release -- fix: pin compute.pools[].ami_version (e.g. v20260930) in a production profile",
+                    )
                 pool = GpuNodePool(
                     self,
                     "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),
@@ -181,18 +189,42 @@ class PlatformStack(PlatformStackBase):
 
         # -- secrets sync (External Secrets Operator) -----------------------------------------------
         secrets = data.model_secrets
+        #: Name of the ClusterSecretStore of the monitoring namespace (Grafana's login), or None.
+        self.monitoring_store: str | None = None
         if secrets is not None:
-            from ..charts.external_secrets import ExternalSecretsChart, ExternalSecretsChartProps, SyncedSecret
+            from ..charts.external_secrets import (
+                ExternalSecretsChart,
+                ExternalSecretsChartProps,
+                SecretStore,
+                SyncedSecret,
+            )
             from ..constructs.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
+            from ..constructs.model_secrets import API_KEY_PATH
 
-            #: The operator; ``.store_name`` is the ClusterSecretStore other charts reference.
+            #: The operator; ``.store_name`` is the serving namespace's ClusterSecretStore.
             self.external_secrets = ExternalSecretsOperator(
                 self,
                 "ExternalSecrets",
                 props=ExternalSecretsOperatorProps(
-                    cluster=self.cluster, secrets=tuple(secrets.secrets.values()), keys=(secrets.key,)
+                    cluster=self.cluster,
+                    secrets=tuple(secrets.secrets.values()),
+                    keys=(secrets.key,),
+                    # The models' API keys by prefix: adding a model adds no permission to this stack.
+                    secret_name_prefixes=(f"{profile.prefix}/{API_KEY_PATH}/",),
                 ),
             )
+            # One store per consumer: the monitoring namespace gets the Grafana login and nothing else.
+            extra: tuple[SecretStore, ...] = ()
+            if data.grafana_admin_secret is not None:
+                reader = self.external_secrets.add_reader("MonitoringReader", secrets=(data.grafana_admin_secret,))
+                self.monitoring_store = f"{self.external_secrets.store_name}-monitoring"
+                extra = (
+                    SecretStore(
+                        name=self.monitoring_store,
+                        namespaces=(profile.observability.namespace,),
+                        role_arn=reader.role_arn,
+                    ),
+                )
             self.external_secrets_manifest = charts.apply(
                 self,
                 "external-secrets",
@@ -203,9 +235,9 @@ class PlatformStack(PlatformStackBase):
                         region=self.region,
                         namespace=profile.serving_namespace,
                         refresh_interval=profile.secrets.refresh_interval,
-                        # The monitoring namespace reads the Grafana admin login through the same store.
-                        store_namespaces=(profile.serving_namespace,)
-                        + ((profile.observability.namespace,) if data.grafana_admin_secret is not None else ()),
+                        # The serving store: the serving namespace, through the default reader only.
+                        role_arn=self.external_secrets.reader.role_arn,
+                        extra_stores=extra,
                         secrets=tuple(
                             # By name, not ARN: readable in dist/manifests, and no export pinning the secret.
                             SyncedSecret(name=k8s_name, remote_key=secrets.secret_names[name])
@@ -227,14 +259,13 @@ class PlatformStack(PlatformStackBase):
             from ..charts.monitoring import MonitoringChart, MonitoringChartProps
             from ..constructs.observability import Observability, ObservabilityProps
 
-            store = self.external_secrets.store_name if secrets is not None else CLUSTER_SECRET_STORE_NAME
+            store = self.monitoring_store or CLUSTER_SECRET_STORE_NAME
             # The Data stack decides which secret holds the login (created there, or the profile's own).
             with_secret = obs_cfg.model_copy(update={"grafana_admin_secret": data.grafana_admin_secret_name})
             obs_props = ObservabilityProps.from_config(with_secret, secret_store_name=store)
             self.observability = Observability(self, "Observability", cluster=self.cluster, props=obs_props)
             self.observability.chart.node.add_dependency(self.system_nodegroup)
             if data.grafana_admin_secret is not None and secrets is not None:
-                self.external_secrets.allow_secret(data.grafana_admin_secret)
                 # The ExternalSecret needs the operator's CRDs and the store.
                 assert self.observability.grafana_admin_secret is not None
                 self.observability.grafana_admin_secret.node.add_dependency(self.external_secrets_manifest)

@@ -122,6 +122,7 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
     from ..charts.vllm import ModelIngress, VllmModelProps, WeightsFromClaim, WeightsFromHub, WeightsFromS3
     from ..config.data import kubernetes_secret_name
     from ..config.serving import SPOT_NOTICE_SECONDS
+    from ..constructs.model_secrets import api_key_kubernetes_secret as kubernetes_api_key_secret
     from ..errors import ConfigError
     from ..sizing import SizingRequest, size
 
@@ -134,9 +135,29 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
     ingress = None
     if m.ingress is not None:
         i = m.ingress
-        ingress = ModelIngress(
-            kind=i.kind, scheme=i.scheme, certificate_arn=i.certificate_arn, host=i.host, allowed_cidrs=i.allowed_cidrs
-        )
+        # The VPC by default: the controller's own default would be 0.0.0.0/0.
+        vpc = vpc_cidr(profile)
+        cidrs: tuple[str, ...] = i.allowed_cidrs or ((vpc,) if vpc else ())
+        if p.check(
+            bool(cidrs),
+            f"{where}.ingress.allowed_cidrs",
+            (),
+            "has no default with an imported VPC (network.vpc_id): its CIDR is unknown here",
+            "list the client CIDRs, e.g. the VPC's CIDR",
+        ):
+            ingress = ModelIngress(
+                kind=i.kind,
+                scheme=i.scheme,
+                certificate_arn=i.certificate_arn,
+                host=i.host,
+                allowed_cidrs=cidrs,
+                access_logs_bucket=i.access_logs_bucket,
+                access_logs_prefix=i.access_logs_prefix,
+                waf_acl_arn=i.waf_acl_arn,
+            )
+    from .data import api_key_models
+
+    api_key = kubernetes_api_key_secret(m.name) if m.name in api_key_models(profile) else None
     problems_before = len(p.problems)
 
     if m.engine == "simulator":
@@ -312,6 +333,7 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
         instance_type=inst,
         replicas=None if m.autoscaled else m.replicas.min,
         hf_token_secret=hf_secret,
+        api_key_secret=api_key,
         termination_grace_seconds=m.termination_grace_seconds,
         startup_seconds=m.startup_seconds,
         ingress=ingress,
@@ -356,6 +378,22 @@ def model_network_policy(profile: Profile, d: ModelDeployment) -> ModelNetworkPo
         lws_name=m.workload_name if m.multi_node else None,
         max_groups=max(d.config.replicas.max, 1) if m.multi_node else 0,
     )
+
+
+def unpinned_weights(profile: Profile) -> list[str]:
+    """A line per ``hf://`` source not pinned to a commit: a branch or tag can change the weights a
+    restarted pod loads (and what was reviewed is no longer what runs)."""
+    import re
+
+    out = []
+    for i, m in enumerate(profile.models):
+        src = m.parsed_source
+        if src is not None and src.kind == "hf" and not re.fullmatch(r"[0-9a-f]{40}", src.detail or ""):
+            out.append(
+                f"models[{i}].source: '{m.source}' follows the revision '{src.detail or 'main'}', not a commit "
+                f"-- fix: pin it, hf://{src.location}@<40-character commit sha> (the Hub's 'Files' tab shows it)"
+            )
+    return out
 
 
 def vpc_cidr(profile: Profile) -> str | None:
@@ -422,12 +460,19 @@ class ServingStack(PlatformStackBase):
         import cdk8s
 
         from ..charts.autoscaling import ModelAutoscaler
+        from ..charts.external_secrets import SyncedSecret, external_secret
         from ..charts.network_policies import ModelNetworkPolicy
         from ..charts.prepull import ImagePrepull
         from ..charts.storage import model_fetch_job
         from ..charts.vllm import VllmModel
+        from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
 
         deployments = plan_models(profile)
+        if not profile.ephemeral:
+            from aws_cdk import Annotations
+
+            for warning in unpinned_weights(profile):
+                Annotations.of(self).add_warning_v2("eks-llm-stack:unpinned-weights", warning)
         # Controllers, namespace, cache claims and the HF token Secret come from the Platform stack.
         after = [platform.namespaces, *getattr(platform, "serving_controller_charts", ())]
         for attr in ("storage_manifest", "external_secrets_manifest"):
@@ -438,6 +483,22 @@ class ServingStack(PlatformStackBase):
             chart = cdk8s.Chart(charts.app, f"model-{m.name}", disable_resource_name_hashes=True)
             model = VllmModel(chart, "Model", props=d.model)
             ModelNetworkPolicy(chart, "NetworkPolicy", props=model_network_policy(profile, d))
+            if d.model.api_key_secret is not None:
+                # The key lives in the Data stack; the serving store's reader may read every model's key.
+                key = external_secret(
+                    chart,
+                    "ApiKey",
+                    secret=SyncedSecret(
+                        name=d.model.api_key_secret,
+                        remote_key=api_key_secret_name(profile.prefix, m.name),
+                        secret_key=API_KEY_FILE,
+                    ),
+                    namespace=profile.serving_namespace,
+                    store_name=platform.external_secrets.store_name,
+                    refresh_interval=profile.secrets.refresh_interval,
+                )
+                # Pods mount the Secret: it must exist before they start.
+                model.workload.add_dependency(key)
             if d.autoscaler is not None:
                 ModelAutoscaler(chart, "Autoscaler", props=d.autoscaler)
             if d.prepull is not None:
@@ -451,7 +512,10 @@ class ServingStack(PlatformStackBase):
                     api_version=doc["apiVersion"],
                     kind=doc["kind"],
                     metadata=cdk8s.ApiObjectMetadata(
-                        name=meta["name"], namespace=meta["namespace"], labels=meta["labels"]
+                        name=meta["name"],
+                        namespace=meta["namespace"],
+                        labels=meta["labels"],
+                        annotations=meta.get("annotations"),
                     ),
                 )
                 job.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
@@ -496,7 +560,7 @@ class ServingStack(PlatformStackBase):
         )
         policy.attach_to_role(role)
         from ..constructs.serving_controllers import nag_partition
-        from ..nag import acknowledge
+        from ..gates.nag import acknowledge
 
         acknowledge(
             policy,

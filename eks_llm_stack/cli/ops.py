@@ -101,7 +101,7 @@ def _aws_access(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         import sys
 
-        from .aws import AwsAccessError, aws_errors
+        from ..ops.aws import AwsAccessError, aws_errors
 
         try:
             what = " ".join(
@@ -117,7 +117,7 @@ def _aws_access(handler: Any) -> Any:
 
 
 def _aws(region: str | None = None) -> Any:
-    from .aws import Aws
+    from ..ops.aws import Aws
 
     return Aws.from_env(region)
 
@@ -125,8 +125,8 @@ def _aws(region: str | None = None) -> Any:
 @_aws_access
 def _preflight(args: argparse.Namespace) -> int:
     from ..config import load_profile
-    from .preflight import render, run_preflight
-    from .requirements import requirements_of
+    from ..ops.preflight import render, run_preflight
+    from ..ops.requirements import requirements_of
 
     profile = load_profile(args.profile)
     report = run_preflight(_aws(profile.region), requirements_of(profile))
@@ -139,8 +139,8 @@ def _up(args: argparse.Namespace) -> int:
     import os
 
     from ..config import load_profile
-    from .ephemeral import SubprocessRunner, up
-    from .ephemeral.up import ADMIN_ARN_ENV
+    from ..ops.ephemeral import SubprocessRunner, up
+    from ..ops.ephemeral.up import ADMIN_ARN_ENV
 
     profile = load_profile(args.profile)
     path = Path(args.profile)
@@ -159,14 +159,14 @@ def _up(args: argparse.Namespace) -> int:
 @_aws_access
 def _smoke(args: argparse.Namespace) -> int:
     from ..config import load_profile
-    from .ephemeral import EphemeralError, bench_via_cli, first_model, smoke
+    from ..ops.ephemeral import EphemeralError, bench_via_cli, first_model, smoke
 
     profile = load_profile(args.profile)
     model = args.model or first_model(profile)
     if not model:
         raise EphemeralError(f"profile '{profile.name}' serves no model; pass --model NAME")
     if args.dry_run:
-        from .ephemeral import find_cluster
+        from ..ops.ephemeral import find_cluster
 
         cluster = find_cluster(_aws(profile.region), args.name)
         if cluster is None:
@@ -200,7 +200,7 @@ def _print_down(report: Any) -> None:
 
 @_aws_access
 def _down(args: argparse.Namespace) -> int:
-    from .ephemeral import down
+    from ..ops.ephemeral import down
 
     report = down(_aws(), args.name, deployment_id=args.deployment_id, dry_run=args.dry_run)
     _print_down(report)
@@ -211,7 +211,7 @@ def _down(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from .ephemeral import find_clusters, list_rows, render_rows
+    from ..ops.ephemeral import find_clusters, list_rows, render_rows
 
     rows = list_rows(find_clusters(_aws()), datetime.now(UTC))
     if not rows:
@@ -223,7 +223,7 @@ def _list(args: argparse.Namespace) -> int:
 
 @_aws_access
 def _reap(args: argparse.Namespace) -> int:
-    from .ephemeral import reap
+    from ..ops.ephemeral import reap
 
     dry_run = args.dry_run or not args.yes
     report = reap(_aws(), regions=args.region or (), dry_run=dry_run)
