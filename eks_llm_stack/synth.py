@@ -41,14 +41,21 @@ class Built:
     platform: LlmPlatform
 
 
-def resolve_profile(name_or_path: str, *, name_override: str | None = None, runner_cidrs: str | None = None) -> Profile:
+def resolve_profile(
+    name_or_path: str,
+    *,
+    name_override: str | None = None,
+    runner_cidrs: str | None = None,
+    admin_arns: str | None = None,
+) -> Profile:
     """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix, and
-    ``runner_cidrs`` (comma-separated, the CI runner's egress) is added to ``cluster.endpoint.runner_cidrs``.
+    ``runner_cidrs`` (comma-separated, the CI runner's egress) is added to ``cluster.endpoint.runner_cidrs``,
+    and ``admin_arns`` (comma-separated, the CI role of ``ephemeral up --admin-arn``) to ``cluster.admins``.
 
     The overrides are applied to the file's own data before validation, so every rule sees
     the final values (and the cluster is named after the override too).
     """
-    if not name_override and not runner_cidrs:
+    if not name_override and not runner_cidrs and not admin_arns:
         return load_profile(name_or_path)
     data, subject = read_profile_data(name_or_path)
     if name_override:
@@ -64,6 +71,12 @@ def resolve_profile(name_or_path: str, *, name_override: str | None = None, runn
             if isinstance(endpoint, dict):
                 extra = [c.strip() for c in str(runner_cidrs).split(",") if c.strip()]
                 endpoint["runner_cidrs"] = [*(endpoint.get("runner_cidrs") or []), *extra]
+    if admin_arns:
+        cluster = data.setdefault("cluster", {})
+        if isinstance(cluster, dict):
+            # Validated with the profile's own admins (ARN form) below.
+            extra = [a.strip() for a in str(admin_arns).split(",") if a.strip()]
+            cluster["admins"] = [*(cluster.get("admins") or []), *extra]
     return validate_profile(data, subject=subject)
 
 
@@ -85,6 +98,7 @@ def build(
             str(name),
             name_override=app.node.try_get_context(CONTEXT_NAME),
             runner_cidrs=app.node.try_get_context(CONTEXT_RUNNER_CIDRS),
+            admin_arns=app.node.try_get_context(CONTEXT_ADMIN_ARNS),
         )
     expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
     deployment_id = deployment_id or app.node.try_get_context(CONTEXT_DEPLOYMENT_ID)
