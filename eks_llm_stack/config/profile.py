@@ -175,7 +175,7 @@ class Profile(StrictModel):
         reserved = [k for k in v if isinstance(k, str) and is_reserved_tag(k)]
         if reserved:
             problems.append(
-                f"tag keys {reserved} are reserved: the library writes '{RESERVED_TAG_PREFIX}*' tags itself "
+                f"tag keys {reserved} are reserved: set by the library itself ('{RESERVED_TAG_PREFIX}*') "
                 "(after the profile's), and 'ephemeral down' and 'reap' act on them"
             )
             fixes.append(
