@@ -43,8 +43,11 @@ SESSION_DIRS: list[Path] = []
 def _run_scratch(entry: Path) -> bool:
     """What the runtimes keep for the life of the process and remove at exit (or with RUN_TEMP)."""
     name = entry.name
-    if name.startswith(("pytest-of-", "jsii-kernel-", "jsii-runtime.", "eks-llm-stack-tests-", "cdk.out")):
-        # cdk.out*: aws-cdk-lib's default outdir of an App built without one.
+    if name.startswith(
+        ("pytest-of-", "jsii-kernel-", "jsii-runtime.", "eks-llm-stack-tests-", "cdk.out", ".lark_cache_")
+    ):
+        # cdk.out*: aws-cdk-lib's default outdir of an App built without one; .lark_cache_*: the grammar
+        # cache lark keeps in the temp directory on purpose (gone with RUN_TEMP).
         return True
     # jsii's Python runtime unpacks its kernel into a TemporaryDirectory (tmpXXXX/lib/program.js).
     return (entry / "lib" / "program.js").exists()
