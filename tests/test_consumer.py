@@ -33,11 +33,7 @@ class Consumer:
     sdist: Path
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "JSII_NODE")}
-        # Only the consumer's venv and the system's directories: not this repository's venv (its Node included).
-        env["PATH"] = os.pathsep.join([str(self.python.parent), "/usr/local/bin", "/usr/bin", "/bin"])
-        env.pop("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", None)
-        return env
+        return _clean_env(self.python.parent)
 
     def run(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -51,6 +47,14 @@ class Consumer:
         # No Node end-of-life or untested-version banner, no traceback: fit for CI logs.
         assert "Traceback" not in result.stderr and "untested" not in result.stderr.lower(), result.stderr
         return out
+
+
+def _clean_env(bin_dir: Path) -> dict[str, str]:
+    """The environment of a consumer's shell: nothing of this repository on any path (its Node included)."""
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "JSII_NODE", "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"])
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def consumer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consumer]:
     wheel = next(dist.glob("*.whl"))
     sdist = next(dist.glob("*.tar.gz"))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=_clean_env(venv / "bin"))
     python = venv / "bin" / "python"
     home = base / "home"
     home.mkdir()
@@ -88,6 +92,7 @@ def consumer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consumer]:
             "mypy",
         ],
         cwd=home,
+        env=_clean_env(venv / "bin"),
         capture_output=True,
         text=True,
         timeout=1200,
