@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-FACES = ("eks_llm_stack.constructs", "eks_llm_stack.charts", "eks_llm_stack.config")
+FACES = ("eks_llm_stack.constructs", "eks_llm_stack.charts", "eks_llm_stack.config", "eks_llm_stack.gates")
 
 
 @pytest.mark.parametrize("face", FACES)

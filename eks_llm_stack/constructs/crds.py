@@ -31,7 +31,7 @@ from constructs import Construct
 
 from .. import versions
 from ..gates.helm import cache_dir
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from ..third_party import CHARTS_DIR, chart_archive
 
 #: The one template of a CRD chart: every file under files/ verbatim (``.Files.Get`` does not parse

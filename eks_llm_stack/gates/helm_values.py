@@ -37,8 +37,8 @@ from .. import versions
 from ..charts.render import placeholders
 from ..third_party import CHARTS_DIR, NotVendoredError
 from ..third_party import chart_archive as _chart_archive
-from ..validate import DEFAULT_CRD_DIR, validate_manifests
 from .helm import cache_dir, helm_binary
+from .manifests import DEFAULT_CRD_DIR, validate_manifests
 
 HELM_CHART_TYPE = "Custom::AWSCDK-EKS-HelmChart"
 #: ``helm template --kube-version``: the cluster's minor with a patch, as helm wants a full version.
