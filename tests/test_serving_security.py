@@ -176,3 +176,15 @@ def test_production_pins_its_weights_and_ami_and_unpinned_ones_are_reported(prod
     warnings = [str(m.entry.data) for s in default_synth.assembly.stacks for m in s.messages]
     assert any("unpinned-ami" in w for w in warnings)
     assert not any("unpinned" in str(m.entry.data) for s in production_synth.assembly.stacks for m in s.messages)
+
+
+def test_no_pod_installs_packages_at_start_and_no_pod_mounts_an_api_token(any_synth):
+    from eks_llm_stack.gates.pod_security import pod_specs
+
+    pods = [p for docs in any_synth.manifests.values() for d in docs for p in pod_specs(d)]
+    assert pods
+    for pod in pods:
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            text = json.dumps([c.get("command"), c.get("args")])
+            assert "pip install" not in text and "pip3 install" not in text, c["name"]
+        assert pod.get("automountServiceAccountToken") is False
