@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 
 from eks_llm_stack.charts.render import placeholders
+from eks_llm_stack.constructs.device_plugins import DevicePluginsProps, GpuDevicePlugins
 from eks_llm_stack.constructs.gpu_node_pool import GpuNodePool, GpuNodePoolProps
 from eks_llm_stack.constructs.karpenter import Karpenter
 
@@ -40,8 +41,9 @@ def build(
     pools: Sequence[tuple[str, GpuNodePoolProps]] = (),
     *,
     subnets: Callable[[ec2.Vpc], Sequence[ec2.ISubnet]] | None = None,
+    device_plugins: bool = True,
 ) -> GpuStack:
-    """One app: a VPC over two AZs in us-east-1, a cluster, Karpenter and ``pools``."""
+    """One app: a VPC over two AZs in us-east-1, a cluster, Karpenter, ``pools`` and their device plugins."""
     # Known zones, as `cdk synth` would have cached them: no lookup, real names.
     app = App(context={"availability-zones:account=123456789012:region=us-east-1": ["us-east-1a", "us-east-1b"]})
     stack = Stack(app, "Gpu", env=Environment(account="123456789012", region="us-east-1"))
@@ -62,4 +64,8 @@ def build(
         )
         for name, props in pools
     }
+    if device_plugins and pools:
+        GpuDevicePlugins(
+            stack, "DevicePlugins", cluster=cluster, props=DevicePluginsProps.for_pools([p for _, p in pools])
+        )
     return GpuStack(stack=stack, vpc=vpc, cluster=cluster, karpenter=karpenter, pools=built)

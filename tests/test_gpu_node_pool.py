@@ -240,3 +240,36 @@ def test_a_training_pool_on_spot_with_a_placement_group_is_a_warning() -> None:
     Annotations.from_stack(stack.stack).has_warning(
         "/Gpu/Train", Match.string_like_regexp("spot capacity with a placement group")
     )
+
+
+def test_a_pool_without_device_plugins_fails_synth_naming_the_construct_to_add() -> None:
+    import re
+
+    from aws_cdk.assertions import Template
+
+    built = build([("lonely", GpuNodePoolProps.inference("lonely"))], device_plugins=False)
+    with pytest.raises(RuntimeError, match=re.escape("GPU pool 'lonely': no GpuDevicePlugins for its cluster")):
+        Template.from_stack(built.stack)
+
+
+def test_explicit_deploy_time_subnets_are_tagged_by_the_pool_and_selected_by_that_tag() -> None:
+    from aws_cdk.assertions import Template
+
+    built = build([("infer", GpuNodePoolProps.inference("infer"))], subnets=lambda vpc: vpc.private_subnets)
+    key = built.pools["infer"].subnet_tag_key
+    assert built.doc("infer", "EC2NodeClass")["spec"]["subnetSelectorTerms"] == [{"tags": {key: "1"}}]
+    subnets = Template.from_stack(built.stack).find_resources(
+        "AWS::EC2::Subnet", {"Properties": {"Tags": Match.array_with([{"Key": key, "Value": "1"}])}}
+    )
+    assert len(subnets) == len(built.vpc.private_subnets)
+
+
+def test_imported_subnets_with_deploy_time_ids_are_refused() -> None:
+    from aws_cdk import Fn
+    from aws_cdk import aws_ec2 as ec2
+
+    with pytest.raises(ConfigError, match=r"subnets\[0\].*(\n.*)*fix: import it with its literal id"):
+        build(
+            [("infer", GpuNodePoolProps.inference("infer"))],
+            subnets=lambda vpc: [ec2.Subnet.from_subnet_id(vpc, "Imported", Fn.import_value("SubnetId"))],
+        )

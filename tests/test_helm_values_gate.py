@@ -35,11 +35,13 @@ DIST = ROOT / "dist" / "helm"
 @cache
 def gate(profile: str) -> tuple[str, ...]:
     """The gate's problems for one profile (run once per test run; writes dist/helm/<profile>/)."""
-    return tuple(check_templates(synthesized(profile).templates, out_dir=DIST / profile))
+    synth = synthesized(profile)
+    return tuple(check_templates(synth.templates, out_dir=DIST / profile, assembly_dir=synth.outdir / "cdk.out"))
 
 
 def release(profile: str, name: str) -> HelmRelease:
-    return next(r for r in helm_releases(synthesized(profile).templates) if r.release == name)
+    synth = synthesized(profile)
+    return next(r for r in helm_releases(synth.templates, synth.outdir / "cdk.out") if r.release == name)
 
 
 def test_every_release_of_every_profile_renders_and_validates(any_synth) -> None:
@@ -48,17 +50,21 @@ def test_every_release_of_every_profile_renders_and_validates(any_synth) -> None
 
 def test_rendered_output_is_kept_for_review(any_synth) -> None:
     gate(any_synth.profile.name)
-    for r in helm_releases(any_synth.templates):
+    for r in helm_releases(any_synth.templates, any_synth.outdir / "cdk.out"):
         rendered = DIST / any_synth.profile.name / f"{r.release}.yaml"
         assert any(yaml.safe_load_all(rendered.read_text())), rendered
 
 
 def test_every_shipped_release_is_found_and_its_chart_vendored(production_synth) -> None:
-    releases = {r.release: r for r in helm_releases(production_synth.templates)}
+    releases = {r.release: r for r in helm_releases(production_synth.templates, production_synth.outdir / "cdk.out")}
     assert {"karpenter", "kube-prometheus-stack", "external-secrets", "lws", "keda"} <= set(releases)
     assert "aws-load-balancer-controller" in releases and "aws-efa-k8s-device-plugin" in releases
+    assert {"karpenter-crds", "lws-crds"} <= set(releases)
     for r in releases.values():
-        assert chart_archive(r.chart, r.version).parent == CHARTS_DIR
+        if r.source is not None:  # a chart asset, staged in the cloud assembly
+            assert r.source.parent == production_synth.outdir / "cdk.out" and r.release.endswith("-crds")
+        else:
+            assert chart_archive(r.chart, r.version).parent == CHARTS_DIR
     # CloudFormation values become placeholders, so the chart sees a string where the cluster name goes.
     assert releases["karpenter"].values["settings"]["clusterName"].startswith("${")
 
@@ -141,3 +147,10 @@ def test_a_structured_resources_block_is_checked_one_level_down() -> None:
     spec = chart_spec(chart_archive("keda", versions.KEDA.version))
     assert undefined_value_paths({"resources": {"operator": {"requests": {"cpu": "1"}}}}, spec) == []
     assert undefined_value_paths({"resources": {"operater": {}}}, spec) == ["resources.operater"]
+
+
+def test_a_chart_asset_without_its_cloud_assembly_is_a_problem(default_synth) -> None:
+    (crds,) = [r for r in helm_releases(default_synth.templates) if r.release == "karpenter-crds"]
+    assert check_release(crds) == [
+        f"{crds.where}: the chart asset was not found -- fix: pass the cloud assembly directory (cdk.out)"
+    ]

@@ -246,3 +246,26 @@ def test_efs_access_point_root_must_be_a_directory() -> None:
         ConfigError, match=r"storage\.efs\.path: '/' is not an access point root.*\n.*fix: use an absolute"
     ):
         validate_profile({"storage": {"efs": {"path": "/"}}})
+
+
+def test_plain_options_default_to_what_the_profile_sections_default_to() -> None:
+    import dataclasses
+
+    from eks_llm_stack.config.data import DataRepositoryConfig, EfsConfig, FsxConfig
+    from eks_llm_stack.constructs import DataRepositoryOptions, EfsCacheOptions, LustreOptions
+
+    for options, section in (
+        (LustreOptions(), FsxConfig()),
+        (EfsCacheOptions(), EfsConfig()),
+        (DataRepositoryOptions(new_bucket=True), DataRepositoryConfig(new_bucket=True)),
+    ):
+        assert dataclasses.asdict(options) == section.model_dump(), type(options).__name__
+
+
+def test_plain_options_are_checked_by_the_profile_rules() -> None:
+    from eks_llm_stack.constructs import EfsCacheOptions, LustreOptions
+
+    with pytest.raises(ConfigError, match=r"storage_capacity_gib.*(\n.*)*fix: use 1200 or a multiple of 2400"):
+        LustreOptions(storage_capacity_gib=1000)
+    with pytest.raises(ConfigError, match=r"path.*(\n.*)*fix: use an absolute directory"):
+        EfsCacheOptions(path="relative")

@@ -160,7 +160,7 @@ class DevicePluginsProps:
 class GpuDevicePlugins(Construct):
     """The NVIDIA device plugin on every GPU node, and the EFA plugin on EFA nodes.
 
-    Public attributes: ``nvidia`` and ``efa`` (the ``HelmChart`` s; ``efa`` is None when off).
+    Public attributes: ``cluster``, ``nvidia`` and ``efa`` (the ``HelmChart`` s; ``efa`` is None when off).
     """
 
     def __init__(
@@ -169,6 +169,7 @@ class GpuDevicePlugins(Construct):
         super().__init__(scope, id)
         props = props if props is not None else DevicePluginsProps()
         self.props = props
+        self.cluster = cluster
         self.nvidia = eks.HelmChart(
             self,
             "Nvidia",

@@ -14,10 +14,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Annotations, Tags, Token
+import jsii
+from aws_cdk import Annotations, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from ..config.compute import (
     Disruption,
@@ -45,6 +46,9 @@ from ..conventions import (
 from ..errors import collecting
 from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
+
+#: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
+POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
 
 __all__ = [
     "AMI_FAMILY_LABEL",
@@ -88,13 +92,53 @@ def efa_network_interfaces(network_cards: int, max_efa_interfaces: int) -> list[
     return nics
 
 
+@jsii.implements(IValidation)
+class _RequiresDevicePlugins:
+    """Synth-time check: a GPU pool is useless without the device plugins that advertise its GPUs (and EFA)."""
+
+    def __init__(self, pool: GpuNodePool) -> None:
+        self._pool = pool
+
+    def validate(self) -> list[str]:
+        # Imported here: device_plugins imports this module (its pool labels).
+        from .device_plugins import GpuDevicePlugins
+
+        pool = self._pool
+        plugins = [
+            c
+            for c in Stack.of(pool).node.root.node.find_all()
+            if isinstance(c, GpuDevicePlugins) and _same_cluster(c.cluster, pool.cluster)
+        ]
+        if not plugins:
+            return [
+                f"GPU pool '{pool.name}': no GpuDevicePlugins for its cluster, so its nodes never advertise "
+                "nvidia.com/gpu and no GPU pod schedules — fix: add GpuDevicePlugins(scope, id, cluster=cluster, "
+                "props=DevicePluginsProps.for_pools([...])) (from eks_llm_stack.constructs)"
+            ]
+        if pool.props.efa and not any(p.efa is not None for p in plugins):
+            return [
+                f"GPU pool '{pool.name}' uses EFA but the GpuDevicePlugins of its cluster has the EFA plugin off — "
+                "fix: build its props with DevicePluginsProps.for_pools(...) over every pool, or set efa=True"
+            ]
+        return []
+
+
+def _same_cluster(a: eks.ICluster, b: eks.ICluster) -> bool:
+    if a is b or a.node.path == b.node.path:
+        return True
+    names = (a.cluster_name, b.cluster_name)
+    return not any(Token.is_unresolved(n) for n in names) and names[0] == names[1]
+
+
 class GpuNodePool(Construct):
     """A Karpenter EC2NodeClass + NodePool for GPU instances, from :class:`GpuNodePoolProps`.
 
     ``apply_manifests`` — apply the manifests through the cluster (default True; False when the
     caller applies :meth:`to_chart` itself, after :meth:`dependencies`).
-    ``subnets`` — the subnets the pool's nodes may use (default: every subnet tagged
-    ``karpenter.sh/discovery: <cluster>``). With a placement group they are narrowed to one
+    ``subnets`` — the subnets the pool's nodes may use: selected by id, or (ids known only at deploy time)
+    tagged by the pool and selected by that tag (default: every subnet tagged ``karpenter.sh/discovery:
+    <cluster>``, with a warning). The cluster must also have
+    :class:`~eks_llm_stack.constructs.device_plugins.GpuDevicePlugins` (checked at synth). With a placement group they are narrowed to one
     availability zone. ``placement_group`` — an existing group instead of ``props.placement_group``
     (never both).
 
@@ -135,6 +179,30 @@ class GpuNodePool(Construct):
                 "eks-llm-stack:gpu-pool-placement",
                 f"pool '{props.name}': spot capacity with a placement group — interruptions break up the group",
             )
+
+        #: Tag key this pool puts on explicit subnets whose ids are known only at deploy time.
+        self.subnet_tag_key = f"{POOL_SUBNET_TAG_PREFIX}{Stack.of(self).stack_name}.{props.name}"
+        if not subnets:
+            Annotations.of(self).add_warning_v2(
+                "eks-llm-stack:gpu-pool-subnets",
+                f"pool '{props.name}': no subnets given, so nodes launch only in subnets tagged "
+                f"{DISCOVERY_TAG}=<cluster name> — pass subnets=, or tag the subnets (ClusterNetwork does)",
+            )
+        else:
+            with collecting(f"GpuNodePool '{props.name}'") as p:
+                for i, subnet in enumerate(subnets):
+                    if Token.is_unresolved(subnet.subnet_id) and not isinstance(subnet, ec2.Subnet):
+                        p.add(
+                            f"subnets[{i}]",
+                            "is an imported subnet whose id is known only at deploy time, so it can be neither "
+                            "selected by id nor tagged",
+                            "import it with its literal id (ec2.Subnet.from_subnet_id(scope, id, 'subnet-...')), "
+                            "or pass the ec2.Subnet constructs of the VPC",
+                            subnet.node.path,
+                        )
+                    elif Token.is_unresolved(subnet.subnet_id):
+                        Tags.of(subnet).add(self.subnet_tag_key, "1")
+        self.node.add_validation(_RequiresDevicePlugins(self))
 
         # -- where: one zone when a placement group asks for it -------------------------
         self.subnets: tuple[ec2.ISubnet, ...] = tuple(subnets or ())
@@ -336,8 +404,10 @@ class GpuNodePool(Construct):
         ids = [s.subnet_id for s in self.subnets]
         if ids and not any(Token.is_unresolved(i) for i in ids):
             return [{"id": i} for i in ids]
-        # Subnets known only at deploy time (another stack's): discovery tags, narrowed to the
-        # pool's zone by the NodePool's zone requirement.
+        if self.subnets:
+            # Deploy-time ids (another stack's subnets): this pool tags them itself, with a literal key and
+            # value (no reference back to this stack), and selects by that tag.
+            return [{"tags": {self.subnet_tag_key: "1"}}]
         return [{"tags": {DISCOVERY_TAG: self.cluster.cluster_name}}]
 
     def _security_group_terms(self) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge, acknowledge_generated
 from ..naming import is_dns_label
+from .crds import CrdChart
 from .pod_identity import pod_identity
 
 if TYPE_CHECKING:
@@ -212,10 +213,13 @@ class Karpenter(Construct):
         assert identity.association is not None
         self.pod_identity = identity.association
 
+        # The CRDs are a release of their own, so a chart bump upgrades them (helm never upgrades crds/).
+        self.crds = CrdChart(self, "Crds", cluster=cluster, pin=props.chart)
         self.chart = eks.HelmChart(
             self,
             "Chart",
             cluster=cluster,
+            skip_crds=True,
             chart=props.chart.chart,
             # OCI charts are pulled by their full reference; the chart name is its last segment.
             repository=f"{props.chart.repository}/{props.chart.chart}",
@@ -230,6 +234,7 @@ class Karpenter(Construct):
         )
         # The controller must find its role, the queue and a node identity from its first start.
         self.chart.node.add_dependency(self.pod_identity, self.node_access_entry, self.controller_policy)
+        self.chart.node.add_dependency(self.crds.chart)
         if props.namespace != "kube-system":
             from ..charts.namespaces import namespace_manifest
 

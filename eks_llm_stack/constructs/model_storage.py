@@ -8,7 +8,9 @@ NFS (2049) only to it; the Platform stack attaches that group to the nodes (EC2N
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -19,6 +21,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ..config.base import validate_model
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
 from ..nag import acknowledge
@@ -38,6 +41,88 @@ _IA = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class DataRepositoryOptions:
+    """An S3 data repository association of the Lustre file system (checked as the profile's ``storage.fsx.data_repository``).
+
+    ``s3_path`` — ``s3://bucket[/prefix]`` of an existing bucket, or ``new_bucket`` — create one (with
+    ``new_bucket_prefix``, default ``models``); exactly one of the two. ``file_system_path`` — where the prefix
+    appears (default ``/models``). ``import_metadata_on_create`` — list the objects on creation (default True).
+    ``auto_import`` — S3 events mirrored into the file system (default NEW, CHANGED, DELETED; ``()`` = off).
+    ``auto_export`` — file-system events written back to S3 (default none: a read-only cache).
+    """
+
+    s3_path: str | None = None
+    new_bucket: bool = False
+    new_bucket_prefix: str = "models"
+    file_system_path: str = "/models"
+    import_metadata_on_create: bool = True
+    auto_import: tuple[str, ...] = ("NEW", "CHANGED", "DELETED")
+    auto_export: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LustreOptions:
+    """FSx for Lustre for model weights (checked by the same rules as the profile's ``storage.fsx``).
+
+    ``deployment_type`` — PERSISTENT_2 or SCRATCH_2 (default: SCRATCH_2 when ephemeral, else PERSISTENT_2).
+    ``storage_capacity_gib`` — 1200 or a multiple of 2400 (default 1200). ``throughput_per_unit`` — MB/s per TiB
+    of PERSISTENT_2: 125, 250, 500 or 1000 (default 250). ``data_repository`` — an S3 association (default none).
+    """
+
+    deployment_type: str | None = None
+    storage_capacity_gib: int = 1200
+    throughput_per_unit: int = 250
+    data_repository: DataRepositoryOptions | None = None
+
+    def __post_init__(self) -> None:
+        _checked(FsxConfig, self, "LustreOptions")
+
+    def effective_deployment_type(self, ephemeral: bool) -> str:
+        """The type to deploy: the one given, else SCRATCH_2 for an ephemeral profile, else PERSISTENT_2."""
+        if self.deployment_type is not None:
+            return self.deployment_type
+        return "SCRATCH_2" if ephemeral else "PERSISTENT_2"
+
+    @classmethod
+    def from_config(cls, cfg: FsxConfig) -> LustreOptions:
+        dr = cfg.data_repository
+        return cls(
+            deployment_type=cfg.deployment_type,
+            storage_capacity_gib=cfg.storage_capacity_gib,
+            throughput_per_unit=cfg.throughput_per_unit,
+            data_repository=DataRepositoryOptions(**dr.model_dump()) if dr is not None else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EfsCacheOptions:
+    """EFS as a shared, ReadWriteMany model cache (checked by the same rules as the profile's ``storage.efs``).
+
+    ``uid`` / ``gid`` — POSIX owner of the access point (default 1000 / 1000). ``path`` — its root directory
+    (default ``/model-cache``). ``transition_to_ia`` — e.g. ``AFTER_30_DAYS`` (default never). ``backup`` — AWS
+    Backup daily backups (default True).
+    """
+
+    uid: int = 1000
+    gid: int = 1000
+    path: str = "/model-cache"
+    transition_to_ia: str | None = None
+    backup: bool = True
+
+    def __post_init__(self) -> None:
+        _checked(EfsConfig, self, "EfsCacheOptions")
+
+    @classmethod
+    def from_config(cls, cfg: EfsConfig) -> EfsCacheOptions:
+        return cls(**cfg.model_dump())
+
+
+def _checked(model: type[FsxConfig] | type[EfsConfig], options: Any, subject: str) -> None:
+    """Run the profile section's validators over plain options: one rule set for YAML and for code."""
+    validate_model(model, dataclasses.asdict(options), subject)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelStorageProps:
     """Model storage in ``vpc``.
 
@@ -51,8 +136,8 @@ class ModelStorageProps:
     """
 
     vpc: ec2.IVpc
-    fsx: FsxConfig | None = None
-    efs: EfsConfig | None = None
+    fsx: LustreOptions | None = None
+    efs: EfsCacheOptions | None = None
     subnets: ec2.SubnetSelection | None = None
     ephemeral: bool = False
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
@@ -60,13 +145,18 @@ class ModelStorageProps:
     client_security_group: ec2.ISecurityGroup | None = None
 
     def __post_init__(self) -> None:
+        # Profile sections (pydantic) are accepted for one release and turned into the plain options.
+        if isinstance(self.fsx, FsxConfig):
+            object.__setattr__(self, "fsx", LustreOptions.from_config(self.fsx))
+        if isinstance(self.efs, EfsConfig):
+            object.__setattr__(self, "efs", EfsCacheOptions.from_config(self.efs))
         with collecting("ModelStorageProps") as p:
             p.check(
                 self.fsx is not None or self.efs is not None,
                 "fsx",
                 None,
                 "neither fsx nor efs is given",
-                "pass fsx=FsxConfig(...), efs=EfsConfig(...), or both",
+                "pass fsx=LustreOptions(...), efs=EfsCacheOptions(...), or both",
             )
 
 
@@ -113,7 +203,7 @@ class ModelStorage(Construct):
         self.connections = ec2.Connections(security_groups=groups)
 
     # -- FSx for Lustre -----------------------------------------------------------------------
-    def _add_fsx(self, cfg: FsxConfig) -> ec2.ISecurityGroup:
+    def _add_fsx(self, cfg: LustreOptions) -> ec2.ISecurityGroup:
         props = self.props
         self.deployment_type = cfg.effective_deployment_type(props.ephemeral)
         persistent = self.deployment_type == "PERSISTENT_2"
@@ -152,7 +242,7 @@ class ModelStorage(Construct):
             self._add_data_repository(cfg)
         return self.fsx_security_group
 
-    def _add_data_repository(self, cfg: FsxConfig) -> None:
+    def _add_data_repository(self, cfg: LustreOptions) -> None:
         dr = cfg.data_repository
         assert dr is not None and self.lustre is not None
         if dr.new_bucket:
@@ -209,7 +299,7 @@ class ModelStorage(Construct):
         self.data_repository.apply_removal_policy(self.props.removal_policy)
 
     # -- EFS ------------------------------------------------------------------------------------
-    def _add_efs(self, cfg: EfsConfig) -> ec2.ISecurityGroup:
+    def _add_efs(self, cfg: EfsCacheOptions) -> ec2.ISecurityGroup:
         props = self.props
         self.efs_security_group = ec2.SecurityGroup(
             self,
@@ -255,7 +345,9 @@ class ModelStorage(Construct):
     def grant_efs_read_write(self, grantee: iam.IGrantable) -> iam.Grant:
         """ClientMount + ClientWrite on the EFS file system (required: the file system refuses anonymous mounts)."""
         if self.efs is None:
-            raise ValueError("grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsConfig())")
+            raise ValueError(
+                "grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsCacheOptions())"
+            )
         return self.efs.grant_read_write(grantee)
 
     def grant_model_bucket_read(self, grantee: iam.IGrantable) -> iam.Grant:

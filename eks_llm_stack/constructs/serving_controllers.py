@@ -27,6 +27,7 @@ from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..nag import acknowledge
+from .crds import CrdChart
 from .pod_identity import pod_identity
 
 #: Pod Security level of the controllers' own namespaces: KEDA's pods meet restricted; the LWS
@@ -104,10 +105,18 @@ class ServingControllers(Construct):
         self.keda: eks.HelmChart | None = None
         self.load_balancer_controller: eks.HelmChart | None = None
         self.lbc_role: iam.Role | None = None
+        self.lws_crds: CrdChart | None = None
         if props.lws:
+            # The LeaderWorkerSet CRDs (1.3 MB) as their own release, so a chart bump upgrades them.
+            self.lws_crds = CrdChart(self, "LwsCrds", cluster=props.cluster, pin=props.lws_chart)
             self.lws = self._helm(
-                "Lws", props.lws_chart, "lws-system", {**on_system_nodes(), "enableCertManager": False}
+                "Lws",
+                props.lws_chart,
+                "lws-system",
+                {**on_system_nodes(), "enableCertManager": False},
+                skip_crds=True,
             )
+            self.lws.node.add_dependency(self.lws_crds.chart)
         if props.keda:
             self.keda = self._helm(
                 "Keda",
@@ -132,7 +141,9 @@ class ServingControllers(Construct):
             self._load_balancer_controller()
         self.charts = tuple(c for c in (self.lws, self.keda, self.load_balancer_controller) if c is not None)
 
-    def _helm(self, id: str, pin: versions.HelmChartPin, namespace: str, values: dict[str, Any]) -> eks.HelmChart:
+    def _helm(
+        self, id: str, pin: versions.HelmChartPin, namespace: str, values: dict[str, Any], *, skip_crds: bool = False
+    ) -> eks.HelmChart:
         """A pinned release named after its chart, waited for: model charts need its CRDs and webhooks."""
         oci = pin.repository.startswith("oci://")
         own_namespace = namespace != "kube-system"
@@ -146,6 +157,7 @@ class ServingControllers(Construct):
             version=pin.version,
             release=pin.chart,
             namespace=namespace,
+            skip_crds=skip_crds or None,
             # Created below with its Pod Security labels (Helm would create it without them).
             create_namespace=False,
             wait=True,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -92,14 +93,28 @@ class HelmRelease:
     version: str
     namespace: str
     values: dict[str, Any]
+    #: The chart directory of a chart asset (``ChartAssetURL``) in the cloud assembly; None for a repository chart.
+    source: Path | None = None
 
     @property
     def where(self) -> str:
         return f"{self.stack}/{self.logical_id} (release {self.release}, chart {self.chart} {self.version})"
 
 
-def helm_releases(templates: Mapping[str, Mapping[str, Any]]) -> list[HelmRelease]:
-    """Every Helm release of these templates (stack name -> template)."""
+def _asset_chart(props: Mapping[str, Any], assembly_dir: Path | None) -> tuple[str, str, Path | None]:
+    """(chart, version, directory) of a chart asset, read from its staged copy in the cloud assembly."""
+    digest = re.search(r"([0-9a-f]{64})\.zip", json.dumps(props["ChartAssetURL"]))
+    staged = sorted(assembly_dir.glob(f"asset.{digest.group(1)}*")) if assembly_dir and digest else []
+    staged = [d for d in staged if (d / "Chart.yaml").is_file()]
+    if not staged:
+        return "(chart asset)", "(unknown)", None
+    meta = yaml.safe_load((staged[0] / "Chart.yaml").read_text())
+    return str(meta["name"]), str(meta["version"]), staged[0]
+
+
+def helm_releases(templates: Mapping[str, Mapping[str, Any]], assembly_dir: Path | None = None) -> list[HelmRelease]:
+    """Every Helm release of these templates (stack name -> template); chart assets are found in
+    ``assembly_dir`` (the ``cdk.out`` directory)."""
     found: list[HelmRelease] = []
     for stack, template in sorted(templates.items()):
         for logical_id, resource in sorted((template.get("Resources") or {}).items()):
@@ -108,15 +123,20 @@ def helm_releases(templates: Mapping[str, Mapping[str, Any]]) -> list[HelmReleas
             props = resource.get("Properties", {})
             raw = props.get("Values")
             text = raw if isinstance(raw, str) else placeholders(raw) if raw is not None else "{}"
+            if "ChartAssetURL" in props:
+                chart, version, source = _asset_chart(props, assembly_dir)
+            else:
+                chart, version, source = str(props["Chart"]), str(props["Version"]), None
             found.append(
                 HelmRelease(
                     stack=stack,
                     logical_id=logical_id,
                     release=str(props.get("Release") or logical_id.lower()),
-                    chart=str(props["Chart"]),
-                    version=str(props["Version"]),
+                    chart=chart,
+                    version=version,
                     namespace=str(props.get("Namespace") or "default"),
                     values=json.loads(text),
+                    source=source,
                 )
             )
     return found
@@ -179,9 +199,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _dir_files(root: Path) -> dict[str, bytes]:
+    return {
+        f"{root.name}/{p.relative_to(root)}": p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.name.endswith((".yaml", ".json", ".tgz"))
+    }
+
+
 @cache
 def chart_spec(archive: Path) -> ChartSpec:
-    files = _tar_files(archive.read_bytes())
+    """What the chart (a ``.tgz`` or a chart directory) defines."""
+    files = _dir_files(archive) if archive.is_dir() else _tar_files(archive.read_bytes())
     root = next(p.split("/")[0] for p in files if p.count("/") == 1 and p.endswith("/Chart.yaml"))
     meta, defaults, schemas = _read_chart(files, root)
     return ChartSpec(name=str(meta.get("name", root)), defaults=defaults, schemas=schemas)
@@ -296,10 +325,15 @@ def check_release(
     crd_dir: Path = DEFAULT_CRD_DIR,
 ) -> list[str]:
     """Every problem of one release: undefined keys, render errors, invalid rendered objects."""
-    try:
-        archive = chart_archive(release.chart, release.version, charts_dir)
-    except HelmGateError as exc:
-        return [f"{release.where}: {exc}"]
+    if release.source is not None:
+        archive = release.source
+    elif release.chart == "(chart asset)":
+        return [f"{release.where}: the chart asset was not found -- fix: pass the cloud assembly directory (cdk.out)"]
+    else:
+        try:
+            archive = chart_archive(release.chart, release.version, charts_dir)
+        except HelmGateError as exc:
+            return [f"{release.where}: {exc}"]
     spec = chart_spec(archive)
     problems = [
         f"{release.where}: values key '{path}' is not defined by the chart (not in its values.yaml nor "
@@ -323,11 +357,15 @@ def check_release(
 
 
 def check_templates(
-    templates: Mapping[str, Mapping[str, Any]], *, out_dir: Path | None = None, crd_dir: Path = DEFAULT_CRD_DIR
+    templates: Mapping[str, Mapping[str, Any]],
+    *,
+    out_dir: Path | None = None,
+    crd_dir: Path = DEFAULT_CRD_DIR,
+    assembly_dir: Path | None = None,
 ) -> list[str]:
     """Every problem of every Helm release of these templates; rendered output under ``out_dir``."""
     problems: list[str] = []
-    for release in helm_releases(templates):
+    for release in helm_releases(templates, assembly_dir):
         problems += check_release(release, out_dir=out_dir, crd_dir=crd_dir)
     return problems
 
@@ -343,7 +381,9 @@ def _main(profiles: Iterable[str]) -> int:
         built = build(profile, app=app)
         assembly = app.synth()
         out = Path("dist") / "helm" / profile
-        problems = check_templates({s.stack_name: s.template for s in assembly.stacks}, out_dir=out)
+        problems = check_templates(
+            {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
+        )
         for p in problems:
             print(p, file=sys.stderr)
         print(f"{built.profile.name}: {len(problems)} problem(s); rendered releases in {out}/")

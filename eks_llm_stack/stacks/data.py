@@ -46,7 +46,7 @@ class DataStack(PlatformStackBase):
         self.removal_policy = RemovalPolicy.DESTROY if profile.ephemeral else RemovalPolicy.RETAIN
 
         # -- model storage (FSx for Lustre, EFS) -------------------------------------------------
-        from ..constructs.model_storage import ModelStorage, ModelStorageProps
+        from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
 
         #: ``ModelStorage`` or None; its ``client_security_group`` goes on every node (Platform).
         self.model_storage: ModelStorage | None = None
@@ -57,8 +57,8 @@ class DataStack(PlatformStackBase):
                 props=ModelStorageProps(
                     vpc=self.vpc,
                     subnets=self.private_subnets,
-                    fsx=profile.storage.fsx,
-                    efs=profile.storage.efs,
+                    fsx=LustreOptions.from_config(profile.storage.fsx) if profile.storage.fsx else None,
+                    efs=EfsCacheOptions.from_config(profile.storage.efs) if profile.storage.efs else None,
                     ephemeral=profile.ephemeral,
                     removal_policy=self.removal_policy,
                 ),
