@@ -35,6 +35,7 @@ from constructs import Construct
 from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL, ZONE_LABEL
 from ..errors import collecting
+from ..gates.checkov import HF_TOKEN_ENV, NO_CPU_LIMIT, NON_ROOT_CACHE_UID, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
 from .model_auth import api_key_pod_parts, auth_config_map
 from .names import check_dns_label
 from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
@@ -546,6 +547,14 @@ class VllmModel(Construct):
                 labels,
                 {"spec": self._deployment_spec()},
             )
+            for check, reason in (
+                ("CKV_K8S_11", NO_CPU_LIMIT),
+                ("CKV_K8S_15", PINNED_TAG_PULL),
+                ("CKV_K8S_43", PINNED_TAG),
+                ("CKV_K8S_35", HF_TOKEN_ENV),
+                ("CKV_K8S_40", NON_ROOT_CACHE_UID),
+            ):
+                acknowledge_k8s(self.workload, check, reason)
         selector = dict(props.selector_labels)
         if props.multi_node:
             selector[ROLE_LABEL] = "leader"

@@ -504,7 +504,10 @@ class ServingStack(PlatformStackBase):
                     api_version=doc["apiVersion"],
                     kind=doc["kind"],
                     metadata=cdk8s.ApiObjectMetadata(
-                        name=meta["name"], namespace=meta["namespace"], labels=meta["labels"]
+                        name=meta["name"],
+                        namespace=meta["namespace"],
+                        labels=meta["labels"],
+                        annotations=meta.get("annotations"),
                     ),
                 )
                 job.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
