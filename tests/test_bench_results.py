@@ -248,7 +248,7 @@ def test_ctrl_c_writes_what_was_measured(
 
     monkeypatch.setattr(harness, "run_levels", interrupted_run)
     code = main(["bench", "run", "--url", "http://127.0.0.1:1", "--model", MODEL, "--concurrency", "1",
-                 "--out", str(tmp_path), "--no-progress", "--no-plots"])  # fmt: skip
+                 "--out", str(tmp_path), "--no-progress", "--no-plots", "--no-preflight"])  # fmt: skip
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert code == 130
     assert (doc["interrupted"], doc["levels"][0]["completed"]) == (True, 1)

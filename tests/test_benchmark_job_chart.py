@@ -133,3 +133,37 @@ def test_image_pin_rejects_a_malformed_digest() -> None:
         versions.ImagePin(repository="r", tag="t", digest="latest")
     assert "digest" in str(err.value) and "sha256:" in str(err.value)
     assert versions.ImagePin(repository="r", tag="t", digest=DIGEST).uri == f"r:t@{DIGEST}"
+
+
+def test_several_harnesses_run_as_an_indexed_job_behind_a_barrier() -> None:
+    objs = render(props(harnesses=3, concurrency=(3, 30), rate=None))
+    assert validate_manifests(objs.values()) == []
+    spec = objs["Job"]["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    svc = objs["Service"]["spec"]
+    assert svc["clusterIP"] == "None" and svc["publishNotReadyAddresses"] is True
+    p = pod(objs)
+    assert p["subdomain"] == objs["Service"]["metadata"]["name"] == "llama-sweep"
+    assert svc["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    container = p["containers"][0]
+    (index_env,) = [e for e in container["env"] if e["name"] == "HARNESS_INDEX"]
+    assert "job-completion-index" in index_env["valueFrom"]["fieldRef"]["fieldPath"]
+    args = container["args"]
+    assert args[args.index("--shard") + 1] == "$(HARNESS_INDEX)/3"
+    assert args[args.index("--barrier") + 1] == "llama-sweep-0.llama-sweep.benchmarks.svc.cluster.local:7000"
+    assert args[args.index("--out") + 1] == "/results/llama-sweep/part-$(HARNESS_INDEX)"
+    # The harness's own parser accepts what the pod runs, with the index substituted.
+    parsed = build_parser().parse_args([a.replace("$(HARNESS_INDEX)", "2") for a in args])
+    plan = plan_from_args(parsed)
+    assert plan["shard"] == (2, 3) and [lv.concurrency for lv in plan["levels"]] == [1, 10]
+
+
+def test_one_harness_is_a_plain_job_without_a_service() -> None:
+    objs = render(props())
+    assert "Service" not in objs and "completionMode" not in objs["Job"]["spec"]
+
+
+def test_too_few_users_for_the_harnesses_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        props(harnesses=4, concurrency=(1, 8))
+    assert "concurrency/harnesses" in str(err.value) and "a pod without users" in str(err.value)

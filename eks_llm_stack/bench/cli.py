@@ -8,9 +8,12 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, Problems
+
+if TYPE_CHECKING:
+    from .workload import LevelSpec
 
 _CLOSED_LOOP_DEFAULT_REQUESTS = 100
 
@@ -33,7 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument("--scenario", help="baseline | saturation | production | dataset | long-context")
     run.add_argument("--concurrency", help="closed loop: comma-separated levels, e.g. 1,5,10,20,50,100")
     run.add_argument("--rate", type=float, help="open loop: mean arrivals per second")
-    run.add_argument("--arrival", choices=("poisson", "constant"), help="open-loop arrivals (default poisson)")
+    run.add_argument("--arrival", choices=("poisson", "gamma", "constant"), help="open-loop arrivals (default poisson)")
+    run.add_argument(
+        "--burstiness",
+        type=float,
+        help="gamma arrivals: shape of the inter-arrival times (1 = Poisson, below 1 burstier; default 1)",
+    )
     run.add_argument("--requests", type=int, help="requests per level (closed loop default 100 without --duration)")
     run.add_argument("--duration", type=float, help="seconds per level")
     run.add_argument(
@@ -46,6 +54,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument("--hourly-usd", type=float, help="price per hour to cost the tokens with")
     run.add_argument("--slo-ttft-ms", type=float, default=500.0, help="goodput TTFT limit (default 500)")
     run.add_argument("--slo-itl-ms", type=float, default=50.0, help="goodput ITL limit (default 50)")
+    run.add_argument("--slo-e2e-ms", type=float, help="goodput end-to-end limit (default: none)")
+    run.add_argument("--spot-hourly-usd", type=float, help="also cost the tokens at this spot price per hour")
+    run.add_argument(
+        "--capacity-block-hourly-usd", type=float, help="also cost the tokens at this Capacity Block price per hour"
+    )
+    run.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=5.0,
+        help="percent of failed requests (any level) above which the run exits 3 (default 5)",
+    )
+    run.add_argument(
+        "--no-preflight", action="store_true", help="skip the request that checks URL, model, key and streaming"
+    )
+    run.add_argument(
+        "--barrier",
+        help="HOST:PORT where harness 0 of a --shard run meets the others before every level",
+    )
+    run.add_argument(
+        "--barrier-timeout", type=float, default=300.0, help="seconds to wait for the other harnesses (default 300)"
+    )
+    run.add_argument(
+        "--shard",
+        help="I/N: this process is harness I of N sharing the load (rate / N, or its share of the concurrency)",
+    )
     run.add_argument("--timeout", type=float, default=600.0, help="per-request timeout in seconds (default 600)")
     run.add_argument("--seed", type=int, default=0, help="seed of prompts, lengths and arrivals (default 0)")
     run.add_argument("--no-ignore-eos", action="store_true", help="let the model stop early (default: ignore_eos)")
@@ -64,6 +97,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     report.add_argument("--out", type=Path, help="where plots go (default: DIR for one run, DIR/compare for several)")
     report.add_argument("--no-plots", action="store_true")
     report.set_defaults(func=_report)
+
+    merge = bsub.add_parser(
+        "merge",
+        help="combine the results of several harness processes (--shard I/N) into one run",
+        description="Percentiles come from the pooled raw samples; loads add up.",
+    )
+    merge.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    merge.add_argument("--out", type=Path, required=True, help="directory of the merged run")
+    merge.add_argument("--no-plots", action="store_true")
+    merge.set_defaults(func=_merge)
 
     sim = sub.add_parser("simulate", help="serve a vLLM-compatible simulator with known timings")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -126,6 +169,35 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             )
     if args.rate is not None and not args.rate > 0:
         p.add("--rate", "must be a positive number of requests per second", "e.g. --rate 5", args.rate)
+    if args.burstiness is not None and (args.arrival != "gamma" or not args.burstiness > 0):
+        p.add(
+            "--burstiness",
+            "needs --arrival gamma and a positive value",
+            "e.g. --arrival gamma --burstiness 0.5",
+            args.burstiness,
+        )
+    if not 0 <= args.max_error_rate <= 100:
+        p.add(
+            "--max-error-rate", "must be a percentage between 0 and 100", "e.g. --max-error-rate 5", args.max_error_rate
+        )
+    for flag, value in (
+        ("--spot-hourly-usd", args.spot_hourly_usd),
+        ("--capacity-block-hourly-usd", args.capacity_block_hourly_usd),
+    ):
+        if value is not None and not value > 0:
+            p.add(flag, "must be a positive price", "e.g. 0.45", value)
+    shard = (0, 1)
+    if args.shard is not None:
+        try:
+            i_text, n_text = str(args.shard).split("/")
+            shard = (int(i_text), int(n_text))
+            if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--shard", "must be I/N with 0 <= I < N", "e.g. --shard 0/2 for the first of two harnesses", args.shard
+            )
+            shard = (0, 1)
     if args.arrival is not None and args.rate is None:
         p.add("--arrival", "only applies to an open loop", "add --rate R, or drop --arrival", args.arrival)
     if args.rate is not None and args.requests is None and args.duration is None:
@@ -138,6 +210,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ("--timeout", args.timeout),
         ("--slo-ttft-ms", args.slo_ttft_ms),
         ("--slo-itl-ms", args.slo_itl_ms),
+        ("--slo-e2e-ms", args.slo_e2e_ms),
     ):
         if value is not None and not value > 0:
             p.add(flag, "must be positive", f"pass a positive {flag[2:]}, or leave it out for the default", value)
@@ -186,6 +259,13 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 p.extend(exc, "--instance")
     elif args.hourly_usd is not None and args.hourly_usd > 0:
         price = Price(hourly_usd=args.hourly_usd, source="--hourly-usd")
+    if shard[1] > 1 and concurrency and min(concurrency) < shard[1]:
+        p.add(
+            "--concurrency / --shard",
+            f"a level below {shard[1]} leaves a harness without users",
+            "use levels of at least N, or fewer harnesses",
+            (args.concurrency, args.shard),
+        )
     p.raise_if_any()
 
     def bounded(spec: LevelSpec) -> LevelSpec:
@@ -202,7 +282,9 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             kw["prompt"] = prompt
         if output is not None:
             kw["output"] = output
-        return dataclasses.replace(spec, **kw)
+        if args.burstiness is not None:
+            kw["burstiness"] = args.burstiness
+        return shard_level(dataclasses.replace(spec, **kw), *shard)
 
     if args.scenario:
         levels = tuple(
@@ -224,7 +306,41 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ignore_eos=not args.no_ignore_eos,
         api_key=api_key,
     )
-    return {"target": target, "levels": levels, "prompts": prompts, "price": price}
+    prices = {"on_demand": price.hourly_usd} if price else {}
+    if args.spot_hourly_usd:
+        prices["spot"] = args.spot_hourly_usd
+    if args.capacity_block_hourly_usd:
+        prices["capacity_block"] = args.capacity_block_hourly_usd
+    return {
+        "target": target,
+        "levels": levels,
+        "prompts": prompts,
+        "price": price,
+        "prices": prices,
+        "shard": shard,
+        "seed": args.seed + 7919 * shard[0],
+    }
+
+
+def shard_level(spec: LevelSpec, index: int, count: int) -> LevelSpec:
+    """Harness ``index`` of ``count``'s part of a level: 1/count of the rate, of the requests and of
+    the users (the remainder going to the lowest indexes), the same duration."""
+    if count == 1:
+        return spec
+
+    def part(n: int) -> int:
+        return n // count + (1 if index < n % count else 0)
+
+    kw: dict[str, Any] = {}
+    if spec.concurrency is not None:
+        kw["concurrency"] = part(spec.concurrency)
+    if spec.rate is not None:
+        kw["rate"] = spec.rate / count
+    if spec.requests is not None:
+        kw["requests"] = max(1, part(spec.requests))
+    if spec.warmup:
+        kw["warmup"] = part(spec.warmup)
+    return dataclasses.replace(spec, **kw)
 
 
 def _s3_parts(uri: str) -> tuple[str, str] | None:
@@ -253,62 +369,139 @@ def upload_results(out_dir: Path, uri: str) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     from rich.console import Console
 
     from .harness import RunState, run_levels
     from .metrics import Slo
     from .plots import render_plots
-    from .progress import LiveProgress, summary_table
-    from .results import build_summary, write_results
+    from .preflight import check_url, prefix_cache_counters, prefix_cache_report, preflight
+    from .progress import LiveProgress, error_lines, knee_line, summary_table
+    from .report import write_report
+    from .results import ResultWriter, build_summary, run_metadata
 
     plan = plan_from_args(args)
+    check_url(plan["target"].url)
     started = dt.datetime.now(dt.UTC)
     out_dir: Path = args.out or Path("bench-results") / started.strftime("%Y%m%dT%H%M%SZ")
     console = Console(stderr=True)
     state = RunState()
-    interrupted = False
-    with LiveProgress(console, enabled=not args.no_progress) as live:
-        try:
-            asyncio.run(
-                run_levels(
-                    plan["target"],
-                    plan["levels"],
-                    state=state,
-                    prompts=plan["prompts"],
-                    seed=args.seed,
-                    on_done=live.on_done,
-                    on_level=live.start_level,
-                )
+    # Before any load: the results directory must be writable and the server must answer.
+    writer = ResultWriter(out_dir, state.origin_ns)
+    try:
+        server = None if args.no_preflight else asyncio.run(preflight(plan["target"]))
+        slo = Slo(ttft_ms=args.slo_ttft_ms, itl_ms=args.slo_itl_ms, e2e_ms=args.slo_e2e_ms)
+        meta = run_metadata(state, started=started, server=server, dataset=args.dataset, shard=plan["shard"])
+
+        def summary(interrupted: bool) -> dict[str, Any]:
+            return build_summary(
+                state,
+                target=plan["target"],
+                levels=plan["levels"],
+                slo=slo,
+                price=plan["price"],
+                prices=plan["prices"],
+                scenario=args.scenario,
+                interrupted=interrupted,
+                started_at=started,
+                metadata=meta,
             )
-        except KeyboardInterrupt:
-            interrupted = True
-    summary = build_summary(
-        state,
-        target=plan["target"],
-        levels=plan["levels"],
-        slo=Slo(ttft_ms=args.slo_ttft_ms, itl_ms=args.slo_itl_ms),
-        price=plan["price"],
-        scenario=args.scenario,
-        interrupted=interrupted,
-        started_at=started,
-    )
-    paths = write_results(out_dir, summary, state)
-    if not args.no_plots and summary["levels"]:
-        paths += render_plots([(out_dir.name, summary)], out_dir)
+
+        interrupted = False
+        barrier = _barrier(args, plan)
+
+        with LiveProgress(console, enabled=not args.no_progress) as live:
+
+            def done(record: Any) -> None:
+                writer.on_done(record)
+                live.on_done(record)
+
+            async def go() -> bool:
+                task = asyncio.current_task()
+                loop = asyncio.get_running_loop()
+                stopped: list[int] = []
+
+                def stop(sig: int) -> None:
+                    stopped.append(sig)
+                    if task is not None:
+                        task.cancel()
+
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stop, sig)
+                before = await prefix_cache_counters(plan["target"])
+                meta["prefix_cache"] = prefix_cache_report(before, None)
+                try:
+                    await run_levels(
+                        plan["target"],
+                        plan["levels"],
+                        state=state,
+                        prompts=plan["prompts"],
+                        seed=plan["seed"],
+                        on_done=done,
+                        on_level=live.start_level,
+                        on_level_done=lambda i: (writer.write_summary(summary(False)), None)[1],
+                        before_level=barrier.before_level if barrier else None,
+                    )
+                except asyncio.CancelledError:
+                    if not stopped:
+                        raise
+                    return True
+                finally:
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.remove_signal_handler(sig)
+                    meta["prefix_cache"] = prefix_cache_report(before, await prefix_cache_counters(plan["target"]))
+                    if barrier is not None:
+                        meta["barrier_starts_unix_ns"] = list(barrier.starts)
+                        await barrier.close()
+                return False
+
+            try:
+                interrupted = asyncio.run(go())
+            except KeyboardInterrupt:
+                interrupted = True
+        final = summary(interrupted)
+        final["metadata"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        paths = writer.write_summary(final)
+    finally:
+        writer.close()
+    if not args.no_plots and final["levels"]:
+        paths += render_plots([(out_dir.name, final)], out_dir)
+        paths.append(write_report(out_dir, final, [p for p in paths if p.suffix == ".png"]))
     Console(width=None if sys.stdout.isatty() else 160).print(
-        summary_table(summary, title=f"{plan['target'].model} ({plan['target'].api})")
+        summary_table(final, title=f"{plan['target'].model} ({plan['target'].api})")
     )
-    if summary["knee"]:
-        console.print(f"knee: level {summary['knee']['level']} - {summary['knee_definition']}")
+    for line in error_lines(final):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(knee_line(final), markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in paths)}")
     if args.upload_s3:
         keys = upload_results(out_dir, args.upload_s3)
         console.print(f"uploaded {len(keys)} files to {args.upload_s3}")
     if interrupted:
-        console.print("interrupted: results hold what was measured until Ctrl-C")
+        console.print("interrupted: results hold what was measured until the signal")
         return 130
-    return 0 if any(lv["completed"] for lv in summary["levels"]) else 1
+    if not any(lv["completed"] for lv in final["levels"]):
+        return 1
+    worst = max((lv.get("error_rate") or 0.0 for lv in final["levels"]), default=0.0)
+    if worst * 100 > args.max_error_rate:
+        console.print(
+            f"error rate {worst * 100:.1f} % is above --max-error-rate {args.max_error_rate:g} %: exit 3",
+            markup=False,
+            highlight=False,
+        )
+        return 3
+    return 0
+
+
+def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
+    """The start barrier of a sharded run (``--barrier``), or None."""
+    if not getattr(args, "barrier", None):
+        return None
+    from .barrier import Barrier
+
+    index, count = plan["shard"]
+    return Barrier(args.barrier, index=index, count=count, timeout_s=args.barrier_timeout)
 
 
 # -- bench report ---------------------------------------------------------------------------------
@@ -336,6 +529,39 @@ def _report(args: argparse.Namespace) -> int:
         out = args.out or (args.dirs[0] if len(runs) == 1 else args.dirs[0] / "compare")
         paths = render_plots(runs, out)
         console.print(f"plots: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from .merge import merge_runs
+    from .plots import render_plots
+    from .progress import error_lines, knee_line, summary_table
+    from .report import write_report
+    from .results import REQUESTS, SUMMARY, write_csv
+
+    merged, records, origin = merge_runs(args.dirs)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SUMMARY).write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    with (out / REQUESTS).open("w", encoding="utf-8") as f:
+        for r in sorted(records, key=lambda r: r.sent_ns):
+            f.write(json.dumps(r.to_json(origin), separators=(",", ":")) + "\n")
+    write_csv(out / "summary.csv", merged["levels"])
+    paths = [out / SUMMARY, out / REQUESTS, out / "summary.csv"]
+    if not args.no_plots and merged["levels"]:
+        paths += render_plots([(out.name, merged)], out)
+        paths.append(write_report(out, merged, [p for p in paths if p.suffix == ".png"]))
+    console = Console(stderr=True)
+    Console(width=None if sys.stdout.isatty() else 160).print(
+        summary_table(merged, title=f"merged: {len(args.dirs)} harnesses")
+    )
+    for line in [*error_lines(merged), knee_line(merged)]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results: {', '.join(str(p) for p in paths)}")
     return 0
 
 

@@ -22,7 +22,7 @@ import gc
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,9 +94,18 @@ def build_body(target: Target, prompt: str, max_tokens: int) -> bytes:
 
 
 async def send_request(
-    session: aiohttp.ClientSession, target: Target, body: bytes, record: RequestRecord
+    session: aiohttp.ClientSession,
+    target: Target,
+    body: bytes,
+    record: RequestRecord,
+    *,
+    content_types: bool = False,
 ) -> RequestRecord:
-    """Send one streaming request and fill ``record``; never raises for a server or network failure."""
+    """Send one streaming request and fill ``record``; never raises for a server or network failure.
+
+    ``content_types``: a 2xx answer that is not ``text/event-stream`` ends as ``not_streaming``
+    (the preflight's check; under load the body decides).
+    """
     acc = StreamAccumulator(record, target.api)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if target.api_key:
@@ -115,6 +124,10 @@ async def send_request(
                 text = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
                 record.error = "http_5xx" if resp.status >= 500 else "http_4xx"
                 record.error_detail = f"HTTP {resp.status}: {text[:300]}"
+                return record
+            if content_types and "text/event-stream" not in resp.headers.get("Content-Type", ""):
+                record.error = "not_streaming"
+                record.error_detail = f"Content-Type {resp.headers.get('Content-Type', 'missing')!r}"
                 return record
             async for data in resp.content.iter_any():
                 acc.feed(data, time.perf_counter_ns())
@@ -245,12 +258,22 @@ async def run_levels(
     seed: int = 0,
     on_done: OnDone | None = None,
     on_level: Callable[[LevelSpec], None] | None = None,
+    on_level_done: Callable[[int], None] | None = None,
+    before_level: Callable[[int], Awaitable[None]] | None = None,
 ) -> None:
-    """Run every level in order; records accumulate in ``state`` (read it even after Ctrl-C)."""
+    """Run every level in order; records accumulate in ``state`` (read it even after Ctrl-C).
+
+    ``before_level(i)`` is awaited before level ``i`` starts (a start barrier across harness
+    processes); ``on_level_done(i)`` is called when it has finished (results are written then).
+    """
     for i, spec in enumerate(levels):
+        if before_level:
+            await before_level(i)
         if on_level:
             on_level(spec)
         await run_level(target, spec, level=i, state=state, prompts=prompts, seed=seed, on_done=on_done)
+        if on_level_done:
+            on_level_done(i)
 
 
 async def _closed_loop(
@@ -305,10 +328,11 @@ def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:
     while len(offsets) < limit:
         if spec.arrival == "constant":
             t = len(offsets) / spec.rate
-        elif offsets or t:
-            t += rng.expovariate(spec.rate)
+        elif spec.arrival == "gamma":
+            # Shape k = burstiness, mean 1/rate: k < 1 is burstier than Poisson, k > 1 smoother.
+            t += rng.gammavariate(spec.burstiness, 1.0 / (spec.rate * spec.burstiness))
         else:
-            t = rng.expovariate(spec.rate)
+            t += rng.expovariate(spec.rate)
         if t >= horizon:
             break
         offsets.append(t)

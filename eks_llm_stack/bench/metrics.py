@@ -56,9 +56,20 @@ DEFINITIONS: dict[str, dict[str, str]] = {
     "requests_per_s": {"unit": "requests/s", "definition": "successful requests / measurement window"},
     "goodput_requests_per_s": {
         "unit": "requests/s",
-        "definition": "successful requests meeting every SLO (TTFT and ITL below their limits) / measurement window",
+        "definition": "request goodput: successful requests meeting every SLO (TTFT, ITL and, when set, E2E "
+        "below their limits) / measurement window",
+    },
+    "goodput_output_tokens_per_s": {
+        "unit": "tokens/s",
+        "definition": "token goodput: output tokens of the requests meeting every SLO / measurement window",
     },
     "goodput_fraction": {"unit": "1", "definition": "share of all requests (errors included) that met every SLO"},
+    "slo_attainment": {
+        "unit": "1",
+        "definition": "per objective (ttft, itl, e2e when set) and for all together: share of all requests "
+        "(errors included, as misses) that met it",
+    },
+    "error_rate": {"unit": "1", "definition": "errors / requests of the level (warm-up left out)"},
     "window_s": {
         "unit": "s",
         "definition": "measurement window: first request sent -> last response finished, for this level",
@@ -88,6 +99,20 @@ class Slo:
     """TTFT limit in ms (default 500, REFERENCE's interactive target)."""
     itl_ms: float = 50.0
     """ITL limit in ms (default 50, REFERENCE's streaming target)."""
+    e2e_ms: float | None = None
+    """End-to-end limit in ms (default None: no E2E objective)."""
+
+    def met(self, r: RequestRecord) -> dict[str, bool]:
+        """Which objectives a request met; a failed request meets none."""
+        ttft, itl = r.ttft_ms, r.itl_ms
+        out = {
+            "ttft": r.ok and ttft is not None and ttft < self.ttft_ms,
+            "itl": r.ok and (itl is None or itl < self.itl_ms),
+        }
+        if self.e2e_ms is not None:
+            out["e2e"] = r.ok and r.e2e_ms < self.e2e_ms
+        out["all"] = all(out.values())
+        return out
 
 
 def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -134,11 +159,13 @@ def summarize_level(
     prompt_tokens = sum(r.prompt_tokens or 0 for r in ok)
     itls = [x for r in ok if (x := r.itl_ms) is not None]
     ttfts = [x for r in ok if (x := r.ttft_ms) is not None]
-    good = [
-        r
-        for r in ok
-        if (t := r.ttft_ms) is not None and t < slo.ttft_ms and ((i := r.itl_ms) is None or i < slo.itl_ms)
-    ]
+    met = [slo.met(r) for r in records]
+    good = [r for r, m in zip(records, met, strict=True) if m["all"]]
+    attainment = {k: (sum(m[k] for m in met) / len(met)) if met else None for k in (met[0] if met else ())}
+    examples: dict[str, str] = {}
+    for r in failed:
+        if r.error and r.error not in examples:
+            examples[r.error] = r.error_detail or r.error
     per_s = (lambda n: n / window_s) if window_s > 0 else (lambda n: 0.0)
     tput = per_s(out_tokens)
     cost = token_cost(hourly_usd, tput) if (hourly_usd is not None and tput > 0) else None
@@ -153,6 +180,8 @@ def summarize_level(
         "completed": len(ok),
         "errors": len(failed),
         "errors_by_type": dict(sorted(Counter(r.error for r in failed if r.error).items())),
+        "error_examples": dict(sorted(examples.items())),
+        "error_rate": (len(failed) / len(records)) if records else None,
         "window_s": window_s,
         "ttft_ms": distribution(ttfts),
         "itl_ms": distribution(itls),
@@ -167,6 +196,8 @@ def summarize_level(
         "requests_per_s": per_s(len(ok)),
         "goodput_requests_per_s": per_s(len(good)),
         "goodput_fraction": (len(good) / len(records)) if records else None,
+        "goodput_output_tokens_per_s": per_s(sum(r.output_tokens for r in good)),
+        "slo_attainment": attainment,
         "token_count_source": dict(sorted(sources.items())),
         "token_counts_estimated": any(s != "usage" for s in sources),
         "cost_per_1m_tokens_usd": cost.usd_per_1m_tokens if cost else None,

@@ -89,6 +89,7 @@ def summary_table(summary: dict[str, Any], title: str = "benchmark") -> Table:
         "E2E p50",
         "sched p99",
         "goodput",
+        "good tok/s",
         "$/1M tok",
     ):
         t.add_column(col, justify="right")
@@ -107,6 +108,7 @@ def summary_table(summary: dict[str, Any], title: str = "benchmark") -> Table:
             _fmt(lv["e2e_ms"]["p50"]),
             _fmt(lv["schedule_delay_ms"]["p99"], ".2f"),
             _fmt(lv["goodput_fraction"] * 100 if lv.get("goodput_fraction") is not None else None, ".0f") + "%",
+            _fmt(lv.get("goodput_output_tokens_per_s")),
             _fmt(lv.get("cost_per_1m_tokens_usd"), ".3f"),
         )
     return t
@@ -146,3 +148,37 @@ def comparison_table(runs: Sequence[tuple[str, dict[str, Any]]]) -> Table:
                 cells.append(_fmt(val) + delta)
         t.add_row(*cells)
     return t
+
+
+def error_lines(summary: dict[str, Any]) -> list[str]:
+    """Errors of the run by type, with one example each (the detail of the first such request)."""
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for lv in summary["levels"]:
+        for kind, n in lv.get("errors_by_type", {}).items():
+            counts[kind] = counts.get(kind, 0) + n
+        for kind, detail in lv.get("error_examples", {}).items():
+            examples.setdefault(kind, detail)
+    if not counts:
+        return []
+    total = sum(lv["requests"] for lv in summary["levels"]) or 1
+    lines = [f"errors: {sum(counts.values())} of {total} requests"]
+    for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {kind}: {n}, e.g. {examples.get(kind, '-')[:160]}")
+    return lines
+
+
+def knee_line(summary: dict[str, Any]) -> str:
+    """The knee, and whether the sweep reached it."""
+    knee = summary.get("knee")
+    if not knee:
+        return "knee: none - it needs at least 3 load levels with completed requests"
+    where = (
+        f"concurrency {knee['concurrency']}" if knee.get("concurrency") is not None else f"{knee.get('rate'):g} req/s"
+    )
+    if knee.get("reached"):
+        return f"knee: {where} (level {knee['level']}), reached: higher load bought less throughput than latency"
+    return (
+        f"knee: not reached - the best level is the highest load tested ({where}); "
+        "extend the sweep to find where latency turns"
+    )

@@ -17,7 +17,16 @@ from typing import Any
 TOKEN_SOURCES = ("usage", "final_usage", "estimated")
 
 #: Error types a request can end with (``None`` when it succeeded).
-ERROR_TYPES = ("http_4xx", "http_5xx", "timeout", "disconnect", "malformed_sse", "connection", "incomplete")
+ERROR_TYPES = (
+    "http_4xx",
+    "http_5xx",
+    "timeout",
+    "disconnect",
+    "malformed_sse",
+    "connection",
+    "incomplete",
+    "not_streaming",
+)
 
 
 @dataclass(kw_only=True)

@@ -67,6 +67,10 @@ class SimulatorConfig:
     """Share of requests that never answer, to exercise client timeouts (default 0)."""
     seed: int | None = None
     """Seed of the fault draws (default None: not reproducible)."""
+    api_key: str | None = None
+    """Bearer token every request must carry; others get 401 like vLLM's ``--api-key`` (default None: open)."""
+    ignore_stream: bool = False
+    """Answer in one JSON body even when asked to stream, like a server without streaming (default False)."""
 
     def __post_init__(self) -> None:
         with collecting("SimulatorConfig") as p:
@@ -165,6 +169,7 @@ class Simulator:
                 web.post("/v1/chat/completions", self._chat),
                 web.get("/health", self._health),
                 web.get("/v1/models", self._models),
+                web.get("/version", self._version),
                 web.get("/metrics", self._metrics),
                 web.get("/simulator/timings", self._timings),
             ]
@@ -175,7 +180,14 @@ class Simulator:
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
+    async def _version(self, request: web.Request) -> web.Response:
+        from .. import __version__
+
+        return web.json_response({"version": f"eks-llm-stack-simulator {__version__}"})
+
     async def _models(self, request: web.Request) -> web.Response:
+        if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
         return web.json_response(
             {
                 "object": "list",
@@ -338,12 +350,15 @@ class Simulator:
 
     async def _generate(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         arrived = time.perf_counter()
+        if self.config.api_key and request.headers.get("Authorization") != f"Bearer {self.config.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
         try:
             try:
                 body = await request.json()
             except ValueError:
                 raise _BadRequest(400, "request body is not valid JSON", "BadRequestError") from None
             prompt_tokens, max_tokens, stream, include_usage, continuous = self._parse(body, chat)
+            stream = stream and not self.config.ignore_stream
         except _BadRequest as exc:
             return _error(exc.status, exc.message, exc.kind)
         fault = self._fault()

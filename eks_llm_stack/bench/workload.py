@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigError, Problem, Problems
 
 SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
-ARRIVALS = ("poisson", "constant")
+ARRIVALS = ("poisson", "gamma", "constant")
 APIS = ("completions", "chat")
 
 _WORDS = tuple(
@@ -105,7 +105,9 @@ class LevelSpec:
     rate: float | None = None
     """Mean arrivals per second, open loop (default None: closed loop)."""
     arrival: str = "poisson"
-    """Open-loop arrival process, ``poisson`` or ``constant`` (default poisson)."""
+    """Open-loop arrival process, ``poisson``, ``gamma`` or ``constant`` (default poisson)."""
+    burstiness: float = 1.0
+    """Shape of the gamma inter-arrival times (default 1.0, which is Poisson): below 1 burstier."""
     requests: int | None = None
     """Stop issuing after this many requests (default None: bounded by ``duration_s`` only)."""
     duration_s: float | None = None
@@ -123,6 +125,8 @@ class LevelSpec:
         out: dict[str, Any] = {"concurrency": self.concurrency, "rate": self.rate}
         if self.rate is not None:
             out["arrival"] = self.arrival
+            if self.arrival == "gamma":
+                out["burstiness"] = self.burstiness
         out["prompt_length"] = self.prompt.describe()
         out["output_length"] = self.output.describe()
         return out

@@ -39,6 +39,10 @@ _KEY_DIR = "/etc/eks-llm-stack/api-key"
 # First line of the key file (a rotation may list several keys) into the harness's environment.
 _WITH_KEY = 'read -r BENCH_API_KEY < /etc/eks-llm-stack/api-key/api-key; export BENCH_API_KEY; exec eks-llm-stack "$@"'
 _RESULTS_DIR = "/results"
+#: Where harness 0 of a multi-pod run meets the others (``bench run --barrier``).
+BARRIER_PORT = 7000
+#: The pod's completion index, from the Indexed Job's annotation.
+INDEX_ENV = "HARNESS_INDEX"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
 
@@ -114,6 +118,12 @@ class BenchmarkJobProps:
     """Hard stop of the whole Job in seconds (default 4 hours)."""
     ttl_after_finished_s: int | None = 7 * 24 * 3600
     """Delete the finished Job after this many seconds (default 7 days; None keeps it)."""
+    harnesses: int = 1
+    """Harness pods sharing the load (default 1). Above 1 the Job is an Indexed Job of that many
+    pods started together; each takes 1/N of the rate, of the requests and of the users, and
+    they meet before every level at pod 0 (a headless Service gives it a stable name), so every
+    level starts at one instant everywhere. Each pod writes ``part-<index>/`` under the results
+    folder; ``eks-llm-stack bench merge`` makes one report of them."""
     cpu: str = "2"
     """CPU request and limit (default 2: one core for the event loop, one for plots and GC)."""
     memory: str = "2Gi"
@@ -143,6 +153,20 @@ class BenchmarkJobProps:
                 "use completions or chat",
             )
             self._check_load(p)
+            p.check(
+                1 <= self.harnesses <= 64,
+                "harnesses",
+                self.harnesses,
+                "must be between 1 and 64",
+                "use 1 for one pod, or the number of pods to spread the load over, e.g. 4",
+            )
+            p.check(
+                self.harnesses == 1 or not self.concurrency or min(self.concurrency) >= self.harnesses,
+                "concurrency/harnesses",
+                (self.concurrency, self.harnesses),
+                "a level below the number of harnesses leaves a pod without users",
+                "use levels of at least `harnesses`, or fewer harnesses",
+            )
             p.check(
                 self.image_digest is None or _DIGEST.fullmatch(self.image_digest) is not None,
                 "image_digest",
@@ -297,9 +321,21 @@ class BenchmarkJobProps:
             if value is not None:
                 args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         if isinstance(self.results, S3Results):
-            args += ["--out", _RESULTS_DIR, "--upload-s3", f"{self.results.uri.rstrip('/')}/{self.name}"]
+            upload = f"{self.results.uri.rstrip('/')}/{self.name}"
+            if self.harnesses > 1:
+                upload += f"/part-$({INDEX_ENV})"
+            args += ["--out", _RESULTS_DIR, "--upload-s3", upload]
         else:
-            args += ["--out", f"{_RESULTS_DIR}/{self.name}"]
+            folder = f"{_RESULTS_DIR}/{self.name}"
+            args += ["--out", folder + (f"/part-$({INDEX_ENV})" if self.harnesses > 1 else "")]
+        if self.harnesses > 1:
+            # $(VAR) is expanded by the kubelet from the container's environment.
+            args += [
+                "--shard",
+                f"$({INDEX_ENV})/{self.harnesses}",
+                "--barrier",
+                f"{self.name}-0.{self.name}.{self.namespace}.svc.cluster.local:{BARRIER_PORT}",
+            ]
         return args
 
 
@@ -380,11 +416,43 @@ class BenchmarkJobChart(cdk8s.Chart):
         }
         if props.service_account_name:
             pod_spec["serviceAccountName"] = props.service_account_name
+        if props.harnesses > 1:
+            # Pod i of the Indexed Job is <job>-<i>.<service>: pod 0's name is the barrier's address.
+            pod_spec["subdomain"] = props.name
+            container["env"].append(
+                {
+                    "name": INDEX_ENV,
+                    "valueFrom": {
+                        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+                    },
+                }
+            )
+            container["ports"] = [{"name": "barrier", "containerPort": BARRIER_PORT, "protocol": "TCP"}]
+            self.service: cdk8s.ApiObject | None = api_object(
+                self,
+                "Service",
+                api_version="v1",
+                kind="Service",
+                metadata=cdk8s.ApiObjectMetadata(name=props.name, namespace=props.namespace, labels=labels),
+                body={
+                    "spec": {
+                        "clusterIP": "None",
+                        # The harnesses meet before they are Ready: publish their names at once.
+                        "publishNotReadyAddresses": True,
+                        "selector": {"app.kubernetes.io/instance": props.name, "app.kubernetes.io/name": "benchmark"},
+                        "ports": [{"name": "barrier", "port": BARRIER_PORT, "targetPort": BARRIER_PORT}],
+                    }
+                },
+            )
+        else:
+            self.service = None
         job_spec: dict[str, Any] = {
             "backoffLimit": 0,
             "activeDeadlineSeconds": props.active_deadline_s,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         }
+        if props.harnesses > 1:
+            job_spec.update(completionMode="Indexed", completions=props.harnesses, parallelism=props.harnesses)
         if props.ttl_after_finished_s is not None:
             job_spec["ttlSecondsAfterFinished"] = props.ttl_after_finished_s
         self.job = api_object(
