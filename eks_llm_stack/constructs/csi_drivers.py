@@ -14,10 +14,10 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from ..charts.scheduling import system_tolerations
+from ..charts.kube import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .pod_identity import pod_identity_role
 
 EFS_ADDON = "aws-efs-csi-driver"
