@@ -145,7 +145,10 @@ def test_reserved_tag_keys_are_refused_at_synth_with_the_fix() -> None:
             {"tags": {"eks-llm-stack:ephemeral": "true", "Eks-Llm-Stack:expires-at": "2020-01-01T00:00:00Z"}}
         )
     text = str(err.value)
-    assert "tags: tag keys ['eks-llm-stack:ephemeral', 'Eks-Llm-Stack:expires-at'] are reserved: set by the library" in text
+    assert (
+        "tags: tag keys ['eks-llm-stack:ephemeral', 'Eks-Llm-Stack:expires-at'] are reserved: set by the library"
+        in text
+    )
     assert "fix: remove them from 'tags'" in text
 
 
