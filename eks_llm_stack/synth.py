@@ -86,7 +86,7 @@ def build(
     if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":
         # AwsSolutions rules as a synth-time gate: findings not acknowledged on their resource, with a
         # reason, are errors of `cdk synth` (and of the test suite).
-        from .nag import add_nag_checks
+        from .gates.nag import add_nag_checks
 
         add_nag_checks(app)
     return Built(app=app, profile=profile, platform=platform)
@@ -128,7 +128,7 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     out = Path(chosen) if chosen else Path(built.app.outdir) / "manifests"
     write_chart_manifests(built, out)
     if built.profile.observability.enabled:
-        from .dashboards import write_dashboards
+        from .monitoring.dashboards import write_dashboards
 
         # Beside the manifests: dashboards/*.json, importable into any Grafana.
         write_dashboards(out.parent / "dashboards")
