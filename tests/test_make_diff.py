@@ -25,16 +25,23 @@ def _make_recipe(target: str) -> list[str]:
     return recipe
 
 
-def test_a_synth_for_ls_or_diff_writes_into_its_own_assembly_not_dist(tmp_path: Path, monkeypatch) -> None:
-    # What `cdk ls` / `cdk diff -c profile=ci-ephemeral` hand the app: an outdir and the context,
-    # with no manifests_dir (cdk.json has no default any more).
-    assert "manifests_dir" not in CDK_CONTEXT
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CDK_OUTDIR", str(tmp_path / "cdk.out"))
-    monkeypatch.setenv("CDK_CONTEXT_JSON", json.dumps({**CDK_CONTEXT, "profile": "ci-ephemeral", "nag": "false"}))
-    from eks_llm_stack.synth import synthesize_app
+def test_a_synth_for_ls_or_diff_writes_into_its_own_assembly_not_dist(tmp_path: Path) -> None:
+    # What `cdk ls` / `cdk diff -c profile=ci-ephemeral` do: run app.py with an outdir and the context,
+    # no manifests_dir (cdk.json has no default any more). A process of its own, as the CLI starts it
+    # (the jsii runtime of this test process would not see a changed environment).
+    import os
 
-    synthesize_app()
+    assert "manifests_dir" not in CDK_CONTEXT
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path / "cdk.out"),
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_CONTEXT, "profile": "ci-ephemeral", "nag": "false"}),
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
     assert not (tmp_path / "dist").exists()
     assert (tmp_path / "cdk.out" / "manifests" / "namespaces.yaml").is_file()
 
