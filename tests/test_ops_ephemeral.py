@@ -453,7 +453,7 @@ def _cluster(name: str) -> None:
 def test_smoke_runs_the_baseline_against_the_model(aws: Aws, tmp_path: Path) -> None:
     _cluster("ci-s")
     harness = FakeHarness(0)
-    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path)
+    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path, transport_check=lambda *_: None)
     call = harness.calls[0]
     assert call["model"] == "qwen" and call["existed"]
     # The report directory is uploaded as an artifact: no kubeconfig in it, and none left behind.
@@ -465,7 +465,13 @@ def test_smoke_refuses_a_kubeconfig_inside_the_report(aws: Aws, tmp_path: Path) 
     _cluster("ci-s")
     with pytest.raises(EphemeralError, match="is inside the report directory"):
         eph.smoke(
-            aws, "ci-s", model="qwen", harness=FakeHarness(0), output_dir=tmp_path, kubeconfig=tmp_path / "k" / "cfg"
+            aws,
+            "ci-s",
+            model="qwen",
+            harness=FakeHarness(0),
+            output_dir=tmp_path,
+            kubeconfig=tmp_path / "k" / "cfg",
+            transport_check=lambda *_: None,
         )
 
 
@@ -506,3 +512,19 @@ def test_smoke_verdict_fails_on_request_errors(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"levels": [{"completed": 100, "errors": 0}]}))
     assert eph.smoke_verdict(0, tmp_path) == 0
     assert eph.smoke_verdict(2, tmp_path) == 2
+
+
+def test_smoke_fails_when_nccl_runs_without_the_ofi_plugin(aws: Aws, tmp_path: Path) -> None:
+    from eks_llm_stack.ops.ephemeral.smoke import nccl_transport_problem
+
+    _cluster("ci-s")
+    tcp_log = "NCCL INFO NET/Socket : Using [0]eth0:10.0.1.5<0>\nNCCL INFO Using network Socket\n"
+    with pytest.raises(EphemeralError, match=r"did not load the aws-ofi-nccl network plugin.*TCP"):
+        eph.smoke(
+            aws,
+            "ci-s",
+            model="big",
+            harness=FakeHarness(0),
+            output_dir=tmp_path,
+            transport_check=lambda _kubeconfig, _model: nccl_transport_problem(tcp_log),
+        )
