@@ -42,3 +42,14 @@ def test_version_is_the_package_metadata_version() -> None:
     import eks_llm_stack
 
     assert eks_llm_stack.__version__ == version("eks-llm-stack")
+
+
+def test_tables_are_whole_when_stdout_is_not_a_terminal() -> None:
+    # As in a CI log: a pipe. rich alone would assume 80 columns and cut the longest cells with an ellipsis.
+    from eks_llm_stack.catalog import MODELS
+
+    out = subprocess.run(
+        [sys.executable, "-m", "eks_llm_stack.cli", "size", "--list-models"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "…" not in out
+    assert all(spec.hf_id in out for spec in MODELS.values())

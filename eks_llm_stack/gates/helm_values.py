@@ -371,19 +371,24 @@ def check_templates(
 
 
 def _main(profiles: Iterable[str]) -> int:
+    import tempfile
+
     from aws_cdk import App
 
     from ..synth import build
 
     failed = 0
     for profile in profiles:
-        app = App(context={"nag": "false"})
-        built = build(profile, app=app)
-        assembly = app.synth()
-        out = Path("dist") / "helm" / profile
-        problems = check_templates(
-            {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
-        )
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        # The cloud assembly is only needed while rendering (chart assets): not left in the system temp dir.
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="helm-gate-") as tmp:
+            app = App(context={"nag": "false"}, outdir=tmp)
+            built = build(profile, app=app)
+            assembly = app.synth()
+            out = Path("dist") / "helm" / profile
+            problems = check_templates(
+                {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
+            )
         for p in problems:
             print(p, file=sys.stderr)
         print(f"{built.profile.name}: {len(problems)} problem(s); rendered releases in {out}/")
