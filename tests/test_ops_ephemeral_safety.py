@@ -425,3 +425,22 @@ def test_the_reaper_never_deletes_what_up_did_not_create(
         assert not_ours <= left, "a stack 'up' did not create was deleted"
         assert not (made_by_up & left), "an expired cluster 'up' created was left"
         assert all(instance_state(n) == "running" for n in nodes)
+
+
+def test_up_passes_the_bounded_bootstrap_the_runner_and_the_ci_role_to_the_app(aws: Aws, tmp_path: Path) -> None:
+    cdk = FakeCdk(aws)
+    _up(
+        aws,
+        "ci-13",
+        tmp_path,
+        cdk=cdk,
+        admin_arns=["arn:aws:iam::123456789012:role/ci"],
+        runner_cidrs=["198.51.100.7/32"],
+        qualifier="ephci",
+        permissions_boundary="eks-llm-stack-ephemeral-boundary",
+    )
+    argv = cdk.calls[0]
+    assert "admin_arns=arn:aws:iam::123456789012:role/ci" in argv and "runner_cidrs=198.51.100.7/32" in argv
+    assert "@aws-cdk/core:bootstrapQualifier=ephci" in argv
+    assert argv[argv.index("--toolkit-stack-name") + 1] == "CDKToolkit-ephci"
+    assert '@aws-cdk/core:permissionsBoundary={"name":"eks-llm-stack-ephemeral-boundary"}' in argv

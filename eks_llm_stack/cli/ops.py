@@ -46,6 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="IAM role/user ARN given cluster-admin through an EKS access entry, e.g. the CI role; repeatable "
         "(default: $EKS_LLM_STACK_ADMIN_ARN, else none)",
     )
+    p.add_argument(
+        "--runner-cidr",
+        action="append",
+        default=None,
+        help="egress CIDR of this runner, let through to the private-by-default API endpoint; repeatable",
+    )
+    p.add_argument(
+        "--qualifier",
+        default=None,
+        help="CDK bootstrap qualifier to deploy through (toolkit stack CDKToolkit-<qualifier>) "
+        "(default: $EKS_LLM_STACK_BOOTSTRAP_QUALIFIER, else the default bootstrap)",
+    )
+    p.add_argument(
+        "--permissions-boundary",
+        default=None,
+        help="IAM policy name set as permissions boundary on every role the stacks create "
+        "(default: $EKS_LLM_STACK_PERMISSIONS_BOUNDARY, else none)",
+    )
     p.add_argument("--dry-run", action="store_true", help="check the profile, name and account; deploy nothing")
     p.set_defaults(func=_up)
 
@@ -140,7 +158,7 @@ def _up(args: argparse.Namespace) -> int:
 
     from ..config import load_profile
     from ..ops.ephemeral import SubprocessRunner, up
-    from ..ops.ephemeral.up import ADMIN_ARN_ENV
+    from ..ops.ephemeral.up import ADMIN_ARN_ENV, BOUNDARY_ENV, QUALIFIER_ENV
 
     profile = load_profile(args.profile)
     path = Path(args.profile)
@@ -149,7 +167,9 @@ def _up(args: argparse.Namespace) -> int:
     result = up(
         _aws(profile.region), profile, runner=SubprocessRunner(), name=args.name, ttl=args.ttl,
         kubeconfig=args.kubeconfig, workdir=args.workdir, profile_ref=args.profile, profile_dirs=dirs,
-        admin_arns=admins, dry_run=args.dry_run,
+        admin_arns=admins, runner_cidrs=args.runner_cidr or (),
+        qualifier=args.qualifier or os.environ.get(QUALIFIER_ENV, ""),
+        permissions_boundary=args.permissions_boundary or os.environ.get(BOUNDARY_ENV, ""), dry_run=args.dry_run,
     )  # fmt: skip
     # The last line is machine-readable for CI: NAME, the API endpoint, the deployment id.
     print(f"{result.name} {result.endpoint or '-'} {result.deployment_id}")

@@ -35,8 +35,10 @@ from .names import (
 )
 from .runner import DEFAULT_TIMEOUTS, Runner, Timeouts, cdk_command
 
-#: Environment variable ``up`` reads when ``--admin-arn`` is not given.
+#: Environment variables ``up`` reads when the matching option is not given.
 ADMIN_ARN_ENV = "EKS_LLM_STACK_ADMIN_ARN"
+QUALIFIER_ENV = "EKS_LLM_STACK_BOOTSTRAP_QUALIFIER"
+BOUNDARY_ENV = "EKS_LLM_STACK_PERMISSIONS_BOUNDARY"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +62,9 @@ def deploy_argv(
     expires_at: str = "",
     deployment_id: str = "",
     admin_arns: Sequence[str] = (),
+    runner_cidrs: Sequence[str] = (),
+    qualifier: str = "",
+    permissions_boundary: str = "",
 ) -> list[str]:
     argv = [
         cdk_command(), "deploy", "--all",
@@ -74,6 +79,19 @@ def deploy_argv(
         argv += ["-c", f"deployment_id={deployment_id}"]
     if admin_arns:
         argv += ["-c", f"admin_arns={','.join(admin_arns)}"]
+    if runner_cidrs:
+        argv += ["-c", f"runner_cidrs={','.join(runner_cidrs)}"]
+    if qualifier:
+        # A bootstrap of its own, whose execution role is bounded to ephemeral stacks (docs/ci-ephemeral-clusters.md).
+        argv += [
+            "-c",
+            f"@aws-cdk/core:bootstrapQualifier={qualifier}",
+            "--toolkit-stack-name",
+            f"CDKToolkit-{qualifier}",
+        ]
+    if permissions_boundary:
+        # Every role the stacks create carries the boundary, which the bounded execution role requires.
+        argv += ["-c", f'@aws-cdk/core:permissionsBoundary={{"name":"{permissions_boundary}"}}']
     argv += ["--outputs-file", str(outputs_file)]
     for key, value in tags.items():
         # The CDK CLI's --tags replace the stack tags the app computed, so pass the whole set
@@ -176,6 +194,9 @@ def up(
     profile_ref: str | None = None,
     profile_dirs: Sequence[Path] = (),
     admin_arns: Sequence[str] = (),
+    runner_cidrs: Sequence[str] = (),
+    qualifier: str = "",
+    permissions_boundary: str = "",
     dry_run: bool = False,
     now: datetime | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
@@ -205,6 +226,9 @@ def up(
         expires_at=iso(expires),
         deployment_id=deployment_id,
         admin_arns=admin_arns,
+        runner_cidrs=runner_cidrs,
+        qualifier=qualifier,
+        permissions_boundary=permissions_boundary,
     )
     cluster_name = cluster_name_for(name)
     if dry_run:
