@@ -271,7 +271,8 @@ class Plan:
     max_num_seqs: int
     #: Weights of the whole model, GiB.
     weights_gib: float
-    #: KV cache for concurrency x max_model_len over the whole model, GiB.
+    #: KV cache for concurrency sequences of max_model_len over all GPUs of a replica (sliding
+    #: layers at their window; MLA latents and replicated KV heads counted on every GPU), GiB.
     kv_cache_gib: float
     #: KV cache vLLM will allocate over all GPUs of a replica, GiB.
     kv_cache_allocated_gib: float
@@ -917,9 +918,7 @@ def _plan(
         concurrency=request.concurrency,
         max_num_seqs=max_num_seqs,
         weights_gib=weights_total / GIB,
-        kv_cache_gib=request.concurrency * chosen.memory.kv_bytes_per_sequence_gpu * tp * pp / GIB
-        if model.is_mla
-        else request.concurrency * max_len * kv_model / GIB,
+        kv_cache_gib=request.concurrency * chosen.memory.kv_bytes_per_sequence_gpu * tp * pp / GIB,
         kv_cache_allocated_gib=chosen.memory.kv_cache_gib * tp * pp,
         hourly_usd=hourly_replica * request.replicas,
         hourly_usd_per_replica=hourly_replica,
