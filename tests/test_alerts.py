@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eks_llm_stack import alerts, metrics
 from eks_llm_stack.config.observability import AlertThresholds
 from eks_llm_stack.errors import ConfigError
+from eks_llm_stack.monitoring import alerts, metrics
 
 PROMTOOL = shutil.which("promtool")
 

@@ -12,7 +12,7 @@ import pytest
 
 from eks_llm_stack.bench.simulator import SimulatorConfig, running
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.metrics import vllm_series
+from eks_llm_stack.monitoring.metrics import vllm_series
 
 MODEL = "simulated-model"
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from eks_llm_stack import dashboards, metrics
+from eks_llm_stack.monitoring import dashboards, metrics
 
 DASHBOARDS = dashboards.all_dashboards()
 

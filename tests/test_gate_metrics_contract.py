@@ -18,7 +18,7 @@ from eks_llm_stack.gates.metrics_contract import (
     upstream_dcgm_counters,
     vllm_exposition,
 )
-from eks_llm_stack.metrics import DCGM_FIELDS, DcgmField, dcgm_counters_csv
+from eks_llm_stack.monitoring.metrics import DCGM_FIELDS, DcgmField, dcgm_counters_csv
 
 # -- the judge ------------------------------------------------------------------------------------
 

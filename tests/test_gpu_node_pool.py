@@ -14,7 +14,7 @@ from eks_llm_stack.constructs.device_plugins import DevicePluginsProps, nvidia_p
 from eks_llm_stack.constructs.gpu_node_pool import EFA_LABEL, GpuNodePoolProps, efa_network_interfaces
 from eks_llm_stack.conventions import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL, WORKLOAD_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 SG = "sg-0123456789abcdef0"
 

@@ -30,7 +30,7 @@ from eks_llm_stack.charts.vllm import (
 )
 from eks_llm_stack.conventions import EFA_RESOURCE, GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 NS = "llm-serving"
 SINGLE = VllmModelProps(

@@ -20,11 +20,11 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
-from .. import metrics as m
 from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, INSTANCE_TYPE_LABEL, MANAGED_BY, POOL_LABEL
 from ..errors import collecting
 from ..gates.checkov import NO_CPU_LIMIT, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..monitoring import metrics as m
 from ..versions import ImagePin
 from .monitoring import MONITORING_API, api_object, check_interval, check_labels, component_relabeling
 from .names import check_dns_label

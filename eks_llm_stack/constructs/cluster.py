@@ -26,7 +26,7 @@ from .. import versions
 from ..config.network import check_cidr
 from ..conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_checkov_generated, acknowledge_generated
+from ..gates.nag import acknowledge, acknowledge_checkov_generated, acknowledge_generated
 from .pod_identity import pod_identity_role
 
 #: How long control-plane logs (the audit log among them) are kept.

@@ -25,7 +25,7 @@ from .. import versions
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_checkov, acknowledge_generated
+from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
 from .crds import CrdChart
 from .pod_identity import pod_identity

@@ -24,7 +24,7 @@ from constructs import Construct
 from ..config.base import validate_model
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_checkov
+from ..gates.nag import acknowledge, acknowledge_checkov
 
 #: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))

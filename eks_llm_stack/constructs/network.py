@@ -13,7 +13,7 @@ from constructs import Construct
 
 from ..conventions import DISCOVERY_TAG
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_checkov_generated
+from ..gates.nag import acknowledge, acknowledge_checkov_generated
 
 #: Interface endpoints by short name (S3 is a gateway endpoint, handled apart).
 _INTERFACE_ENDPOINTS = {

@@ -26,7 +26,7 @@ from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_checkov
+from ..gates.nag import acknowledge, acknowledge_checkov
 from .crds import CrdChart
 from .pod_identity import pod_identity
 

@@ -552,7 +552,7 @@ class ServingStack(PlatformStackBase):
         )
         policy.attach_to_role(role)
         from ..constructs.serving_controllers import nag_partition
-        from ..nag import acknowledge
+        from ..gates.nag import acknowledge
 
         acknowledge(
             policy,

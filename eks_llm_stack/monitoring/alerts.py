@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..config.observability import AlertThresholds
 from . import metrics as m
-from .config.observability import AlertThresholds
 
 Severity = Literal["info", "warning", "critical"]
 

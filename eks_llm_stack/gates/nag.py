@@ -3,7 +3,7 @@
 cdk-nag v3 runs as a CDK policy-validation plugin. An acknowledgment sits on the one
 construct it concerns, with a reason — never on a whole stack::
 
-    from eks_llm_stack.nag import acknowledge
+    from eks_llm_stack.gates.nag import acknowledge
     acknowledge(role, "AwsSolutions-IAM5", "Karpenter launches instances of any type; scoped by tag condition")
 
 Findings can be read without failing synthesis through :func:`nag_report` (used by the tests).

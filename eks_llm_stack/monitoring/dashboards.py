@@ -5,7 +5,7 @@ helpers, so a query lives next to its title and unit. :func:`all_dashboards` ret
 by file name; :func:`write_dashboards` writes them to a directory (``dist/dashboards/``) for
 import into any Grafana, and the monitoring chart ships the same JSON in ConfigMaps for the
 Grafana sidecar. :func:`unknown_metrics` lists every query that names a metric neither DCGM
-nor vLLM exports (see :mod:`eks_llm_stack.metrics`).
+nor vLLM exports (see :mod:`eks_llm_stack.monitoring.metrics`).
 """
 
 from __future__ import annotations
