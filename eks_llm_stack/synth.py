@@ -26,6 +26,7 @@ CONTEXT_NAG = "nag"
 #: Comma-separated CIDRs of CI runners, merged into ``cluster.endpoint.runner_cidrs``.
 CONTEXT_RUNNER_CIDRS = "runner_cidrs"
 DEFAULT_PROFILE = "default"
+#: Where ``make synth`` writes the manifests (``-c manifests_dir=dist/manifests``).
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
 
 
@@ -115,14 +116,21 @@ def _write_one(name: str, chart: Any, stack: Any, out_dir: Path) -> list[Path]:
 
 
 def synthesize_app(profile: str | None = None, manifests_dir: str | None = None) -> Built:
-    """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests."""
+    """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests.
+
+    Every CLI command runs the app (``cdk ls`` and ``cdk diff`` too, often for another profile), so
+    the manifests go into that command's own cloud assembly (``<outdir>/manifests``) unless an
+    output is chosen: ``manifests_dir`` here or ``-c manifests_dir=...`` (``make synth`` passes
+    ``dist/manifests``). A ``cdk ls`` or ``cdk diff`` therefore never overwrites ``dist/manifests``.
+    """
     built = build(profile)
-    out = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR) or DEFAULT_MANIFESTS_DIR
-    write_chart_manifests(built, Path(out))
+    chosen = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
+    out = Path(chosen) if chosen else Path(built.app.outdir) / "manifests"
+    write_chart_manifests(built, out)
     if built.profile.observability.enabled:
         from .monitoring.dashboards import write_dashboards
 
-        # Beside the manifests: dist/dashboards/*.json, importable into any Grafana.
-        write_dashboards(Path(out).parent / "dashboards")
+        # Beside the manifests: dashboards/*.json, importable into any Grafana.
+        write_dashboards(out.parent / "dashboards")
     built.app.synth()
     return built

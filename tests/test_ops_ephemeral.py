@@ -398,7 +398,7 @@ def _cluster(name: str) -> None:
 def test_smoke_runs_the_baseline_against_the_model(aws: Aws, tmp_path: Path) -> None:
     _cluster("ci-s")
     harness = FakeHarness(0)
-    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path)
+    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path, transport_check=lambda *_: None)
     assert harness.calls[0]["model"] == "qwen" and harness.calls[0]["kubeconfig"].is_file()
 
 
@@ -439,3 +439,19 @@ def test_smoke_verdict_fails_on_request_errors(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"levels": [{"completed": 100, "errors": 0}]}))
     assert eph.smoke_verdict(0, tmp_path) == 0
     assert eph.smoke_verdict(2, tmp_path) == 2
+
+
+def test_smoke_fails_when_nccl_runs_without_the_ofi_plugin(aws: Aws, tmp_path: Path) -> None:
+    from eks_llm_stack.ops.ephemeral.smoke import nccl_transport_problem
+
+    _cluster("ci-s")
+    tcp_log = "NCCL INFO NET/Socket : Using [0]eth0:10.0.1.5<0>\nNCCL INFO Using network Socket\n"
+    with pytest.raises(EphemeralError, match=r"did not load the aws-ofi-nccl network plugin.*TCP"):
+        eph.smoke(
+            aws,
+            "ci-s",
+            model="big",
+            harness=FakeHarness(0),
+            output_dir=tmp_path,
+            transport_check=lambda _kubeconfig, _model: nccl_transport_problem(tcp_log),
+        )

@@ -78,7 +78,7 @@ def test_every_namespace_a_helm_release_uses_is_created_labelled(default_synth):
             assert r["Properties"].get("CreateNamespace") is not True, ns
     assert levels["external-secrets"] == "restricted"
     assert levels["keda"] == "restricted"
-    assert levels["lws-system"] == "baseline"
+    assert levels["lws-system"] == "restricted"
 
 
 def test_node_exporter_and_dcgm_run_in_the_node_agents_namespace(default_synth):
@@ -143,8 +143,9 @@ def test_every_pod_of_every_helm_release_meets_its_namespace_level(production_sy
     levels = _levels(production_synth)
     checked = 0
     problems: list[str] = []
-    for release in helm_releases({"p": production_synth.template("Platform")}):
-        archive = chart_archive(release.chart, release.version)
+    releases = helm_releases({"p": production_synth.template("Platform")}, production_synth.outdir / "cdk.out")
+    for release in releases:
+        archive = release.source or chart_archive(release.chart, release.version)
         stdout, stderr, code = _render(
             archive, release.release, release.namespace, json.dumps(release.values, sort_keys=True), DEFAULT_CRD_DIR
         )

@@ -9,7 +9,6 @@ namespace (``claimRef``) and retained, so deleting a claim never deletes model w
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from constructs import Construct
 
 from .. import versions
 from ..config.data import parse_s3_path
-from ..conventions import MANAGED_BY, SYSTEM_NODE_LABEL
+from ..conventions import MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL
 from ..errors import Problems, collecting
 from ..gates.checkov import (
     HF_TOKEN_ENV,
@@ -28,9 +27,9 @@ from ..gates.checkov import (
     PINNED_TAG_PULL,
     k8s_skip_annotations,
 )
+from ..naming import check_dns_label
 from .external_secrets import SECRET_VALUE_KEY
-from .names import check_dns_label
-from .scheduling import restricted_security_context, system_tolerations
+from .kube import gpu_tolerations, restricted_security_context, system_tolerations
 
 FSX_DRIVER = "fsx.csi.aws.com"
 EFS_DRIVER = "efs.csi.aws.com"
@@ -79,8 +78,10 @@ class ModelFetch:
     Hugging Face token under key ``token`` (default ``huggingface-token``, optional: public
     models need none). ``service_account`` — for S3 access through Pod Identity (default: the
     namespace's default account). ``uid`` / ``gid`` — owner of the files (default 1000/1000,
-    matching the EFS access point). ``on_system_nodes`` — run on the system node group (default
-    true: a download needs no GPU).
+    matching the EFS access point). ``pools`` — GPU pools whose nodes run the Job (default none);
+    they carry the storage-client security group the EFS / FSx mounts need, and the Job tolerates
+    their GPU taint without requesting a GPU. ``on_system_nodes`` — without ``pools``, run on the
+    system node group (default true); only right when those nodes can reach the file system.
 
     Idempotent: a marker file naming the source is written last, and a Job that finds it exits at
     once. Resumable: ``aws s3 sync`` and ``snapshot_download`` skip files already complete, so a
@@ -97,6 +98,7 @@ class ModelFetch:
     service_account: str | None = None
     uid: int = 1000
     gid: int = 1000
+    pools: tuple[str, ...] = ()
     on_system_nodes: bool = True
 
     def __post_init__(self) -> None:
@@ -366,9 +368,9 @@ _HF_SCRIPT = """set -eu
 marker="$TARGET/{marker}"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$SOURCE" ]; then echo "already fetched: $SOURCE"; exit 0; fi
 mkdir -p "$TARGET"
-pip install --quiet --no-cache-dir --target /tmp/py {package}
+# huggingface_hub as the pinned vLLM image ships it: nothing is installed at start.
 # snapshot_download skips complete files and resumes partial ones; HF_TOKEN comes from the synced Secret.
-PYTHONPATH=/tmp/py python -c 'import os; from huggingface_hub import snapshot_download as d
+python3 -c 'import os; from huggingface_hub import snapshot_download as d
 d(repo_id=os.environ["HF_REPO"], revision=os.environ["HF_REVISION"], local_dir=os.environ["TARGET"])'
 printf '%s' "$SOURCE" > "$marker"
 echo "fetched: $SOURCE"
@@ -387,10 +389,10 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
         script = _S3_SCRIPT.format(marker=COMPLETE_MARKER)
         env.append({"name": "SOURCE", "value": job.s3_uri})
     else:
-        image = versions.PYTHON_IMAGE.uri
-        script = _HF_SCRIPT.format(
-            marker=COMPLETE_MARKER, package=shlex.quote(f"huggingface_hub=={versions.HUGGINGFACE_HUB_VERSION}")
-        )
+        # The image the model runs (pinned, pulled on the GPU nodes anyway) has huggingface_hub and its
+        # tested version; a plain Python image would need a `pip install` at every start.
+        image = versions.VLLM_IMAGE.uri
+        script = _HF_SCRIPT.format(marker=COMPLETE_MARKER)
         env += [
             {"name": "SOURCE", "value": f"hf://{job.hf_repo}@{job.hf_revision}"},
             {"name": "HF_REPO", "value": job.hf_repo},
@@ -432,7 +434,21 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
     pod["containers"][0]["securityContext"]["runAsGroup"] = job.gid
     if job.service_account is not None:
         pod["serviceAccountName"] = job.service_account
-    if job.on_system_nodes:
+    if job.pools:
+        # Where the mounts work: GPU-pool nodes carry the storage-client security group (the
+        # system nodes do not, so an EFS / FSx mount there hangs). The vLLM pod of the same
+        # model waits on that node for the marker, so the Job adds no node of its own.
+        pod["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": list(job.pools)}]}
+                    ]
+                }
+            }
+        }
+        pod["tolerations"] = gpu_tolerations()
+    elif job.on_system_nodes:
         pod["nodeSelector"] = {SYSTEM_NODE_LABEL: "true"}
         pod["tolerations"] = system_tolerations()
     labels = {**MANAGED_BY, "app.kubernetes.io/name": "model-fetch", "app.kubernetes.io/instance": job.name}

@@ -886,7 +886,7 @@ def _plan(
     if pp > 1:
         notes.append(
             f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
-            "nodes with the Ray executor (LeaderWorkerSet)"
+            "nodes (LeaderWorkerSet, native multi-node launch over EFA)"
         )
     if request.capacity == "spot" and not request.prices:
         notes.append(
