@@ -605,7 +605,7 @@ def size(request: SizingRequest) -> Plan:
                 if pp_fixed is None and cand.problem is None and cand.seqs_fit >= request.concurrency:
                     break  # more nodes of the same type only cost more
 
-    # Preference tiers: one node before several (multi-node adds a placement group, Ray and
+    # Preference tiers: one node before several (multi-node adds a placement group, an NCCL launch and
     # inter-node latency, so it is the answer only when no single node will do); within a tier
     # the cheapest wins. An explicit pin that runs but cannot hold the concurrency is served
     # with a lowered --max-num-seqs rather than refused.
