@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -155,15 +156,20 @@ def smoke(
     cluster = find_cluster(aws, name)
     if cluster is None:
         raise EphemeralError(f"no ephemeral cluster named '{name}' (see 'eks-llm-stack ephemeral list')")
-    kubeconfig = kubeconfig or output_dir / f"kubeconfig-{name}"
-    write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+    if kubeconfig is not None and kubeconfig.resolve().is_relative_to(output_dir.resolve()):
+        # The report directory is uploaded as a CI artifact; a kubeconfig names the API endpoint.
+        raise EphemeralError(f"--kubeconfig {kubeconfig} is inside the report directory {output_dir}; put it elsewhere")
     output_dir.mkdir(parents=True, exist_ok=True)
-    code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
+    with tempfile.TemporaryDirectory(prefix="eks-llm-stack-") as tmp:
+        kubeconfig = kubeconfig or Path(tmp) / f"kubeconfig-{name}"
+        write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+        code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
+        # Still inside: the kubeconfig lives only as long as the temporary directory.
+        problem = transport_check(kubeconfig, model) if code == 0 else None
     if code != 0:
         raise EphemeralError(
             f"smoke test of '{name}' failed: the baseline scenario against '{model}' exited {code} (report in {output_dir})"
         )
-    problem = transport_check(kubeconfig, model)
     if problem is not None:
         raise EphemeralError(f"smoke test of '{name}' failed: {problem}")
     return output_dir
