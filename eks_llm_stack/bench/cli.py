@@ -69,6 +69,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         "--no-preflight", action="store_true", help="skip the request that checks URL, model, key and streaming"
     )
     run.add_argument(
+        "--sla-sweep",
+        choices=("concurrency", "rate"),
+        help="find the highest concurrency or rate meeting the SLOs by bisection over --sweep-range",
+    )
+    run.add_argument("--sweep-range", help="LO:HI of the SLA sweep, e.g. 1:256 (concurrency) or 0.5:50 (rate)")
+    run.add_argument(
+        "--slo-attainment",
+        type=float,
+        default=90.0,
+        help="SLA sweep: percent of requests that must meet every SLO for a load to pass (default 90)",
+    )
+    run.add_argument(
         "--barrier",
         help="HOST:PORT where harness 0 of a --shard run meets the others before every level",
     )
@@ -143,7 +155,12 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         )
     chosen = [
         n
-        for n, v in (("--scenario", args.scenario), ("--concurrency", args.concurrency), ("--rate", args.rate))
+        for n, v in (
+            ("--scenario", args.scenario),
+            ("--concurrency", args.concurrency),
+            ("--rate", args.rate),
+            ("--sla-sweep", args.sla_sweep),
+        )
         if v is not None
     ]
     if len(chosen) != 1:
@@ -169,6 +186,28 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             )
     if args.rate is not None and not args.rate > 0:
         p.add("--rate", "must be a positive number of requests per second", "e.g. --rate 5", args.rate)
+    sweep_range: tuple[float, float] | None = None
+    if args.sla_sweep is not None:
+        try:
+            lo_text, hi_text = str(args.sweep_range).split(":")
+            sweep_range = (float(lo_text), float(hi_text))
+            if not 0 < sweep_range[0] < sweep_range[1]:
+                raise ValueError
+            if args.sla_sweep == "concurrency" and not all(x == int(x) for x in sweep_range):
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--sweep-range",
+                "must be LO:HI with 0 < LO < HI (whole numbers for concurrency)",
+                "e.g. --sla-sweep concurrency --sweep-range 1:256",
+                args.sweep_range,
+            )
+        if args.requests is None and args.duration is None:
+            p.add(
+                "--sla-sweep", "each trial level needs a bound", "add --requests N and/or --duration S", args.sla_sweep
+            )
+        if not 0 < args.slo_attainment <= 100:
+            p.add("--slo-attainment", "must be a percentage above 0", "e.g. --slo-attainment 90", args.slo_attainment)
     if args.burstiness is not None and (args.arrival != "gamma" or not args.burstiness > 0):
         p.add(
             "--burstiness",
@@ -296,8 +335,16 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
     elif concurrency:
         default = None if (args.requests or args.duration) else _CLOSED_LOOP_DEFAULT_REQUESTS
         levels = tuple(bounded(LevelSpec(concurrency=c, requests=default)) for c in concurrency)
+    elif args.sla_sweep:
+        levels = ()
     else:
         levels = (bounded(LevelSpec(rate=args.rate, arrival=args.arrival or "poisson")),)
+
+    def sweep_level(x: float) -> LevelSpec:
+        if args.sla_sweep == "concurrency":
+            return bounded(LevelSpec(concurrency=int(x)))
+        return bounded(LevelSpec(rate=x, arrival=args.arrival or "poisson"))
+
     target = Target(
         url=args.url,
         model=args.model,
@@ -319,6 +366,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "prices": prices,
         "shard": shard,
         "seed": args.seed + 7919 * shard[0],
+        "sweep": (args.sla_sweep, sweep_range, sweep_level) if args.sla_sweep else None,
     }
 
 
@@ -410,6 +458,30 @@ def _run(args: argparse.Namespace) -> int:
 
         interrupted = False
         barrier = _barrier(args, plan)
+        sweep_result: dict[str, Any] = {}
+
+        async def sweep(plan: dict[str, Any], done: Any) -> None:
+            from .harness import run_level
+            from .sweep import bisect
+
+            kind, (lo, hi), make = plan["sweep"]
+
+            async def run_one(x: float) -> dict[str, Any]:
+                spec = make(x)
+                plan["levels"] = (*plan["levels"], spec)
+                i = len(plan["levels"]) - 1
+                live.start_level(spec)
+                await run_level(
+                    plan["target"], spec, level=i, state=state, prompts=plan["prompts"], seed=plan["seed"], on_done=done
+                )
+                doc = summary(False)
+                writer.write_summary(doc)
+                return doc["levels"][-1]
+
+            sweep_result.update(
+                await bisect(run_one, lo=lo, hi=hi, integer=kind == "concurrency", attainment=args.slo_attainment / 100)
+            )
+            sweep_result["kind"] = kind
 
         with LiveProgress(console, enabled=not args.no_progress) as live:
 
@@ -432,6 +504,9 @@ def _run(args: argparse.Namespace) -> int:
                 before = await prefix_cache_counters(plan["target"])
                 meta["prefix_cache"] = prefix_cache_report(before, None)
                 try:
+                    if plan["sweep"]:
+                        await sweep(plan, done)
+                        return False
                     await run_levels(
                         plan["target"],
                         plan["levels"],
@@ -461,6 +536,8 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 interrupted = True
         final = summary(interrupted)
+        if sweep_result:
+            final["sla_sweep"] = sweep_result
         final["metadata"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         paths = writer.write_summary(final)
     finally:
@@ -474,6 +551,8 @@ def _run(args: argparse.Namespace) -> int:
     for line in error_lines(final):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(knee_line(final), markup=False, highlight=False, soft_wrap=True)
+    if sweep_result:
+        console.print(_sweep_line(sweep_result), markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in paths)}")
     if args.upload_s3:
         keys = upload_results(out_dir, args.upload_s3)
@@ -492,6 +571,16 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 3
     return 0
+
+
+def _sweep_line(result: dict[str, Any]) -> str:
+    target = f"{result['attainment_target'] * 100:g} % of requests within every SLO"
+    if result.get("reached"):
+        return (
+            f"SLA sweep: highest {result['kind']} meeting the SLOs is {result['best']:g} ({target}); "
+            f"{result['first_missing']:g} misses - reached, after {len(result['trials'])} levels"
+        )
+    return f"SLA sweep: limit not reached - {result['why']} ({target})"
 
 
 def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:

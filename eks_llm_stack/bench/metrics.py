@@ -217,6 +217,10 @@ def find_knee(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     power, index = max(candidates)
     lv = levels[index]
+    # "Highest load tested" by load, not by order: an SLA sweep runs its levels out of order.
+    key = "concurrency" if all(x.get("concurrency") is not None for x in levels) else "rate"
+    loads = [x.get(key) for x in levels]
+    highest = lv.get(key) == max(loads) if all(v is not None for v in loads) else index == len(levels) - 1
     return {
         "index": index,
         "level": lv["level"],
@@ -225,6 +229,6 @@ def find_knee(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "power": power,
         "output_tokens_per_s": lv["output_tokens_per_s"],
         "e2e_ms_mean": lv["e2e_ms"]["mean"],
-        "reached": index != len(levels) - 1,
+        "reached": not highest,
         "definition": KNEE_DEFINITION,
     }

@@ -109,6 +109,19 @@ def build_figures(runs: Sequence[Run]) -> dict[str, Any]:
     runs = [(label, doc) for label, doc in runs if any(lv.get("completed") for lv in doc["levels"])]
     if not runs:
         return {}
+    # Lines join levels in order of load (an SLA sweep runs them out of order).
+    runs = [
+        (
+            label,
+            {
+                **doc,
+                "levels": [
+                    lv for _, lv in sorted(zip(_axis(doc["levels"])[1], doc["levels"], strict=True), key=lambda t: t[0])
+                ],
+            },
+        )
+        for label, doc in runs
+    ]
     figures: dict[str, Any] = {}
     xlabel = _axis(runs[0][1]["levels"])[0]
     all_xs = [x for _, doc in runs for x in _axis(doc["levels"])[1]]
@@ -229,6 +242,9 @@ def build_figures(runs: Sequence[Run]) -> dict[str, Any]:
             if _finite(ys):
                 series = name(label, what)
                 ax.plot(xs, ys, marker="o", linestyle="-" if key == "all" else ":", color=colour(series), label=series)
+    target = (runs[0][1].get("sla_sweep") or {}).get("attainment_target")
+    if target is not None and ax.lines:
+        ax.axhline(target * 100, color=_SLO_COLOUR, linestyle="--", linewidth=1.2, label=f"target {target * 100:g} %")
     ax.set_title("SLO attainment vs load")
     ax.set_ylabel("requests meeting the SLO (%)")
     ax.set_ylim(0, 105)
