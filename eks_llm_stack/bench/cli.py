@@ -50,6 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument("--prompt-tokens", help="N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C (default 128)")
     run.add_argument("--output-tokens", help="as --prompt-tokens (default 128)")
     run.add_argument("--dataset", type=Path, help="ShareGPT JSON or JSONL of prompts")
+    run.add_argument(
+        "--shared-prefix",
+        metavar="GROUPSxPROMPTS",
+        help="synthetic prompts sharing a prefix: GROUPS groups x PROMPTS each, e.g. 8x16 (with --prefix-tokens)",
+    )
+    run.add_argument(
+        "--prefix-tokens", type=int, default=512, help="--shared-prefix: tokens of each group's prefix (default 512)"
+    )
+    run.add_argument(
+        "--trace",
+        type=Path,
+        help="replay a timestamped trace (JSONL: timestamp_s, prompt or prompt_tokens, output_tokens) open loop",
+    )
     run.add_argument("--instance", help="EC2 instance type whose on-demand price costs the tokens")
     run.add_argument("--hourly-usd", type=float, help="price per hour to cost the tokens with")
     run.add_argument("--slo-ttft-ms", type=float, default=500.0, help="goodput TTFT limit (default 500)")
@@ -143,7 +156,15 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the options of ``bench run`` (every problem at once) and return what to run."""
     from .harness import Target
     from .results import Price
-    from .workload import SCENARIOS, LengthSpec, LevelSpec, load_dataset, scenario_levels
+    from .workload import (
+        SCENARIOS,
+        LengthSpec,
+        LevelSpec,
+        load_dataset,
+        load_trace,
+        scenario_levels,
+        shared_prefix_prompts,
+    )
 
     p = Problems("bench run")
     if not str(args.url).startswith(("http://", "https://")):
@@ -160,6 +181,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             ("--concurrency", args.concurrency),
             ("--rate", args.rate),
             ("--sla-sweep", args.sla_sweep),
+            ("--trace", args.trace),
         )
         if v is not None
     ]
@@ -274,11 +296,43 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 args.api_key_env,
             )
     prompts = None
+    trace_times: tuple[float, ...] = ()
     if args.dataset is not None:
         try:
             prompts = load_dataset(args.dataset)
         except ConfigError as exc:
             p.extend(exc, "--dataset")
+    if args.trace is not None:
+        try:
+            prompts, trace_times = load_trace(args.trace, seed=args.seed)
+        except ConfigError as exc:
+            p.extend(exc, "--trace")
+    if args.shared_prefix is not None:
+        try:
+            g_text, m_text = str(args.shared_prefix).lower().split("x")
+            groups, per_group = int(g_text), int(m_text)
+            if groups < 1 or per_group < 1 or args.prefix_tokens < 1:
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--shared-prefix",
+                "must be GROUPSxPROMPTS with positive numbers (and --prefix-tokens positive)",
+                "e.g. --shared-prefix 8x16 --prefix-tokens 1024",
+                args.shared_prefix,
+            )
+        else:
+            if args.dataset is not None or args.trace is not None:
+                p.add(
+                    "--shared-prefix", "is a dataset of its own", "drop --dataset/--trace, or this", args.shared_prefix
+                )
+            suffix = prompt.values[0] if prompt is not None and prompt.kind == "fixed" else 128
+            prompts = shared_prefix_prompts(
+                groups=groups,
+                per_group=per_group,
+                prefix_tokens=args.prefix_tokens,
+                suffix_tokens=suffix,
+                seed=args.seed,
+            )
     price = None
     if args.instance:
         try:
@@ -337,6 +391,16 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         levels = tuple(bounded(LevelSpec(concurrency=c, requests=default)) for c in concurrency)
     elif args.sla_sweep:
         levels = ()
+    elif args.trace is not None:
+        span = trace_times[-1] if trace_times and trace_times[-1] > 0 else 1.0
+        levels = (
+            dataclasses.replace(
+                bounded(LevelSpec(rate=len(trace_times) / span, arrival="trace")),
+                trace_offsets_s=trace_times,
+                requests=len(trace_times),
+                duration_s=None,
+            ),
+        )
     else:
         levels = (bounded(LevelSpec(rate=args.rate, arrival=args.arrival or "poisson")),)
 
@@ -440,7 +504,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         server = None if args.no_preflight else asyncio.run(preflight(plan["target"]))
         slo = Slo(ttft_ms=args.slo_ttft_ms, itl_ms=args.slo_itl_ms, e2e_ms=args.slo_e2e_ms)
-        meta = run_metadata(state, started=started, server=server, dataset=args.dataset, shard=plan["shard"])
+        meta = run_metadata(
+            state, started=started, server=server, dataset=args.dataset or args.trace, shard=plan["shard"]
+        )
 
         def summary(interrupted: bool) -> dict[str, Any]:
             return build_summary(

@@ -220,7 +220,8 @@ def find_knee(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     # "Highest load tested" by load, not by order: an SLA sweep runs its levels out of order.
     key = "concurrency" if all(x.get("concurrency") is not None for x in levels) else "rate"
     loads = [x.get(key) for x in levels]
-    highest = lv.get(key) == max(loads) if all(v is not None for v in loads) else index == len(levels) - 1
+    known = [float(v) for v in loads if v is not None]
+    highest = lv.get(key) == max(known) if len(known) == len(loads) else index == len(levels) - 1
     return {
         "index": index,
         "level": lv["level"],
