@@ -44,7 +44,7 @@ def test_a_range_that_does_not_bracket_the_limit_says_so() -> None:
 
 
 def test_sla_sweep_against_a_server_that_saturates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 4 generating at once, 10 ms TTFT, 20 tokens at 2 ms: queueing pushes TTFT past 40 ms beyond ~4-6 users.
+    # 4 generating at once, 10 ms TTFT, 20 tokens at 2 ms: queueing pushes TTFT past 80 ms beyond ~8 users.
     with simulator(ttft_ms=10, itl_ms=2, max_concurrency=4) as (_, url):
         code = main(
             [
@@ -63,7 +63,7 @@ def test_sla_sweep_against_a_server_that_saturates(tmp_path: Path, capsys: pytes
                 "--output-tokens",
                 "20",
                 "--slo-ttft-ms",
-                "25",
+                "80",
                 "--out",
                 str(tmp_path / "s"),
                 "--no-progress",
@@ -73,7 +73,7 @@ def test_sla_sweep_against_a_server_that_saturates(tmp_path: Path, capsys: pytes
     assert code == 0
     doc = json.loads((tmp_path / "s" / "summary.json").read_text())
     sweep = doc["sla_sweep"]
-    assert sweep["reached"] is True and 2 <= sweep["best"] <= 12 and sweep["first_missing"] == sweep["best"] + 1
+    assert sweep["reached"] is True and 1 <= sweep["best"] <= 16 and sweep["first_missing"] == sweep["best"] + 1
     assert len(doc["levels"]) == len(sweep["trials"])
     assert "SLA sweep: highest concurrency meeting the SLOs is" in capsys.readouterr().err
 
