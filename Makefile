@@ -20,7 +20,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: setup synth test test-image image-tools check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
+.PHONY: setup checkov synth test test-image image-tools check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@echo "==> virtualenv $(VENV) (pinned requirements)"
@@ -39,6 +39,15 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# checkov pins its own dependency tree (boto3 among them): a virtualenv of its own, beside .venv.
+.venv-checkov/.installed: requirements-checkov.txt
+	@echo "==> checkov (.venv-checkov, requirements-checkov.txt)"
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@set -o pipefail; .venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $@
+
+checkov: .venv-checkov/.installed
+
 synth: setup
 	@echo "==> cdk synth -c profile=$(PROFILE)"
 	@$(CDK) synth --quiet --ci -c profile=$(PROFILE)
@@ -49,7 +58,7 @@ promtool:
 	  echo "==> installing promtool (Debian package prometheus)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
-test: setup promtool
+test: setup promtool checkov
 	@echo "==> pytest"
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,19 +22,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--instance-types", default="", help="comma-separated types or families to choose from")
     s.add_argument("--tensor-parallel-size", type=int, default=None)
     s.add_argument("--pipeline-parallel-size", type=int, default=None)
-    s.add_argument("--gpu-memory-utilization", type=float, default=0.90)
+    s.add_argument(
+        "--gpu-memory-utilization", type=float, default=None, help="in (0, 1); default 0.90, lower on small GPUs"
+    )
     s.add_argument("--replicas", type=int, default=1)
+    s.add_argument("--region", default=None, help="region of the catalog's on-demand prices (default us-east-1)")
+    s.add_argument(
+        "--price-source", default=None, help="YAML/JSON file of USD/hour by instance type (spot, Capacity Block, ...)"
+    )
+    s.add_argument(
+        "--throughput-from", default=None, help="a 'bench run' output directory: measured throughput for the cost"
+    )
+    s.add_argument(
+        "--emit-pool", action="store_true", help="print the profile fragment (GPU pool, FSx) the plan needs and exit"
+    )
     s.add_argument("--list-models", action="store_true", help="list the model catalog and exit")
     s.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     s.set_defaults(func=_size)
 
     c = sub.add_parser("cost", help="minutes and dollars per 1M generated tokens")
     c.add_argument("--instance", required=True, help="instance type (its catalog price is the default $/hour)")
-    c.add_argument("--tokens-per-second", type=float, required=True, help="measured output tokens/s of the whole test")
+    c.add_argument("--tokens-per-second", type=float, default=None, help="measured output tokens/s of the whole test")
+    c.add_argument("--throughput-from", default=None, help="a 'bench run' output directory (its best level's tokens/s)")
+    c.add_argument("--price-source", default=None, help="YAML/JSON file of USD/hour by instance type")
     c.add_argument("--hourly-usd", type=float, default=None, help="price per hour (default: catalog on-demand price)")
     c.add_argument("--capacity", choices=CAPACITY_TYPES, default="on-demand")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_cost)
+
+    cat = sub.add_parser("catalog", help="the GPU instance catalog")
+    csub = cat.add_subparsers(dest="catalog_command", required=True)
+    r = csub.add_parser("refresh", help="rebuild the catalog snapshot from Karpenter's generated EC2 data")
+    r.add_argument(
+        "--instance-types-json", default=None, help="derived-gpu-efa-instance-types.json (default: vendored)"
+    )
+    r.add_argument("--prices-json", default=None, help="derived-on-demand-prices.json (default: vendored)")
+    r.add_argument("--out", default=None, help="where to write (default: the package's gpu-instances.json)")
+    r.add_argument("--check", action="store_true", help="exit 1 if the snapshot differs, write nothing")
+    r.set_defaults(func=_catalog_refresh)
 
 
 def _size(args: argparse.Namespace) -> int:
@@ -47,21 +73,38 @@ def _size(args: argparse.Namespace) -> int:
         raise ConfigError(
             "size", [Problem("model", "is required", "name a catalog model (see --list-models) or a config.json path")]
         )
+    prices: dict[str, float] = {}
+    capacity, region = args.capacity, args.region
+    if args.price_source:
+        from .sizing.prices import load_price_file
+
+        prices, file_capacity, file_region = load_price_file(args.price_source)
+        capacity = file_capacity if file_capacity and args.capacity == "on-demand" else capacity
+        region = region or file_region
     request = SizingRequest(
         model=args.model,
         dtype=args.dtype,
         kv_cache_dtype=args.kv_cache_dtype,
         max_model_len=args.max_model_len,
         concurrency=args.concurrency,
-        capacity=args.capacity,
+        capacity=capacity,
         instance_type=args.instance_type,
         instance_types=tuple(t.strip() for t in args.instance_types.split(",") if t.strip()),
         tensor_parallel_size=args.tensor_parallel_size,
         pipeline_parallel_size=args.pipeline_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         replicas=args.replicas,
+        region=region or "us-east-1",
+        prices=prices,
+        price_source=args.price_source,
+        throughput_from=args.throughput_from,
     )
     plan = size(request)
+    if args.emit_pool:
+        from .sizing.pool import profile_fragment_yaml
+
+        print(profile_fragment_yaml(plan), end="")
+        return 0
     if args.json:
         print(plan.to_json())
         return 0
@@ -165,27 +208,53 @@ def _cost(args: argparse.Namespace) -> int:
     from .sizing.cost import token_cost
 
     inst = get_instance(args.instance)
-    if args.hourly_usd is None and args.capacity == "spot":
+    hourly: float | None = args.hourly_usd
+    source = "--hourly-usd"
+    if hourly is None and args.price_source:
+        from .sizing.prices import load_price_file
+
+        prices, _capacity, _region = load_price_file(args.price_source)
+        hourly = prices.get(inst.name, prices.get(inst.family))
+        source = f"{args.price_source}"
+    if hourly is None and args.capacity == "on-demand":
+        hourly, source = inst.on_demand_usd, f"{inst.price_source} ({inst.price_date})"
+    if hourly is None:
         raise ConfigError(
             "cost",
             [
                 Problem(
                     "hourly_usd",
-                    "is required with --capacity spot",
-                    "spot prices change every few minutes and are not in the offline catalog; pass the current one, "
-                    f"e.g. from `aws ec2 describe-spot-price-history --instance-types {inst.name}`",
+                    f"no {args.capacity} price for {inst.name} in the catalog",
+                    "pass --hourly-usd or --price-source FILE (spot and Capacity Block prices change and are not "
+                    f"offline), e.g. from `aws ec2 describe-spot-price-history --instance-types {inst.name}`",
                 )
             ],
         )
-    hourly = inst.on_demand_usd if args.hourly_usd is None else args.hourly_usd
-    source = f"{inst.price_source} ({inst.price_date})" if args.hourly_usd is None else "--hourly-usd"
-    tc = token_cost(hourly, args.tokens_per_second)
+    tokens_per_second = args.tokens_per_second
+    throughput_source = "--tokens-per-second"
+    if args.throughput_from:
+        from .sizing.calibration import measured_throughput
+
+        tokens_per_second, _conc, throughput_source = measured_throughput(Path(args.throughput_from))
+    if tokens_per_second is None:
+        raise ConfigError(
+            "cost",
+            [
+                Problem(
+                    "tokens_per_second",
+                    "is required",
+                    "pass --tokens-per-second X or --throughput-from BENCH_DIR (a 'bench run' output directory)",
+                )
+            ],
+        )
+    tc = token_cost(hourly, tokens_per_second)
     out = {
         "instance_type": inst.name,
         "capacity": args.capacity,
         "hourly_usd": tc.hourly_usd,
         "price_source": source,
         "tokens_per_second": tc.tokens_per_second,
+        "throughput_source": throughput_source,
         "minutes_per_1m_tokens": tc.minutes_per_1m_tokens,
         "usd_per_1m_tokens": tc.usd_per_1m_tokens,
     }
@@ -206,4 +275,26 @@ def _cost(args: argparse.Namespace) -> int:
         source,
     )
     Console(file=sys.stdout).print(t)
+    return 0
+
+
+def _catalog_refresh(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from .catalog.refresh import INSTANCE_TYPES_JSON, PRICES_JSON, SNAPSHOT, build_snapshot, write_snapshot
+
+    snap = build_snapshot(
+        Path(args.instance_types_json) if args.instance_types_json else INSTANCE_TYPES_JSON,
+        Path(args.prices_json) if args.prices_json else PRICES_JSON,
+    )
+    out = Path(args.out) if args.out else SNAPSHOT
+    if args.check:
+        current = _json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
+        if current != snap:
+            print(f"{out} is out of date: run 'eks-llm-stack catalog refresh'")
+            return 1
+        print(f"{out} is current ({len(snap['instances'])} instance types)")
+        return 0
+    write_snapshot(snap, out)
+    print(f"wrote {out}: {len(snap['instances'])} instance types, prices generated {snap['price_generated']}")
     return 0

@@ -85,7 +85,7 @@ def build(
     if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":
         # AwsSolutions rules as a synth-time gate: findings not acknowledged on their resource, with a
         # reason, are errors of `cdk synth` (and of the test suite).
-        from .nag import add_nag_checks
+        from .gates.nag import add_nag_checks
 
         add_nag_checks(app)
     return Built(app=app, profile=profile, platform=platform)
@@ -120,7 +120,7 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     out = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR) or DEFAULT_MANIFESTS_DIR
     write_chart_manifests(built, Path(out))
     if built.profile.observability.enabled:
-        from .dashboards import write_dashboards
+        from .monitoring.dashboards import write_dashboards
 
         # Beside the manifests: dist/dashboards/*.json, importable into any Grafana.
         write_dashboards(Path(out).parent / "dashboards")

@@ -9,12 +9,13 @@ from typing import Any
 import cdk8s
 import pytest
 
-from eks_llm_stack import metrics, versions
+from eks_llm_stack import versions
 from eks_llm_stack.charts.autoscaling import DEFAULT_PROMETHEUS_URL, ModelAutoscaler, ModelAutoscalerProps
 from eks_llm_stack.charts.prepull import ImagePrepull, ImagePrepullProps
 from eks_llm_stack.conventions import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
+from eks_llm_stack.monitoring import metrics
 
 PROPS = ModelAutoscalerProps(
     name="llama",

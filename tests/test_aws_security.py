@@ -11,7 +11,7 @@ from aws_cdk import aws_eks as eks_l1
 
 from eks_llm_stack.config import validate_profile
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.nag import CONTROL_PLANE_LOG_TYPES, nag_report
+from eks_llm_stack.gates.nag import CONTROL_PLANE_LOG_TYPES, nag_report
 
 
 def _resources(synth: Any, kind: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -12,7 +12,7 @@ import pytest
 
 from eks_llm_stack.bench.simulator import SimulatorConfig, running
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.metrics import VLLM_METRICS, vllm_series
+from eks_llm_stack.monitoring.metrics import vllm_series
 
 MODEL = "simulated-model"
 
@@ -107,10 +107,11 @@ def test_metrics_exposes_every_vllm_series_our_alerts_and_dashboards_read() -> N
     assert vllm_series() - served == set()
 
 
-def test_metrics_declare_vllms_metric_types() -> None:
+def test_metrics_have_vllm_0_29_0s_names_types_and_labels() -> None:
+    from eks_llm_stack.gates.metrics_contract import check_exposition
+
     _, text = call(FAST, "GET", "/metrics")
-    declared = dict(re.findall(r"^# TYPE (vllm:[a-z0-9_]+) (\w+)$", text, re.M))
-    assert {m.name: declared.get(m.name) for m in VLLM_METRICS} == {m.name: m.type for m in VLLM_METRICS}
+    assert [p.render() for p in check_exposition(text, where="simulator")] == []
 
 
 def test_metrics_count_generated_tokens() -> None:
@@ -122,7 +123,7 @@ def test_metrics_count_generated_tokens() -> None:
             async with s.get(url + "/metrics") as resp:
                 return await resp.text()
 
-    assert f'vllm:generation_tokens_total{{model_name="{MODEL}"}} 7' in asyncio.run(go())
+    assert f'vllm:generation_tokens_total{{model_name="{MODEL}",engine="0"}} 7' in asyncio.run(go())
 
 
 def test_bad_simulator_settings_are_reported_together() -> None:

@@ -13,7 +13,7 @@ from eks_llm_stack.charts.benchmark_job import BenchmarkJobChart, BenchmarkJobPr
 from eks_llm_stack.charts.render import chart_documents
 from eks_llm_stack.cli import build_parser
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 URL = "http://llama.models.svc.cluster.local:8000"
 

@@ -11,14 +11,19 @@ from eks_llm_stack.catalog import FAMILIES, GPUS, INSTANCES, MODELS, get_instanc
 from eks_llm_stack.errors import ConfigError
 
 _SIZES = {
+    "g4dn": {"xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"},
     "g5": {"xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge"},
     "g6": {"xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge"},
+    "g6f": {"large", "xlarge", "2xlarge", "4xlarge"},
     "g6e": {"xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge"},
+    "g7e": {"2xlarge", "4xlarge", "8xlarge", "12xlarge", "24xlarge", "48xlarge"},
     "p4d": {"24xlarge"},
     "p4de": {"24xlarge"},
     "p5": {"4xlarge", "48xlarge"},
     "p5e": {"48xlarge"},
     "p5en": {"48xlarge"},
+    "p6-b200": {"48xlarge"},
+    "p6-b300": {"48xlarge"},
 }
 
 
@@ -33,18 +38,21 @@ def test_every_size_of_every_family_is_listed():
 def test_instance_is_internally_consistent(inst):
     assert inst.name.startswith(inst.family + ".")
     assert inst.generation == int(inst.family[1])
+    assert inst.hardware_source
     assert inst.gpu_memory_gib == inst.gpu.memory_gib
     assert inst.total_gpu_memory_gib == pytest.approx(inst.gpu_memory_gib * inst.gpu_count)
-    assert inst.gpu_count in (1, 4, 8)
+    assert inst.gpu_count in (1, 2, 4, 8)
     # EC2 ties vCPUs and memory to the size: 4 vCPUs per "xlarge" unit.
-    units = 1 if inst.name.split(".")[1] == "xlarge" else int(inst.name.split(".")[1].removesuffix("xlarge"))
+    size = inst.name.split(".")[1]
+    units = 0.5 if size == "large" else 1 if size == "xlarge" else int(size.removesuffix("xlarge"))
     assert inst.vcpus == 4 * units
     assert inst.efa_supported == (inst.max_efa_interfaces > 0)
     assert inst.max_efa_interfaces <= inst.network_cards or not inst.efa_supported
-    assert inst.on_demand_usd > 0
+    assert (inst.on_demand_usd is None) == inst.capacity_blocks_only
+    assert inst.on_demand_usd is None or inst.on_demand_usd > 0
     assert inst.price_source and re.fullmatch(r"\d{4}-\d{2}", inst.price_date)
     # Host memory is at least the GPU memory on every GPU type (AWS sizes them that way).
-    assert inst.memory_gib >= inst.gpu_count * 16
+    assert inst.memory_gib >= inst.gpu_count * min(16, inst.gpu.memory_gib)
 
 
 @pytest.mark.parametrize("family", ["g5", "g6", "g6e"])

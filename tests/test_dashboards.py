@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from eks_llm_stack import dashboards, metrics
+from eks_llm_stack.monitoring import dashboards, metrics
 
 DASHBOARDS = dashboards.all_dashboards()
 
@@ -83,10 +83,10 @@ def test_cost_dashboard_groups_gpu_hours_by_pool_and_capacity_type():
     assert "[$__range:1m]" in expr and expr.endswith("/ 60")
 
 
-def test_kv_cache_panel_falls_back_to_the_older_metric():
+def test_kv_cache_panel_reads_the_pinned_releases_metric_only():
     panel = next(p for p in DASHBOARDS["vllm-serving.json"]["panels"] if p["title"] == "KV cache usage")
     expr = panel["targets"][0]["expr"]
-    assert expr.index("vllm:kv_cache_usage_perc") < expr.index(" or ") < expr.index("vllm:gpu_cache_usage_perc")
+    assert "vllm:kv_cache_usage_perc" in expr and " or " not in expr
 
 
 def test_panels_do_not_overlap():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import cdk8s
 import pytest
 
-from eks_llm_stack import metrics, versions
+from eks_llm_stack import versions
 from eks_llm_stack.charts.dcgm_exporter import POD_RESOURCES_DIR, DcgmExporterChart, DcgmExporterProps
 from eks_llm_stack.charts.render import chart_documents
 from eks_llm_stack.conventions import GPU_COUNT_LABEL, GPU_TAINT_KEY, POOL_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
+from eks_llm_stack.monitoring import metrics
 
 
 def render(**props) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from eks_llm_stack import versions
 from eks_llm_stack.charts.external_secrets import CLUSTER_SECRET_STORE_NAME, ExternalSecretsChartProps, SyncedSecret
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
-from eks_llm_stack.nag import acknowledge, nag_report
-from eks_llm_stack.quality import CFN_LINT_EXCLUSIONS, embedded_manifests, lint_template
-from eks_llm_stack.validate import DEFAULT_CRD_DIR as CRD_DIR
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.cfn_lint import CFN_LINT_EXCLUSIONS, embedded_manifests, lint_template
+from eks_llm_stack.gates.manifests import DEFAULT_CRD_DIR as CRD_DIR
+from eks_llm_stack.gates.manifests import validate_manifests
+from eks_llm_stack.gates.nag import acknowledge, nag_report
 
 
 # -- cfn-lint -------------------------------------------------------------------------------------

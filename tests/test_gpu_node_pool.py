@@ -14,7 +14,7 @@ from eks_llm_stack.constructs.device_plugins import DevicePluginsProps, nvidia_p
 from eks_llm_stack.constructs.gpu_node_pool import EFA_LABEL, GpuNodePoolProps, efa_network_interfaces
 from eks_llm_stack.conventions import GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL, WORKLOAD_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 SG = "sg-0123456789abcdef0"
 
@@ -107,7 +107,7 @@ def test_gpu_requirements_become_karpenter_label_requirements(built: GpuStack) -
     assert {"key": "karpenter.k8s.aws/instance-gpu-memory", "operator": "Gte", "values": ["40960"]} in reqs
     assert {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": ["8"]} in reqs
     families = next(r for r in reqs if r["key"] == "karpenter.k8s.aws/instance-family")["values"]
-    assert families == ["g6e", "p4d", "p4de", "p5", "p5e", "p5en"]
+    assert families == ["g6e", "g7e", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300"]
 
 
 def test_capacity_block_pool_selects_its_reservation(built: GpuStack) -> None:

@@ -11,7 +11,7 @@ from eks_llm_stack.constructs.karpenter import CLUSTER_NAME_TAG, MUTATING_EC2_AC
 from eks_llm_stack.conventions import SYSTEM_NODE_LABEL
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.gates.iam import karpenter_reference
-from eks_llm_stack.nag import nag_report
+from eks_llm_stack.gates.nag import nag_report
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import cdk8s
 import pytest
 
-from eks_llm_stack import alerts, dashboards, metrics
 from eks_llm_stack.charts.monitoring import (
     DASHBOARD_LABEL,
     MonitoringChart,
@@ -18,7 +17,8 @@ from eks_llm_stack.charts.monitoring import (
 from eks_llm_stack.charts.render import chart_documents
 from eks_llm_stack.config.observability import AlertThresholds
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
+from eks_llm_stack.monitoring import alerts, dashboards, metrics
 
 
 def render(props: MonitoringChartProps | None = None) -> list[dict]:

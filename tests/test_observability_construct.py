@@ -22,7 +22,7 @@ from eks_llm_stack.constructs.observability import (
 )
 from eks_llm_stack.conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 HELM = "Custom::AWSCDK-EKS-HelmChart"
 MANIFEST = "Custom::AWSCDK-EKS-KubernetesResource"

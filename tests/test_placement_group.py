@@ -11,7 +11,7 @@ from eks_llm_stack.config.compute import PlacementGroupSpec
 from eks_llm_stack.constructs.gpu_node_pool import GpuNodePoolProps
 from eks_llm_stack.conventions import ZONE_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 
 @pytest.fixture(scope="module")

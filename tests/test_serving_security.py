@@ -12,7 +12,7 @@ from eks_llm_stack.charts.api_key_auth import KEY_FILE_ENV
 from eks_llm_stack.charts.model_auth import MIDDLEWARE, middleware_source
 from eks_llm_stack.config import validate_profile
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0b7c6e3e-8d1f-4b7e-9c43-2d8a1e6f5a10"
 WAF = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/models/0b7c6e3e-8d1f-4b7e-9c43-2d8a1e6f5a10"

@@ -14,9 +14,9 @@ from eks_llm_stack import versions
 from eks_llm_stack.config import load_profile, validate_profile
 from eks_llm_stack.config.profile import PROFILE_DIR
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.quality import embedded_manifests, lint_template
+from eks_llm_stack.gates.cfn_lint import embedded_manifests, lint_template
+from eks_llm_stack.gates.manifests import validate_manifests
 from eks_llm_stack.stacks.serving import plan_models
-from eks_llm_stack.validate import validate_manifests
 
 PROD = "production.example"
 
@@ -57,7 +57,7 @@ def test_serving_template_passes_cfn_lint(production_synth) -> None:
 
 
 def test_no_unacknowledged_nag_findings_in_serving_parts(production_synth) -> None:
-    from eks_llm_stack.nag import nag_report
+    from eks_llm_stack.gates.nag import nag_report
 
     found = [str(v) for role in ("Serving", "Platform") for v in nag_report(production_synth.stack(role))]
     assert [f for f in found if "Serving" in f] == []

@@ -59,4 +59,5 @@ def test_cost_with_hourly_usd_reproduces_red_hat_row(capsys):
 
 def test_cost_on_spot_needs_a_price(capsys):
     assert main(["cost", "--instance", "g6.xlarge", "--tokens-per-second", "100", "--capacity", "spot"]) == 2
-    assert "hourly_usd: is required with --capacity spot" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "hourly_usd: no spot price for g6.xlarge" in err and "--price-source" in err

@@ -14,7 +14,7 @@ from eks_llm_stack.charts.storage import (
     model_fetch_job,
 )
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 
 @pytest.fixture(scope="module")

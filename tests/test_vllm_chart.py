@@ -30,7 +30,7 @@ from eks_llm_stack.charts.vllm import (
 )
 from eks_llm_stack.conventions import EFA_RESOURCE, GPU_RESOURCE, GPU_TAINT_KEY, POOL_LABEL
 from eks_llm_stack.errors import ConfigError
-from eks_llm_stack.validate import validate_manifests
+from eks_llm_stack.gates.manifests import validate_manifests
 
 NS = "llm-serving"
 SINGLE = VllmModelProps(
@@ -235,7 +235,7 @@ def test_grace_period_fits_the_spot_notice_and_prestop_drains(single) -> None:
     assert spec["terminationGracePeriodSeconds"] <= 120
     cmd = server(single)["lifecycle"]["preStop"]["exec"]["command"]
     assert cmd[:2] == ["python3", "-c"]
-    assert "vllm:num_requests_(?:running|waiting)" in cmd[2]
+    assert all(name in cmd[2] for name in ("vllm:num_requests_running", "vllm:num_requests_waiting"))
 
 
 def test_prestop_budget_leaves_time_for_vllm_to_exit(single) -> None:
@@ -324,16 +324,39 @@ def test_nccl_uses_efa(multi) -> None:
     assert env["FI_EFA_USE_DEVICE_RDMA"] == "1"
 
 
-def test_leader_starts_ray_and_serves_with_the_ray_backend(multi) -> None:
-    script = lws(multi)["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["command"][2]
-    assert "ray start --head" in script
-    assert "LWS_GROUP_SIZE" in script
-    assert "--distributed-executor-backend ray" in script
+def _group_argv(multi, role: str, index: str) -> list[str]:
+    from eks_llm_stack.gates.vllm_args import serve_argv
+
+    container = lws(multi)["leaderWorkerTemplate"][f"{role}Template"]["spec"]["containers"][0]
+    env = {"LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": index, "LWS_LEADER_ADDRESS": "m-group-0.m-group.ns"}
+    argv = serve_argv(container, env)
+    assert argv is not None
+    return argv
 
 
-def test_workers_join_the_leader(multi) -> None:
-    script = lws(multi)["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"][2]
-    assert 'ray start --address="$LWS_LEADER_ADDRESS:6379" --block' in script
+def _opt(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_a_group_uses_vllms_native_multinode_launch_not_ray(multi) -> None:
+    from eks_llm_stack.conventions import VLLM_MULTINODE_PORT
+
+    for role, index in (("leader", "0"), ("worker", "1")):
+        argv = _group_argv(multi, role, index)
+        script = lws(multi)["leaderWorkerTemplate"][f"{role}Template"]["spec"]["containers"][0]["command"][2]
+        # The vLLM 0.29.0 image has no Ray: nothing may start it or ask for its executor.
+        assert "ray" not in script.split() and "--distributed-executor-backend ray" not in script
+        assert _opt(argv, "--distributed-executor-backend") == "mp"
+        assert (_opt(argv, "--nnodes"), _opt(argv, "--node-rank")) == ("2", index)
+        assert _opt(argv, "--master-addr") == "m-group-0.m-group.ns"
+        assert _opt(argv, "--master-port") == str(VLLM_MULTINODE_PORT)
+        # The shell expands the LWS variables, quoted.
+        assert '--nnodes "$LWS_GROUP_SIZE" --node-rank "$LWS_WORKER_INDEX"' in script
+
+
+def test_only_workers_run_headless(multi) -> None:
+    assert "--headless" not in _group_argv(multi, "leader", "0")
+    assert "--headless" in _group_argv(multi, "worker", "1")
 
 
 def test_only_leaders_serve_and_are_behind_the_service(multi) -> None:

@@ -347,7 +347,15 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         else:
             try:
                 inst = get_instance(args.instance)
-                price = Price(hourly_usd=inst.on_demand_usd, source=f"instance {args.instance} (catalog on-demand)")
+                if inst.on_demand_usd is None:
+                    p.add(
+                        "--instance",
+                        f"{inst.name} has no on-demand price in the catalog (Capacity Blocks only)",
+                        "pass --hourly-usd PRICE instead",
+                        args.instance,
+                    )
+                else:
+                    price = Price(hourly_usd=inst.on_demand_usd, source=f"instance {args.instance} (catalog on-demand)")
             except ConfigError as exc:
                 p.extend(exc, "--instance")
     elif args.hourly_usd is not None and args.hourly_usd > 0:

@@ -222,15 +222,25 @@ class Simulator:
         return web.Response(text=self.render_metrics(), content_type="text/plain", charset="utf-8")
 
     def render_metrics(self) -> str:
-        """Prometheus text exposition of the vllm:* series."""
-        s, m = self.stats, f'model_name="{self.config.model}"'
+        """Prometheus text exposition of the vllm:* series, as vLLM 0.29.0 writes them.
+
+        Names, types and labels follow the pinned release (checked against its metrics.json by
+        ``eks_llm_stack.gates.metrics_contract``): prometheus_client's ``# TYPE`` line carries a
+        counter's name without ``_total`` and its sample the suffix; every sample has vLLM's
+        ``model_name`` and ``engine`` (engine index, "0" for one engine) labels.
+        """
+        s = self.stats
+        m = f'model_name="{self.config.model}",engine="0"'
         cap = self.config.max_concurrency
         usage = (s.running / cap) if cap else 0.0
         lines: list[str] = []
 
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} {kind}"])
-            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+        def gauge(name: str, help_: str, value: float) -> None:
+            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name}{{{m}}} {value}"])
+
+        def counter(name: str, help_: str, samples: list[tuple[str, float]]) -> None:
+            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} counter"])
+            lines.extend(f"{name}_total{{{m}{extra}}} {value}" for extra, value in samples)
 
         def hist(name: str, help_: str, h: _Histogram) -> None:
             samples: list[tuple[str, float]] = [
@@ -240,59 +250,27 @@ class Simulator:
             lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} histogram"])
             lines.extend(f"{name}{suffix} {value}" for suffix, value in samples)
 
-        metric(
-            "vllm:num_requests_running",
-            "gauge",
-            "Number of requests in model execution batches.",
-            [(f"{{{m}}}", s.running)],
+        gauge("vllm:num_requests_running", "Number of requests in model execution batches.", s.running)
+        gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.waiting)
+        gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", usage)
+        counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", [("", 0)])
+        counter("vllm:prompt_tokens", "Number of prefill tokens processed.", [("", s.prompt_tokens)])
+        counter("vllm:generation_tokens", "Number of generation tokens processed.", [("", s.generation_tokens)])
+        counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            [("", s.prompt_tokens)],
         )
-        metric(
-            "vllm:num_requests_waiting",
-            "gauge",
-            "Number of requests waiting to be processed.",
-            [(f"{{{m}}}", s.waiting)],
-        )
-        metric("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", [(f"{{{m}}}", usage)])
-        metric(
-            "vllm:gpu_cache_usage_perc",
-            "gauge",
-            "GPU KV-cache usage (deprecated name of kv_cache_usage_perc).",
-            [(f"{{{m}}}", usage)],
-        )
-        metric("vllm:num_preemptions_total", "counter", "Cumulative number of preemptions.", [(f"{{{m}}}", 0)])
-        metric(
-            "vllm:prompt_tokens_total",
-            "counter",
-            "Number of prefill tokens processed.",
-            [(f"{{{m}}}", s.prompt_tokens)],
-        )
-        metric(
-            "vllm:generation_tokens_total",
-            "counter",
-            "Number of generation tokens processed.",
-            [(f"{{{m}}}", s.generation_tokens)],
-        )
-        metric(
-            "vllm:prefix_cache_queries_total",
-            "counter",
-            "Prefix cache queries, in tokens.",
-            [(f"{{{m}}}", s.prompt_tokens)],
-        )
-        metric("vllm:prefix_cache_hits_total", "counter", "Prefix cache hits, in tokens.", [(f"{{{m}}}", 0)])
-        metric(
-            "vllm:gpu_prefix_cache_hit_rate", "gauge", "Prefix cache hit rate (older releases).", [(f"{{{m}}}", 0.0)]
-        )
-        metric(
-            "vllm:request_success_total",
-            "counter",
+        counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", [("", 0)])
+        counter(
+            "vllm:request_success",
             "Count of successfully processed requests.",
-            [(f'{{{m},finished_reason="{r}"}}', n) for r, n in sorted(s.success.items())],
+            [(f',finished_reason="{r}"', n) for r, n in sorted(s.success.items())],
         )
         hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", s.ttft)
         hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", s.itl)
-        hist("vllm:time_per_output_token_seconds", "Histogram of time per output token (older name).", s.itl)
         hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", s.e2e)
-        hist("vllm:request_queue_time_seconds", "Histogram of time spent waiting in the queue.", s.queue)
+        hist("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", s.queue)
         return "\n".join(lines) + "\n"
 
     # -- generation -------------------------------------------------------------------------------

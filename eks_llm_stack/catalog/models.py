@@ -6,9 +6,9 @@ and head dim (KV cache per token), the parameter count split into embeddings, Mo
 and the rest (weights per dtype), attention heads (which tensor-parallel sizes are legal)
 and the maximum positions (the longest ``--max-model-len``).
 
-Two simplifications, both conservative (they over- rather than under-estimate memory):
-sliding-window layers (Gemma 2/3, gpt-oss) are sized as full-attention layers, and vision
-towers of multimodal checkpoints are counted in ``params``.
+Sliding-window layers (Gemma 2/3, gpt-oss) keep only their window (``full_attention_layers``),
+MLA models (DeepSeek-V3/R1) cache one latent vector per layer; vision towers of multimodal
+checkpoints are counted in ``params`` (16 bit), which over-estimates slightly.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from ..errors import ConfigError
 
 #: Weight formats a checkpoint can ship in (``native_dtype``).
 NATIVE_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
+
+
+#: Parts of a transformer a quantized checkpoint may quantize (``ModelSpec.quantized``).
+PARTS: tuple[str, ...] = ("attention", "mlp", "experts", "shared_experts")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +43,9 @@ class ModelSpec:
     head_dim: int
     vocab_size: int
     max_positions: int
-    #: Dense MLP width (for MoE models: the width of a dense layer, if any; else 0).
+    #: Dense MLP width (for MoE models: the width of the dense layers, if any; else 0).
     intermediate_size: int
-    #: Total parameters, all experts included.
+    #: Total parameters, all experts included (published, or recomputed from the architecture).
     params: int
     #: Routed experts per MoE layer; 0 for a dense model.
     experts: int = 0
@@ -49,12 +53,37 @@ class ModelSpec:
     experts_per_token: int = 0
     #: Width of one expert's MLP; 0 for a dense model.
     moe_intermediate_size: int = 0
+    #: Total MLP width of the always-active shared experts of each MoE layer (Qwen-MoE, DeepSeek).
+    shared_expert_intermediate_size: int = 0
+    #: Leading layers that are dense in an MoE model (DeepSeek's ``first_k_dense_replace``).
+    dense_layers: int = 0
     #: Input embeddings and LM head share one matrix.
     tie_word_embeddings: bool = False
     #: Format the checkpoint's weights ship in; ``bf16`` unless the checkpoint is pre-quantized.
     native_dtype: str = "bf16"
-    #: ``quantization_config.quant_method`` of a pre-quantized checkpoint, passed to ``--quantization``.
+    #: ``quantization_config.quant_method`` of a pre-quantized checkpoint (vLLM reads it itself).
     quant_method: str | None = None
+    #: AWQ/GPTQ (and int compressed-tensors) group size; -1 or 0 for per-channel.
+    quant_group_size: int = 0
+    #: Block-quantized FP8 block edge (``weight_block_size`` [128, 128]); 0 when not blocked.
+    quant_block_size: int = 0
+    #: Parts the checkpoint quantizes (the rest stays 16 bit); empty = all linear layers.
+    quantized: tuple[str, ...] = ()
+    #: Layers whose MLP is left 16 bit (fbgemm_fp8 keeps the first and last layer's MLP).
+    unquantized_mlp_layers: int = 0
+    #: ``mla`` for multi-head latent attention (DeepSeek-V2/V3/R1), else ``gqa`` (MHA, GQA, MQA).
+    attention: str = "gqa"
+    #: MLA: latent KV width and the decoupled RoPE key width (KV per token = their sum).
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    q_lora_rank: int = 0
+    #: Sliding-window width in tokens (0: every layer attends the whole context).
+    sliding_window: int = 0
+    #: Layers that keep the whole context when ``sliding_window`` is set (the others keep the
+    #: window). ``None``: all layers (no sliding window).
+    full_attention_layers: int | None = None
     #: Where the numbers come from (the config.json URL or file path).
     source: str = ""
     #: Other names ``get_model`` accepts.
@@ -65,38 +94,95 @@ class ModelSpec:
         return self.experts > 0
 
     @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.attention == "mla"
+
+    @property
+    def full_layers(self) -> int:
+        """Layers that cache the whole context."""
+        if not self.sliding_window or self.full_attention_layers is None:
+            return self.layers
+        return self.full_attention_layers
+
+    @property
+    def window_layers(self) -> int:
+        """Layers that cache only the last ``sliding_window`` tokens."""
+        return self.layers - self.full_layers
+
+    @property
     def embedding_params(self) -> int:
         """Input embeddings plus the LM head (once when tied). Never quantized."""
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     @property
+    def attention_params_per_layer(self) -> int:
+        h = self.hidden_size
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (
+                h * self.attention_heads * qk
+                if not self.q_lora_rank
+                else (h * self.q_lora_rank + self.q_lora_rank * self.attention_heads * qk)
+            )
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * self.attention_heads * (
+                self.qk_nope_head_dim + self.v_head_dim
+            )
+            return q + kv + self.attention_heads * self.v_head_dim * h
+        q = h * self.attention_heads * self.head_dim
+        kv = 2 * h * self.kv_heads * self.head_dim
+        return 2 * q + kv
+
+    @property
+    def dense_mlp_params(self) -> int:
+        """Parameters of every dense MLP (all layers of a dense model, the leading ones of an MoE)."""
+        n = self.dense_layers if self.is_moe else self.layers
+        return n * 3 * self.hidden_size * self.intermediate_size
+
+    @property
     def expert_params(self) -> int:
         """Parameters of all routed experts (gate, up and down projections)."""
-        return self.layers * self.experts * 3 * self.hidden_size * self.moe_intermediate_size
+        return self.moe_layers * self.experts * 3 * self.hidden_size * self.moe_intermediate_size
+
+    @property
+    def shared_expert_params(self) -> int:
+        return self.moe_layers * 3 * self.hidden_size * self.shared_expert_intermediate_size
+
+    @property
+    def router_params(self) -> int:
+        return self.moe_layers * self.hidden_size * self.experts
 
     @property
     def active_params(self) -> int:
         """Parameters read per generated token: everything but the experts a token skips."""
         if not self.is_moe:
             return self.params
-        per_expert = 3 * self.hidden_size * self.moe_intermediate_size * self.layers
+        per_expert = 3 * self.hidden_size * self.moe_intermediate_size * self.moe_layers
         return self.params - per_expert * (self.experts - self.experts_per_token)
 
     def kv_bytes_per_token(self, kv_bytes: float) -> float:
-        """KV cache of one token over the whole model: 2 x layers x KV heads x head dim x bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bytes
+        """KV cache of one token of full context over the whole model (sliding layers excluded).
+
+        GQA: 2 x full layers x KV heads x head dim x bytes. MLA: full layers x (kv_lora_rank +
+        qk_rope_head_dim) x bytes (one latent vector, no separate K and V).
+        """
+        if self.is_mla:
+            return self.full_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * kv_bytes
+        return 2 * self.full_layers * self.kv_heads * self.head_dim * kv_bytes
 
     def estimated_params(self) -> int:
         """Parameter count recomputed from the architecture (norms and biases ignored)."""
-        q = self.hidden_size * self.attention_heads * self.head_dim
-        kv = 2 * self.hidden_size * self.kv_heads * self.head_dim
-        o = self.attention_heads * self.head_dim * self.hidden_size
-        if self.is_moe:
-            mlp = self.experts * 3 * self.hidden_size * self.moe_intermediate_size
-            mlp += self.hidden_size * self.experts  # router
-        else:
-            mlp = 3 * self.hidden_size * self.intermediate_size
-        return self.layers * (q + kv + o + mlp) + self.embedding_params
+        return (
+            self.layers * self.attention_params_per_layer
+            + self.dense_mlp_params
+            + self.expert_params
+            + self.shared_expert_params
+            + self.router_params
+            + self.embedding_params
+        )
 
 
 def _hf(repo: str) -> str:
@@ -118,6 +204,8 @@ def _llama(
     head_dim: int = 128,
     tie: bool = False,
     aliases: tuple[str, ...] = (),
+    sliding_window: int = 0,
+    full_attention_layers: int | None = None,
 ) -> ModelSpec:
     return ModelSpec(
         name=name,
@@ -134,6 +222,8 @@ def _llama(
         tie_word_embeddings=tie,
         source=_hf(repo),
         aliases=aliases,
+        sliding_window=sliding_window,
+        full_attention_layers=full_attention_layers,
     )
 
 
@@ -433,6 +523,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         params=9_241_705_984,
         head_dim=256,
         tie=True,
+        sliding_window=4096,
+        full_attention_layers=21,
     ),
     _llama(
         "gemma-2-27b",
@@ -446,6 +538,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         max_pos=8192,
         params=27_227_128_320,
         tie=True,
+        sliding_window=4096,
+        full_attention_layers=23,
     ),
     # text_config of the multimodal checkpoint; params include the 0.4B vision tower.
     _llama(
@@ -460,6 +554,8 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         max_pos=131072,
         params=27_432_406_640,
         tie=True,
+        sliding_window=1024,
+        full_attention_layers=10,
     ),
     # DeepSeek-R1 distills (Qwen 2.5 and Llama 3 architectures, 128K context)
     _llama(
@@ -529,6 +625,9 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         native_dtype="mxfp4",
         quant_method="mxfp4",
         source=_hf("openai/gpt-oss-20b"),
+        sliding_window=128,
+        full_attention_layers=12,
+        quantized=("experts",),
     ),
     ModelSpec(
         name="gpt-oss-120b",
@@ -548,6 +647,9 @@ _MODEL_LIST: tuple[ModelSpec, ...] = (
         native_dtype="mxfp4",
         quant_method="mxfp4",
         source=_hf("openai/gpt-oss-120b"),
+        sliding_window=128,
+        full_attention_layers=18,
+        quantized=("experts",),
     ),
 )
 

@@ -20,10 +20,11 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
-from .. import metrics as m
 from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, INSTANCE_TYPE_LABEL, MANAGED_BY, POOL_LABEL
 from ..errors import collecting
+from ..gates.checkov import NO_CPU_LIMIT, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..monitoring import metrics as m
 from ..versions import ImagePin
 from .monitoring import MONITORING_API, api_object, check_interval, check_labels, component_relabeling
 from .names import check_dns_label
@@ -190,6 +191,22 @@ class DcgmExporterChart(cdk8s.Chart):
                 }
             },
         )
+        profiling = (
+            "DCGM's profiling metrics need CAP_SYS_ADMIN (with it Kubernetes allows privilege escalation and the "
+            "check counts root-equivalence); GPU nodes only, in the privileged monitoring-node-agents namespace, "
+            "read-only root filesystem, every other capability dropped"
+        )
+        for check, reason in (
+            ("CKV_K8S_11", NO_CPU_LIMIT),
+            ("CKV_K8S_15", PINNED_TAG_PULL),
+            ("CKV_K8S_43", PINNED_TAG),
+            ("CKV_K8S_20", profiling),
+            ("CKV_K8S_23", profiling),
+            ("CKV_K8S_25", profiling),
+            ("CKV_K8S_39", profiling),
+            ("CKV_K8S_40", "runs as the image's user, which DCGM's host engine socket and GPU device files expect"),
+        ):
+            acknowledge_k8s(self.daemon_set, check, reason)
         self.service = api_object(
             self,
             "Service",

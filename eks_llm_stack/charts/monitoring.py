@@ -21,11 +21,11 @@ from typing import Any
 import cdk8s
 from constructs import Construct
 
-from .. import alerts, dashboards
-from .. import metrics as m
 from ..config.observability import AlertThresholds, duration_seconds
 from ..conventions import MANAGED_BY
 from ..errors import Problems, collecting
+from ..monitoring import alerts, dashboards
+from ..monitoring import metrics as m
 from .names import check_dns_label
 
 MONITORING_API = "monitoring.coreos.com/v1"

@@ -19,6 +19,7 @@ from constructs import Construct
 from .. import versions
 from ..conventions import MANAGED_BY
 from ..errors import collecting
+from ..gates.checkov import PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
 from .names import check_dns_label
 from .scheduling import restricted_security_context
 from .vllm import _obj, pool_scheduling
@@ -105,3 +106,12 @@ class ImagePrepull(Construct):
         self.daemon_set = _obj(
             self, "DaemonSet", "apps/v1", "DaemonSet", props.name, props.namespace, labels, {"spec": spec}
         )
+        idle = "the container only sleeps once its image is on the node; there is nothing to probe"
+        for check, reason in (
+            ("CKV_K8S_8", idle),
+            ("CKV_K8S_9", idle),
+            ("CKV_K8S_11", "a sleeping container; a CPU limit would only add throttling accounting"),
+            ("CKV_K8S_15", PINNED_TAG_PULL),
+            ("CKV_K8S_43", PINNED_TAG),
+        ):
+            acknowledge_k8s(self.daemon_set, check, reason)

@@ -20,6 +20,14 @@ from .. import versions
 from ..config.data import parse_s3_path
 from ..conventions import MANAGED_BY, SYSTEM_NODE_LABEL
 from ..errors import Problems, collecting
+from ..gates.checkov import (
+    HF_TOKEN_ENV,
+    NO_CPU_LIMIT,
+    NON_ROOT_CACHE_UID,
+    PINNED_TAG,
+    PINNED_TAG_PULL,
+    k8s_skip_annotations,
+)
 from .external_secrets import SECRET_VALUE_KEY
 from .names import check_dns_label
 from .scheduling import restricted_security_context, system_tolerations
@@ -396,6 +404,8 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
         ]
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
+        # No Kubernetes API token: the copy talks to S3 / the Hub only (EKS Pod Identity projects its own token).
+        "automountServiceAccountToken": False,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": job.uid,
@@ -429,7 +439,20 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": f"fetch-{job.name}"[:63], "namespace": namespace, "labels": labels},
+        "metadata": {
+            "name": f"fetch-{job.name}"[:63],
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": k8s_skip_annotations(
+                {
+                    "CKV_K8S_11": NO_CPU_LIMIT,
+                    "CKV_K8S_15": PINNED_TAG_PULL,
+                    "CKV_K8S_43": PINNED_TAG,
+                    "CKV_K8S_35": HF_TOKEN_ENV,
+                    "CKV_K8S_40": NON_ROOT_CACHE_UID,
+                }
+            ),
+        },
         "spec": {
             # Each retry resumes the copy; six attempts ride out throttling and node replacement.
             "backoffLimit": 6,

@@ -4,7 +4,8 @@
 
 * the workload — a ``Deployment`` when a replica fits one node, a ``LeaderWorkerSet``
   (``leaderworkerset.x-k8s.io/v1``) when it spans nodes: tensor parallel inside each node,
-  pipeline parallel across them, Ray as vLLM's distributed executor, EFA for NCCL;
+  pipeline parallel across them, vLLM's native multi-node launch (``--nnodes``/``--node-rank``/
+  ``--master-addr``; workers ``--headless``: the 0.29.0 image has no Ray), EFA for NCCL;
 * a ``ClusterIP`` Service on port 8000 (the OpenAI-compatible API; leader pods only);
 * a ``PodDisruptionBudget`` (one pod, or one multi-node group, disrupted at a time);
 * the ``ServiceAccount`` the pods run as (EKS Pod Identity attaches S3 read to it for s3:// sources).
@@ -16,7 +17,7 @@ fits the two-minute spot notice. The startup probe gives the model load up to
 
 Security: the restricted Pod Security level. vLLM runs as uid 1000 with a read-only root file
 system; what it must write (``$HOME``, the Hugging Face, Triton, FlashInfer and torch.compile
-caches, Ray's session directory) goes to a ``/tmp`` emptyDir, and NCCL/PyTorch shared memory
+caches) goes to a ``/tmp`` emptyDir, and NCCL/PyTorch shared memory
 to a memory-backed ``/dev/shm``. No capability is added: GPUs and EFA devices come from the
 device plugins.
 """
@@ -24,6 +25,7 @@ device plugins.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,8 +35,16 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
-from ..conventions import CAPACITY_TYPE_LABEL, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL, ZONE_LABEL
+from ..conventions import (
+    CAPACITY_TYPE_LABEL,
+    MANAGED_BY,
+    POOL_LABEL,
+    SYSTEM_NODE_LABEL,
+    VLLM_MULTINODE_PORT,
+    ZONE_LABEL,
+)
 from ..errors import collecting
+from ..gates.checkov import HF_TOKEN_ENV, NO_CPU_LIMIT, NON_ROOT_CACHE_UID, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
 from .model_auth import api_key_pod_parts, auth_config_map
 from .names import check_dns_label
 from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
@@ -60,8 +70,15 @@ FETCH_MARKER = ".fetch-complete"
 ENDPOINT_PROPAGATION_SECONDS = 5
 #: Seconds left after the preStop hook for vLLM to exit on SIGTERM.
 SHUTDOWN_SECONDS = 10
-#: Ray's GCS port on the leader of a multi-node group.
-RAY_PORT = 6379
+#: The rendezvous port on the leader of a multi-node group (``--master-port``).
+MULTINODE_PORT = VLLM_MULTINODE_PORT
+#: Environment the LeaderWorkerSet controller sets in every pod of a group: the group size, the
+#: pod's index in it (0 on the leader) and the leader's stable DNS name.
+LWS_GROUP_SIZE_ENV = "LWS_GROUP_SIZE"
+LWS_WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
+LWS_LEADER_ADDRESS_ENV = "LWS_LEADER_ADDRESS"
+#: vLLM metrics the preStop drain waits on (both gauges of vLLM 0.29.0).
+DRAIN_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 #: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
 HOST_MEMORY_RESERVE_GIB = 4.0
 HOST_MEMORY_SHARE = 0.9
@@ -466,7 +483,7 @@ while time.monotonic() < deadline:
         text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except Exception:
         break
-    pattern = r"^vllm:num_requests_(?:running|waiting)(?:\\{{[^}}]*\\}})? (\\S+)"
+    pattern = r"^(?:{names})(?:\\{{[^}}]*\\}})? (\\S+)"
     busy = sum(float(v) for v in re.findall(pattern, text, re.M))
     if busy == 0:
         break
@@ -477,7 +494,8 @@ while time.monotonic() < deadline:
 def drain_script(*, budget: float, propagation: float = ENDPOINT_PROPAGATION_SECONDS, port: int = PORT) -> str:
     """The preStop program: wait ``propagation`` s, then until vLLM has no running or waiting
     request, at most ``budget`` s in all. Any error reading the metrics ends the wait."""
-    return _DRAIN.format(budget=budget, propagation=propagation, port=port)
+    names = "|".join(re.escape(n) for n in DRAIN_METRICS)
+    return _DRAIN.format(budget=budget, propagation=propagation, port=port, names=names)
 
 
 _WAIT_FOR_FETCH = """set -eu
@@ -485,22 +503,10 @@ until [ -f "{marker}" ]; do echo "waiting for the model-fetch Job to fill {path}
 echo "weights ready: $(cat "{marker}")"
 """
 
-_LEADER = """set -eu
-ray start --head --port={ray_port} --disable-usage-stats --dashboard-host=127.0.0.1 --num-gpus={gpus}
-# vLLM places one Ray worker per GPU of the group: wait until every node of the group has joined.
-python3 - <<'EOF'
-import os, time, ray
-ray.init(address="auto", logging_level="ERROR")
-want = int(os.environ["LWS_GROUP_SIZE"])
-while len([n for n in ray.nodes() if n["Alive"]]) < want:
-    print(f"waiting for {{want}} Ray nodes", flush=True)
-    time.sleep(5)
-EOF
+_MULTINODE = """set -eu
+# vLLM's native multi-node launch: node {rank_doc} of the group; the leader ($LWS_LEADER_ADDRESS) is
+# rank 0, holds the rendezvous on port {port} and serves the API; workers run headless.
 exec {serve}
-"""
-
-_WORKER = """set -eu
-exec ray start --address="$LWS_LEADER_ADDRESS:{ray_port}" --block --disable-usage-stats --num-gpus={gpus}
 """
 
 
@@ -546,6 +552,14 @@ class VllmModel(Construct):
                 labels,
                 {"spec": self._deployment_spec()},
             )
+            for check, reason in (
+                ("CKV_K8S_11", NO_CPU_LIMIT),
+                ("CKV_K8S_15", PINNED_TAG_PULL),
+                ("CKV_K8S_43", PINNED_TAG),
+                ("CKV_K8S_35", HF_TOKEN_ENV),
+                ("CKV_K8S_40", NON_ROOT_CACHE_UID),
+            ):
+                acknowledge_k8s(self.workload, check, reason)
         selector = dict(props.selector_labels)
         if props.multi_node:
             selector[ROLE_LABEL] = "leader"
@@ -696,8 +710,15 @@ class VllmModel(Construct):
 
     # -- pods ------------------------------------------------------------------------------
 
-    def serve_command(self) -> list[str]:
-        """``vllm serve <model> ...`` with the served name, the port and the engine arguments."""
+    def serve_command(self, role: Literal["server", "leader", "worker"] = "server") -> list[str]:
+        """``vllm serve <model> ...`` with the served name, the port and the engine arguments.
+
+        For a multi-node group (``leader`` / ``worker``) it adds vLLM's native launch, from the
+        variables LeaderWorkerSet sets in every pod (left as ``$VAR`` for the pod's shell):
+        ``--nnodes $LWS_GROUP_SIZE --node-rank $LWS_WORKER_INDEX --master-addr $LWS_LEADER_ADDRESS
+        --master-port`` :data:`MULTINODE_PORT` ``--distributed-executor-backend mp``, and
+        ``--headless`` on workers (no API server; the leader's engine drives them).
+        """
         p = self.props
         w = p.weights
         if isinstance(w, WeightsFromHub):
@@ -707,15 +728,39 @@ class VllmModel(Construct):
         else:
             model, extra = MODELS_DIR, []
         cmd = ["vllm", "serve", model, "--served-model-name", p.name, "--host", "0.0.0.0", "--port", str(PORT), *extra]
-        if p.multi_node:
-            cmd += ["--distributed-executor-backend", "ray"]
-        if p.api_key_secret is not None:
+        if p.multi_node and role != "server":
+            cmd += [
+                "--nnodes",
+                f"${LWS_GROUP_SIZE_ENV}",
+                "--node-rank",
+                f"${LWS_WORKER_INDEX_ENV}",
+                "--master-addr",
+                f"${LWS_LEADER_ADDRESS_ENV}",
+                "--master-port",
+                str(MULTINODE_PORT),
+                "--distributed-executor-backend",
+                "mp",
+            ]
+            if role == "worker":
+                cmd.append("--headless")
+        if p.api_key_secret is not None and role != "worker":
+            # Headless workers serve no API: only the pods that do check the key.
             cmd += self._auth()["args"]
         return [*cmd, *p.args]
 
     def _auth(self) -> dict[str, Any]:
         assert self.props.api_key_secret is not None
         return api_key_pod_parts(model=self.props.name, secret_name=self.props.api_key_secret)
+
+    def multinode_script(self, role: Literal["leader", "worker"]) -> str:
+        """The ``bash -c`` program of a leader or worker pod: ``exec vllm serve ...`` with the
+        LeaderWorkerSet variables expanded by the shell (quoted: no word splitting)."""
+        words = [f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in self.serve_command(role)]
+        return _MULTINODE.format(
+            rank_doc="0 (leader)" if role == "leader" else "$LWS_WORKER_INDEX",
+            port=MULTINODE_PORT,
+            serve=" ".join(words),
+        )
 
     def pod_spec(self, role: Literal["server", "leader", "worker"]) -> dict[str, Any]:
         p = self.props
@@ -733,14 +778,8 @@ class VllmModel(Construct):
             container["args"] = ["--model", p.name]
         elif role == "server":
             container["command"] = self.serve_command()
-        elif role == "leader":
-            container["command"] = [
-                "/bin/bash",
-                "-c",
-                _LEADER.format(ray_port=RAY_PORT, gpus=p.gpus, serve=shlex.join(self.serve_command())),
-            ]
         else:
-            container["command"] = ["/bin/bash", "-c", _WORKER.format(ray_port=RAY_PORT, gpus=p.gpus)]
+            container["command"] = ["/bin/bash", "-c", self.multinode_script(role)]
         if serves:
             container["ports"] = [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}]
             container.update(self._probes())

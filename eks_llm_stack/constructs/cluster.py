@@ -26,7 +26,7 @@ from .. import versions
 from ..config.network import check_cidr
 from ..conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_generated
+from ..gates.nag import acknowledge, acknowledge_checkov_generated, acknowledge_generated
 from .pod_identity import pod_identity_role
 
 #: How long control-plane logs (the audit log among them) are kept.
@@ -270,6 +270,21 @@ class LlmCluster(Construct):
         provider = self.cluster.node.try_find_child("KubectlProvider")
         if provider is not None:
             self._kubectl_handler_pull_only(provider)
+            acknowledge_checkov_generated(
+                provider,
+                "AWS::Lambda::Function",
+                ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"),
+                "aws-cdk-lib's kubectl provider: CloudFormation invokes it synchronously (a DLQ or a concurrency "
+                "reserve has nothing to add), its environment holds no secret, and it runs in the VPC whenever "
+                "the private endpoint is on",
+            )
+            acknowledge_checkov_generated(
+                provider,
+                "AWS::Logs::LogGroup",
+                ("CKV_AWS_158",),
+                "aws-cdk-lib's kubectl provider logs (kubectl/helm output, no secret values: every secret is synced "
+                "by External Secrets, never passed through a manifest); encrypted at rest by CloudWatch Logs",
+            )
             acknowledge_generated(
                 provider,
                 ("AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-L1"),

@@ -32,7 +32,7 @@ from constructs import Construct
 from .. import versions
 from ..gates.helm import cache_dir
 from ..gates.helm_values import CHARTS_DIR, chart_archive
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 
 #: The one template of a CRD chart: every file under files/ verbatim (``.Files.Get`` does not parse
 #: templates, and CRD descriptions may contain ``{{``).

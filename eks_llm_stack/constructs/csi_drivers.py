@@ -17,7 +17,7 @@ from constructs import Construct
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .pod_identity import pod_identity_role
 
 EFS_ADDON = "aws-efs-csi-driver"

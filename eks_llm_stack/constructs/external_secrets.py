@@ -27,7 +27,7 @@ from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .pod_identity import pod_identity
 
 #: Pod Security level of the operator's namespace (the chart's pods meet restricted).

@@ -25,7 +25,7 @@ from .. import versions
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge, acknowledge_generated
+from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
 from .crds import CrdChart
 from .pod_identity import pod_identity
@@ -166,6 +166,12 @@ class Karpenter(Construct):
             "AwsSolutions-SQS3",
             "Interruption events are only useful within their two-minute warning; "
             "a dead-letter queue would only keep stale notices.",
+        )
+        acknowledge_checkov(
+            self.interruption_queue,
+            "CKV_AWS_27",
+            "Encrypted with SSE-SQS (SqsManagedSseEnabled); the check only recognises a KMS key, and EventBridge "
+            "would need a key policy grant for no gain on public interruption notices",
         )
         self.rules: list[events.Rule] = []
         for name, source, detail_type in INTERRUPTION_EVENTS:

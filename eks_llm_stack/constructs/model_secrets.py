@@ -21,7 +21,7 @@ from constructs import Construct
 
 from ..config.data import SECRET_NAME_PATTERN, kubernetes_secret_name
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 
 #: Default secret names (the profile can add more).
 HUGGINGFACE_TOKEN = "huggingface-token"

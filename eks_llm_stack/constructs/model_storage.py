@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_fsx as fsx
@@ -24,11 +24,13 @@ from constructs import Construct
 from ..config.base import validate_model
 from ..config.data import EfsConfig, FsxConfig, parse_s3_path
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge, acknowledge_checkov
 
 #: Lustre: 988 for the LNet service, 1018-1023 for the client/server connections.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
 NFS_PORT = ec2.Port.tcp(2049)
+#: Days a replaced or deleted object version of the model bucket is kept.
+NONCURRENT_VERSION_DAYS = 30
 
 _IA = {
     "AFTER_1_DAY": efs.LifecyclePolicy.AFTER_1_DAY,
@@ -38,6 +40,28 @@ _IA = {
     "AFTER_60_DAYS": efs.LifecyclePolicy.AFTER_60_DAYS,
     "AFTER_90_DAYS": efs.LifecyclePolicy.AFTER_90_DAYS,
 }
+
+
+def efs_file_system_policy() -> iam.PolicyDocument:
+    """The EFS policy: TLS only; mount and write only for this account's IAM principals that their own
+    policies allow (``grant_read_write``), through a mount target; no root access."""
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="DenyWithoutTls",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["*"],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            ),
+            iam.PolicyStatement(
+                sid="ThisAccountThroughMountTargets",
+                principals=[iam.AccountRootPrincipal()],
+                actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+            ),
+        ]
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +157,8 @@ class ModelStorageProps:
     ``removal_policy`` — of the file systems, the key and a new bucket (default RETAIN).
     ``encryption_key`` — KMS key of EFS and of a persistent FSx (default: a new key with rotation).
     ``client_security_group`` — the group nodes must carry to mount (default: a new one).
+    ``model_writer_arns`` — IAM roles/users that upload weights to a new model bucket (bucket and key
+    policy; default none: write access comes only from identity policies you add).
     """
 
     vpc: ec2.IVpc
@@ -143,6 +169,7 @@ class ModelStorageProps:
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     encryption_key: kms.IKey | None = None
     client_security_group: ec2.ISecurityGroup | None = None
+    model_writer_arns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Profile sections (pydantic) are accepted for one release and turned into the plain options.
@@ -249,19 +276,39 @@ class ModelStorage(Construct):
             bucket = s3.Bucket(
                 self,
                 "ModelBucket",
-                # SSE-S3: FSx reads the bucket through its service-linked role, which a KMS-encrypted
-                # bucket would additionally have to trust in the key policy.
-                encryption=s3.BucketEncryption.S3_MANAGED,
+                # SSE-KMS with the storage key (S3 Bucket Keys keep the KMS request count low). FSx reads
+                # and writes the bucket through its service-linked role: the key policy lets that role use
+                # the key through S3 only (see _allow_fsx_on_key).
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=self.key,
+                bucket_key_enabled=True,
                 block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
                 enforce_ssl=True,
                 versioned=True,
+                # Overwritten weights stay recoverable for a while, then stop costing storage.
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        id="ExpireNoncurrentVersions",
+                        noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                        abort_incomplete_multipart_upload_after=Duration.days(7),
+                    )
+                ],
                 removal_policy=self.props.removal_policy,
             )
+            self._allow_fsx_on_key()
+            for i, arn in enumerate(self.props.model_writer_arns):
+                self.grant_model_bucket_write(iam.ArnPrincipal(arn), bucket_policy_id=i)
             acknowledge(
                 bucket,
                 "AwsSolutions-S1",
                 "Model weights only; object access is audited with CloudTrail data events where required, "
                 "not with server access logs.",
+            )
+            acknowledge_checkov(
+                bucket,
+                "CKV_AWS_18",
+                "Model weights only; object access is audited with CloudTrail data events where required, "
+                "not with server access logs",
             )
             self.model_bucket = bucket
             repository_path = (
@@ -319,8 +366,11 @@ class ModelStorage(Construct):
             performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
             lifecycle_policy=_IA[cfg.transition_to_ia] if cfg.transition_to_ia else None,
             enable_automatic_backups=cfg.backup,
-            # A file system policy that requires IAM: only principals granted ClientMount can mount.
-            allow_anonymous_access=False,
+            # Our own file system policy (below) replaces aws-cdk-lib's, which lets *any* principal that
+            # reaches a mount target write as root; "anonymous access" stays off because the policy
+            # grants nothing to anonymous (non-IAM) mounts.
+            file_system_policy=efs_file_system_policy(),
+            allow_anonymous_access=True,
             security_group=self.efs_security_group,
             removal_policy=props.removal_policy,
         )
@@ -349,6 +399,71 @@ class ModelStorage(Construct):
                 "grant_efs_read_write: this ModelStorage has no EFS file system (set efs=EfsCacheOptions())"
             )
         return self.efs.grant_read_write(grantee)
+
+    def _allow_fsx_on_key(self) -> None:
+        """FSx's S3 data-repository service-linked role may use the key, through S3, in this account."""
+        if not isinstance(self.key, kms.Key):
+            return  # a key passed in: its owner writes the key policy
+        acknowledge_checkov(
+            self.key,
+            "CKV_AWS_33",
+            "The '*' principal is narrowed by aws:PrincipalAccount (this account), aws:PrincipalArn (FSx's S3 "
+            "data-repository service-linked roles, named after a file system id unknown at synth) and "
+            "kms:ViaService (S3 only)",
+        )
+        stack = Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FsxDataRepositoryThroughS3",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "aws:PrincipalAccount": stack.account,
+                        "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                    },
+                    "ArnLike": {
+                        "aws:PrincipalArn": f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/"
+                        "s3.data-source.lustre.fsx.amazonaws.com/*"
+                    },
+                },
+            )
+        )
+
+    def grant_model_bucket_write(self, grantee: iam.IPrincipal, *, bucket_policy_id: int | None = None) -> None:
+        """Let ``grantee`` upload and replace weights in the new model bucket (and encrypt with its key).
+
+        The writer is named in the bucket policy (so a role of another account works too) and in the
+        key policy; reading stays with :meth:`grant_model_bucket_read`.
+        """
+        bucket = self.model_bucket
+        if not isinstance(bucket, s3.Bucket):
+            raise ValueError("grant_model_bucket_write: only a bucket this construct creates (new_bucket: true)")
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"ModelWriter{bucket_policy_id if bucket_policy_id is not None else ''}",
+                principals=[grantee],
+                actions=[
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                    "s3:GetObject",
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                ],
+                resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
+            )
+        )
+        if isinstance(self.key, kms.Key):
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[grantee],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}},
+                )
+            )
 
     def grant_model_bucket_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the S3 bucket behind the FSx data repository (e.g. for a model-fetch Job)."""

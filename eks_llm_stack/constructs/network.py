@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Tags
+from aws_cdk import ArnFormat, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ..conventions import DISCOVERY_TAG
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge, acknowledge_checkov_generated
 
 #: Interface endpoints by short name (S3 is a gateway endpoint, handled apart).
 _INTERFACE_ENDPOINTS = {
@@ -25,6 +27,34 @@ _INTERFACE_ENDPOINTS = {
 }
 ENDPOINT_NAMES = ("s3", *_INTERFACE_ENDPOINTS)
 
+#: How long VPC flow logs are kept.
+FLOW_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def s3_endpoint_statements(partition: str, region: str, account: str) -> list[iam.PolicyStatement]:
+    """What the S3 gateway endpoint lets through: principals of this account (pods, nodes, FSx), and
+    reads of the AWS-owned buckets nodes pull from (ECR image layers, Amazon Linux package repositories),
+    which are fetched with URLs signed by AWS, not by a principal of this account."""
+    return [
+        iam.PolicyStatement(
+            sid="ThisAccountsPrincipals",
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:PrincipalAccount": account}},
+        ),
+        iam.PolicyStatement(
+            sid="AwsOwnedNodeBuckets",
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:GetObject"],
+            resources=[
+                f"arn:{partition}:s3:::prod-{region}-starport-layer-bucket/*",
+                f"arn:{partition}:s3:::al2023-repos-{region}-*/*",
+                f"arn:{partition}:s3:::amazonlinux-2-repos-{region}/*",
+            ],
+        ),
+    ]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterNetworkProps:
@@ -37,7 +67,8 @@ class ClusterNetworkProps:
     ``cidr`` — CIDR of a new VPC (default 10.0.0.0/16). ``max_azs`` — zones of a new VPC
     (default 3; in an environment-agnostic stack the zones are the region's first three).
     ``nat_gateways`` — default 1. ``endpoints`` — VPC endpoints to add (default none).
-    ``flow_logs`` — VPC flow logs of a new VPC to CloudWatch Logs (default on).
+    ``flow_logs`` — VPC flow logs of a new VPC to CloudWatch Logs, encrypted with their own key and kept
+    30 days (default on). ``ephemeral`` — the flow-log key is destroyed with the stack (default: RETAIN).
     """
 
     cluster_name: str
@@ -49,6 +80,7 @@ class ClusterNetworkProps:
     nat_gateways: int = 1
     endpoints: tuple[str, ...] = ()
     flow_logs: bool = True
+    ephemeral: bool = False
 
     def __post_init__(self) -> None:
         with collecting("ClusterNetworkProps") as p:
@@ -117,13 +149,48 @@ class ClusterNetwork(Construct):
         )
         self.vpc = vpc
         self.private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        provider = Stack.of(self).node.try_find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        if provider is not None:
+            acknowledge_checkov_generated(
+                provider,
+                "AWS::Lambda::Function",
+                ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"),
+                "aws-cdk-lib's custom resource that empties the default security group: invoked synchronously by "
+                "CloudFormation at deploy only, no environment secrets, and it must run before the VPC has routes",
+            )
         for subnet in vpc.private_subnets:
             Tags.of(subnet).add(DISCOVERY_TAG, props.cluster_name)
             Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
         for subnet in vpc.public_subnets:
             Tags.of(subnet).add("kubernetes.io/role/elb", "1")
         if props.flow_logs:
-            log_group = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
+            stack = Stack.of(self)
+            self.flow_logs_key = kms.Key(
+                self,
+                "FlowLogsKey",
+                description=f"VPC flow logs of {props.cluster_name}",
+                enable_key_rotation=True,
+                removal_policy=RemovalPolicy.DESTROY if props.ephemeral else RemovalPolicy.RETAIN,
+            )
+            # CloudWatch Logs may use the key for log groups of this account and region only.
+            self.flow_logs_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                    actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    resources=["*"],
+                    conditions={
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        }
+                    },
+                )
+            )
+            log_group = logs.LogGroup(self, "FlowLogs", retention=FLOW_LOG_RETENTION, encryption_key=self.flow_logs_key)
             vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group))
         else:
             acknowledge(
@@ -132,7 +199,10 @@ class ClusterNetwork(Construct):
                 "Flow logs switched off in the profile (flow_logs: false), meant for throw-away environments.",
             )
         if "s3" in props.endpoints:
-            vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+            s3_endpoint = vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+            stack = Stack.of(self)
+            for statement in s3_endpoint_statements(stack.partition, stack.region, stack.account):
+                s3_endpoint.add_to_policy(statement)
         for name in props.endpoints:
             for i, service in enumerate(_INTERFACE_ENDPOINTS.get(name, ())):
                 endpoint = vpc.add_interface_endpoint(

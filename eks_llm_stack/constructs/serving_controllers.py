@@ -26,7 +26,7 @@ from ..charts.namespaces import namespace_manifest
 from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
-from ..nag import acknowledge
+from ..gates.nag import acknowledge, acknowledge_checkov
 from .crds import CrdChart
 from .pod_identity import pod_identity
 
@@ -194,6 +194,13 @@ class ServingControllers(Construct):
         policy.attach_to_role(role)
         for rule, reason in lbc_acknowledgements(nag_partition(stack)).items():
             acknowledge(policy, rule, reason)
+        acknowledge_checkov(
+            policy,
+            "CKV_AWS_111",
+            "The controller's reference policy (checked against the vendored one by the IAM contract gate): "
+            "creating load balancers, target groups and security groups has no resource ARN before they exist; "
+            "their later mutations are scoped by this cluster's tag",
+        )
         self.lbc_role = role
         assert identity.association is not None
         self.lbc_pod_identity = identity.association

@@ -35,8 +35,8 @@ import yaml
 
 from .. import versions
 from ..charts.render import placeholders
-from ..validate import DEFAULT_CRD_DIR, validate_manifests
 from .helm import cache_dir, helm_binary
+from .manifests import DEFAULT_CRD_DIR, validate_manifests
 
 HELM_CHART_TYPE = "Custom::AWSCDK-EKS-HelmChart"
 CHARTS_DIR = Path(__file__).resolve().parents[1] / "third_party" / "charts"

@@ -17,7 +17,6 @@ from .engine import (
     DTYPES,
     GIB,
     HOST_RESERVE_GIB,
-    KV_BLOCK_TOKENS,
     KV_CACHE_DTYPES,
     MAX_NODES,
     MAX_NUM_BATCHED_TOKENS,
@@ -28,10 +27,16 @@ from .engine import (
     RunnerUp,
     SizingRequest,
     ThroughputEstimate,
+    capability_problem,
     kv_bytes_per_token_per_gpu,
     size,
+    vllm_args,
+    weight_breakdown,
     weight_bytes,
 )
+from .memory import KV_BLOCK_TOKENS, kv_bytes_per_sequence_per_gpu, per_gpu_weight_bytes
+from .parallel import TP_SIZES, check_tp, valid_tp_sizes
+from .pool import gpu_pool_fragment, storage_fragment
 
 __all__ = [
     "CAPACITY_TYPES",
@@ -49,6 +54,7 @@ __all__ = [
     "MAX_NUM_BATCHED_TOKENS",
     "MAX_NUM_SEQS_CAP",
     "TOKENS",
+    "TP_SIZES",
     "MemoryBudget",
     "Plan",
     "Problem",
@@ -56,8 +62,17 @@ __all__ = [
     "SizingRequest",
     "ThroughputEstimate",
     "TokenCost",
+    "capability_problem",
+    "check_tp",
+    "gpu_pool_fragment",
+    "kv_bytes_per_sequence_per_gpu",
     "kv_bytes_per_token_per_gpu",
+    "per_gpu_weight_bytes",
     "size",
+    "storage_fragment",
     "token_cost",
+    "valid_tp_sizes",
+    "vllm_args",
+    "weight_breakdown",
     "weight_bytes",
 ]

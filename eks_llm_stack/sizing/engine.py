@@ -1,18 +1,20 @@
 """The sizing engine: from a model to an instance type, parallelism, vLLM arguments and a price.
 
-Pure and fast (no I/O but an optional ``config.json`` read, a few milliseconds per call), so
-the serving charts call it at synth time. The model it applies is documented, with worked
-examples, in ``docs/sizing.md``:
+Pure and fast (no I/O but an optional ``config.json``, price file or bench summary read, a few
+milliseconds per call), so the serving charts call it at synth time. The model it applies is
+documented, with worked examples, in ``docs/sizing.md``:
 
-* weights = parameters x bytes per parameter of the dtype (quantized formats keep the input
-  embeddings and LM head in 16 bit and pay for their scales); MoE counts every expert;
-* KV cache per token = 2 x layers x KV heads x head dim x bytes of the KV dtype;
-* per-GPU budget = GPU memory x ``gpu_memory_utilization`` - runtime overhead (CUDA context,
-  NCCL buffers, activation peak, CUDA graphs); what is left holds the KV cache;
-* constraints: tensor-parallel size divides the attention heads and fits in one node; the KV
-  cache holds ``concurrency x max_model_len`` tokens; host memory holds the node's shard;
-  beyond one node, pipeline parallel across nodes on EFA-capable types only;
-* the cheapest configuration that satisfies them wins; ties go to fewer GPUs, then to the
+* weights per part (embeddings and router 16 bit; attention, MLP, experts and shared experts
+  in the checkpoint's format, with its scales: :mod:`.memory`);
+* KV cache per sequence: full-attention layers keep the whole sequence, sliding-window layers
+  their window; GQA stores K and V of ``ceil(kv_heads / TP)`` heads, MLA one latent vector;
+* per-GPU budget: GPU memory x ``gpu_memory_utilization`` holds the weights, the activation
+  peak of the profile run, non-torch memory (NCCL) and the KV cache; the CUDA context and the
+  CUDA graphs live outside that fraction (vLLM captures graphs after sizing the KV cache), so
+  ``1 - gpu_memory_utilization`` of the GPU must hold them;
+* validity: vLLM's divisibility rules (:mod:`.parallel`), the GPU's capabilities for the
+  weight and KV formats, host memory for the shard, EFA between nodes;
+* choice: one node before several; the cheapest hourly price; ties go to fewer GPUs, then the
   newer generation.
 """
 
@@ -20,42 +22,43 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..catalog import FAMILIES, INSTANCES, InstanceType, ModelSpec, get_instance, resolve_model
+from ..catalog.instances import DEFAULT_REGION
 from ..errors import ConfigError, Problem, Problems, collecting
 from .cost import token_cost
+from .memory import (
+    KV_BLOCK_TOKENS,
+    kv_bytes_per_sequence_per_gpu,
+    kv_bytes_per_token_per_gpu,
+    per_gpu_weight_bytes,
+    weight_breakdown,
+    weight_bytes,
+)
+from .parallel import TP_SIZES, check_pp, check_tp
 
 GIB = 1024**3
 
 #: Weight dtypes a request may ask for; ``None`` means the checkpoint's own format.
 DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4")
 KV_CACHE_DTYPES: tuple[str, ...] = ("auto", "fp8")
-CAPACITY_TYPES: tuple[str, ...] = ("on-demand", "spot")
+#: ``capacity-block``: EC2 Capacity Blocks (Karpenter capacity type ``reserved``).
+CAPACITY_TYPES: tuple[str, ...] = ("on-demand", "spot", "capacity-block")
 
-#: Bytes per weight. int4 is AWQ/GPTQ with group size 128: 4 bits plus a 16-bit scale and a
-#: 4-bit zero point per 128 weights. mxfp4 is 4 bits plus an 8-bit scale per 32 weights.
-WEIGHT_BYTES: dict[str, float] = {
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "int4": 0.5 + (2.0 + 0.5) / 128,
-    "mxfp4": (4 + 8 / 32) / 8,
-}
-#: Embeddings and the LM head stay 16-bit in every quantized format we model.
-EMBEDDING_BYTES = 2.0
-
-# Runtime overhead per GPU, outside weights and KV cache. vLLM measures these at start-up
-# (its log line "Memory profiling takes ... model weights took X GiB; non_torch_memory takes
-# Y GiB; PyTorch activation peak memory takes Z GiB") and gives the KV cache what is left of
+# Runtime overhead per GPU besides weights and KV cache. vLLM measures these at start-up
+# ("Memory profiling takes ... model weights take X GiB; non_torch_memory takes Y GiB; PyTorch
+# activation peak memory takes Z GiB") and gives the KV cache what is left of
 # gpu_memory_utilization x total; these constants stand in for that profile at synth time.
-#: CUDA context and allocations outside PyTorch's allocator.
+#: CUDA context: created before vLLM's baseline snapshot, so outside the utilization budget.
 CUDA_CONTEXT_GIB = 1.0
-#: Extra non-torch memory when GPUs talk to each other (NCCL communicator buffers).
+#: Non-torch memory when GPUs talk to each other (NCCL communicator buffers), inside the budget.
 DISTRIBUTED_GIB = 0.5
-#: CUDA graphs captured for decode batch sizes; calibrate against "Graph capturing finished".
+#: CUDA graphs for decode batch sizes: captured after the KV cache is allocated, so outside the
+#: budget; calibrate against "Graph capturing finished ... took X GiB".
 CUDA_GRAPHS_GIB = 0.75
 #: Tokens per forward pass during the profile run; emitted as --max-num-batched-tokens.
 MAX_NUM_BATCHED_TOKENS = 8192
@@ -68,8 +71,6 @@ MAX_NODES = 8
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 #: Context length when the request does not name one (capped at the model's own limit).
 DEFAULT_MAX_MODEL_LEN = 4096
-#: vLLM's paged KV cache allocates in blocks of this many tokens.
-KV_BLOCK_TOKENS = 16
 
 _FP8_TYPES = ", ".join(sorted({i.family for i in INSTANCES.values() if i.gpu.fp8}))
 
@@ -88,10 +89,11 @@ class SizingRequest:
     max_model_len: int | None = None
     #: Sequences one replica must hold at full length at once. Default 1.
     concurrency: int = 1
-    #: ``on-demand`` (default) or ``spot``; spot excludes multi-node plans.
+    #: ``on-demand`` (default), ``spot`` or ``capacity-block``; spot excludes multi-node plans;
+    #: spot and capacity-block need ``prices``.
     capacity: str = "on-demand"
-    #: Instance types or families to choose from. Default empty: the whole catalog except
-    #: Capacity-Block-only types.
+    #: Instance types or families to choose from. Default empty: the whole catalog (types
+    #: without a price for the capacity type and region are left out).
     instance_types: tuple[str, ...] = ()
     #: Pin the tensor-parallel size. Default ``None``: the engine chooses.
     tensor_parallel_size: int | None = None
@@ -99,10 +101,21 @@ class SizingRequest:
     pipeline_parallel_size: int | None = None
     #: Pin the instance type. Default ``None``: the engine chooses.
     instance_type: str | None = None
-    #: Fraction of GPU memory vLLM may use. Default 0.90 (vLLM's own default).
-    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    #: Fraction of GPU memory vLLM may use, in (0, 1). Default ``None``: vLLM's 0.90, lowered
+    #: on small GPUs so that the CUDA context and graphs fit in the rest.
+    gpu_memory_utilization: float | None = None
     #: Replicas to price. Default 1; concurrency is per replica.
     replicas: int = 1
+    #: Region whose catalog on-demand prices apply. Default us-east-1.
+    region: str = DEFAULT_REGION
+    #: USD per hour by instance type (or family, per instance of it) for ``capacity``; given
+    #: prices win over the catalog's. Default none.
+    prices: Mapping[str, float] = field(default_factory=dict)
+    #: Where ``prices`` come from (a file path, "profile"), for the plan's price_source.
+    price_source: str | None = None
+    #: A ``bench run`` output directory (``summary.json``): measured throughput for the plan's
+    #: cost per token instead of the roofline estimate.
+    throughput_from: str | Path | None = None
 
     def __post_init__(self) -> None:
         with collecting("sizing request") as p:
@@ -125,7 +138,7 @@ class SizingRequest:
                 "capacity",
                 self.capacity,
                 "is not a capacity type",
-                "use on-demand or spot",
+                f"use one of {', '.join(CAPACITY_TYPES)}",
             )
             for name in ("max_model_len", "tensor_parallel_size", "pipeline_parallel_size"):
                 value = getattr(self, name)
@@ -135,11 +148,12 @@ class SizingRequest:
             _positive_int(p, "replicas", self.replicas)
             u = self.gpu_memory_utilization
             p.check(
-                isinstance(u, (int, float)) and not isinstance(u, bool) and 0 < u <= 1 and math.isfinite(u),
+                u is None
+                or (isinstance(u, (int, float)) and not isinstance(u, bool) and math.isfinite(u) and 0 < u < 1),
                 "gpu_memory_utilization",
                 u,
-                "must be a fraction in (0, 1]",
-                "use e.g. 0.90 (vLLM's default)",
+                "must be a fraction strictly between 0 and 1 (the CUDA context and graphs need the rest)",
+                "use e.g. 0.90 (vLLM's default), or leave it out",
             )
             p.check(
                 isinstance(self.instance_types, tuple),
@@ -147,6 +161,24 @@ class SizingRequest:
                 self.instance_types,
                 "must be a tuple",
                 "pass a tuple of instance types or families, e.g. ('g6e', 'p5.48xlarge')",
+            )
+            for key, value in dict(self.prices or {}).items():
+                p.check(
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                    and value > 0,
+                    f"prices.{key}",
+                    value,
+                    "must be a positive price in USD per hour",
+                    "give the instance's $/hour for the capacity type, e.g. 43.26",
+                )
+            p.check(
+                self.capacity != "capacity-block" or bool(self.prices),
+                "capacity",
+                self.capacity,
+                "has no offline prices (Capacity Block prices change and are not in the catalog)",
+                "give the prices with --price-source FILE (instance type: USD per hour), or use on-demand",
             )
 
 
@@ -168,19 +200,24 @@ class MemoryBudget:
     gpu_memory_utilization: float
     #: gpu_memory_gib x gpu_memory_utilization: what vLLM may use.
     usable_gib: float
-    #: Left outside vLLM's share: gpu_memory_gib x (1 - utilization).
+    #: Left outside vLLM's share: gpu_memory_gib x (1 - utilization); holds context and graphs.
     headroom_gib: float
     weights_gib: float
     cuda_context_gib: float
     distributed_gib: float
     activation_gib: float
     cuda_graphs_gib: float
-    #: Sum of the four overhead lines.
+    #: Inside the budget: distributed + activation.
     runtime_overhead_gib: float
+    #: Outside the budget: CUDA context + CUDA graphs.
+    outside_budget_gib: float
     #: usable - weights - runtime overhead: the KV cache vLLM will allocate.
     kv_cache_gib: float
     kv_bytes_per_token_model: float
     kv_bytes_per_token_gpu: float
+    #: KV bytes of one max_model_len sequence on this GPU (sliding-window layers keep less).
+    kv_bytes_per_sequence_gpu: float
+    #: Tokens of full context the KV cache holds (full-attention layers' rate).
     kv_capacity_tokens: int
     kv_required_tokens: int
     #: KV cache the requested concurrency x max_model_len needs on this GPU.
@@ -191,14 +228,15 @@ class MemoryBudget:
 
 @dataclass(frozen=True, kw_only=True)
 class ThroughputEstimate:
-    """Decode throughput UPPER BOUNDS from a memory-bandwidth roofline. Estimates, not measurements:
-    measured throughput from the benchmark harness always wins."""
+    """Decode throughput: measured (``measured`` True, from a bench summary) or UPPER BOUNDS
+    from a memory-bandwidth roofline."""
 
     single_stream_tokens_per_s: float
     batch: int
     batch_tokens_per_s: float
     usd_per_1m_tokens_at_bound: float
     basis: str
+    measured: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,6 +283,10 @@ class Plan:
     vllm_args: tuple[str, ...]
     memory: MemoryBudget
     throughput_estimate: ThroughputEstimate
+    expert_parallel: bool = False
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION
+    region: str = DEFAULT_REGION
+    efa_interfaces: int = 0
     runners_up: tuple[RunnerUp, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -264,39 +306,39 @@ class Plan:
 # ------------------------------------------------------------------------------ the model
 
 
-def weight_bytes(model: ModelSpec, dtype: str) -> tuple[float, float]:
-    """(embedding bytes, body bytes) of the whole model in ``dtype``."""
-    emb = model.embedding_params * (EMBEDDING_BYTES if dtype not in ("bf16", "fp16") else WEIGHT_BYTES[dtype])
-    body_params = model.params - model.embedding_params
-    if dtype == "mxfp4":
-        # Only the routed experts are MXFP4; attention and router stay BF16.
-        experts = model.expert_params
-        body = experts * WEIGHT_BYTES["mxfp4"] + (body_params - experts) * WEIGHT_BYTES["bf16"]
-    else:
-        body = body_params * WEIGHT_BYTES[dtype]
-    return emb, body
-
-
-def _per_gpu_weight_bytes(model: ModelSpec, dtype: str, tp: int, pp: int) -> float:
-    emb, body = weight_bytes(model, dtype)
-    if pp == 1:
-        return (emb + body) / tp
-    # The first stage holds the input embeddings and the last the LM head: the heavier stage
-    # carries its share of the body plus one vocab x hidden matrix.
-    one_matrix = model.vocab_size * model.hidden_size * (EMBEDDING_BYTES if dtype not in ("bf16", "fp16") else 2.0)
-    return (body / pp + one_matrix) / tp
-
-
 def _activation_bytes(model: ModelSpec, tp: int) -> float:
     mlp = model.experts_per_token * model.moe_intermediate_size if model.is_moe else model.intermediate_size
+    mlp = max(mlp, model.intermediate_size) + model.shared_expert_intermediate_size
     hidden_states = MAX_NUM_BATCHED_TOKENS * (4 * model.hidden_size + 2 * mlp / tp) * 2.0
     logits = MAX_NUM_SEQS_CAP * (model.vocab_size / tp) * 4.0
     return hidden_states + logits
 
 
-def kv_bytes_per_token_per_gpu(model: ModelSpec, kv_bytes: float, tp: int, pp: int) -> float:
-    """KV heads split over TP (replicated once TP exceeds them); layers split over PP stages."""
-    return 2 * math.ceil(model.layers / pp) * math.ceil(model.kv_heads / tp) * model.head_dim * kv_bytes
+def _utilization(request: SizingRequest, inst: InstanceType) -> float:
+    if request.gpu_memory_utilization is not None:
+        return float(request.gpu_memory_utilization)
+    # vLLM's default, lowered (in steps of 0.01) where 10 % of the GPU cannot hold the CUDA
+    # context and graphs, which live outside the fraction.
+    outside = CUDA_CONTEXT_GIB + CUDA_GRAPHS_GIB
+    fit = math.floor((1 - outside / inst.gpu.memory_gib) * 100) / 100
+    return min(DEFAULT_GPU_MEMORY_UTILIZATION, max(fit, 0.05))
+
+
+def capability_problem(model: ModelSpec, dtype: str, kv_dtype: str, inst: InstanceType) -> str | None:
+    """Why ``inst``'s GPU cannot run these weight and KV formats in vLLM, or ``None``."""
+    gpu = inst.gpu
+    cc = gpu.compute_capability
+    if dtype == "fp8" and not gpu.fp8:
+        return f"{gpu.name} (compute capability {cc}) has no FP8 tensor cores (FP8 needs 8.9+)"
+    if kv_dtype == "fp8" and not gpu.fp8:
+        return f"{gpu.name} (compute capability {cc}) has no FP8 support for an fp8 KV cache"
+    if dtype == "mxfp4" and not gpu.mxfp4:
+        return f"{gpu.name} (compute capability {cc}) cannot run MXFP4 weights (vLLM needs 8.0+)"
+    if dtype in ("int4", "int8") and gpu.compute_capability_tuple < (7, 5):
+        return f"{gpu.name} (compute capability {cc}) has no AWQ/GPTQ kernels (7.5+)"
+    if model.is_mla and gpu.compute_capability_tuple < (8, 0):
+        return f"{gpu.name} (compute capability {cc}) has no MLA attention backend in vLLM (8.0+)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -307,10 +349,9 @@ class _Candidate:
     memory: MemoryBudget
     seqs_fit: int
     problem: str | None
-
-    @property
-    def hourly(self) -> float:
-        return self.inst.on_demand_usd * self.pp
+    hourly: float
+    expert_parallel: bool
+    util: float
 
     @property
     def node_gpus(self) -> int:
@@ -331,29 +372,33 @@ class _Candidate:
 def _evaluate(
     model: ModelSpec,
     dtype: str,
-    kv_dtype: str,
+    request: SizingRequest,
     inst: InstanceType,
     tp: int,
     pp: int,
     max_len: int,
-    concurrency: int,
-    util: float,
-    capacity: str,
+    hourly: float,
+    expert_parallel: bool,
 ) -> _Candidate:
     gpu = inst.gpu
-    weights = _per_gpu_weight_bytes(model, dtype, tp, pp) / GIB
+    kv_dtype = request.kv_cache_dtype
+    util = _utilization(request, inst)
+    weights = per_gpu_weight_bytes(model, dtype, tp, pp) / GIB
     distributed = DISTRIBUTED_GIB if tp * pp > 1 else 0.0
     activation = _activation_bytes(model, tp) / GIB
-    overhead = CUDA_CONTEXT_GIB + distributed + activation + CUDA_GRAPHS_GIB
+    inside = distributed + activation
+    outside = CUDA_CONTEXT_GIB + CUDA_GRAPHS_GIB
     usable = gpu.memory_gib * util
-    kv_gib = usable - weights - overhead
+    kv_gib = usable - weights - inside
     kv_bytes = 1.0 if kv_dtype == "fp8" else 2.0
     per_tok_gpu = kv_bytes_per_token_per_gpu(model, kv_bytes, tp, pp)
-    capacity_tokens = 0
-    if kv_gib > 0:
-        capacity_tokens = int(kv_gib * GIB // per_tok_gpu) // KV_BLOCK_TOKENS * KV_BLOCK_TOKENS
-    seqs_fit = capacity_tokens // max_len
-    required_tokens = concurrency * max_len
+    per_seq_gpu = kv_bytes_per_sequence_per_gpu(model, kv_bytes, tp, pp, max_len)
+    kv_avail = max(kv_gib, 0.0) * GIB
+    # Whole blocks of 16 tokens, as vLLM's paged allocator hands them out.
+    block_bytes = per_tok_gpu * KV_BLOCK_TOKENS if per_tok_gpu else 1.0
+    capacity_tokens = int(kv_avail // block_bytes) * KV_BLOCK_TOKENS if per_tok_gpu else 0
+    seqs_fit = int(kv_avail // per_seq_gpu) if per_seq_gpu else 0
+    required_tokens = request.concurrency * max_len
     emb, body = weight_bytes(model, dtype)
     host_required = (emb + body) / pp / GIB + HOST_RESERVE_GIB
     memory = MemoryBudget(
@@ -366,35 +411,39 @@ def _evaluate(
         distributed_gib=distributed,
         activation_gib=activation,
         cuda_graphs_gib=CUDA_GRAPHS_GIB,
-        runtime_overhead_gib=overhead,
+        runtime_overhead_gib=inside,
+        outside_budget_gib=outside,
         kv_cache_gib=max(kv_gib, 0.0),
         kv_bytes_per_token_model=model.kv_bytes_per_token(kv_bytes),
         kv_bytes_per_token_gpu=per_tok_gpu,
+        kv_bytes_per_sequence_gpu=per_seq_gpu,
         kv_capacity_tokens=capacity_tokens,
         kv_required_tokens=required_tokens,
-        kv_required_gib=required_tokens * per_tok_gpu / GIB,
+        kv_required_gib=request.concurrency * per_seq_gpu / GIB,
         host_memory_gib=inst.memory_gib,
         host_required_gib=host_required,
     )
-    problem: str | None = None
-    if dtype == "fp8" and not gpu.fp8:
-        problem = f"{gpu.name} ({gpu.architecture}) has no FP8 tensor cores"
-    elif kv_dtype == "fp8" and not gpu.fp8:
-        problem = f"{gpu.name} ({gpu.architecture}) has no FP8 support for an fp8 KV cache"
-    elif pp > 1 and not inst.efa_supported:
-        problem = f"{inst.name} has no EFA, needed for pipeline parallel across nodes"
-    elif pp > 1 and capacity == "spot":
-        problem = "multi-node on spot: one interruption stops the whole pipeline group"
-    elif weights + overhead >= usable:
-        problem = (
-            f"weights {weights:.2f} GiB + overhead {overhead:.2f} GiB per GPU exceed "
-            f"{usable:.2f} GiB ({util:.2f} of {gpu.memory_gib:.2f} GiB)"
-        )
-    elif seqs_fit < 1:
-        problem = f"KV cache holds {capacity_tokens} tokens per replica, less than one {max_len}-token sequence"
-    elif host_required > inst.memory_gib:
-        problem = f"host memory {inst.memory_gib:g} GiB < {host_required:.1f} GiB to load the shard"
-    return _Candidate(inst, tp, pp, memory, seqs_fit, problem)
+    problem = capability_problem(model, dtype, kv_dtype, inst)
+    if problem is None:
+        if pp > 1 and not inst.efa_supported:
+            problem = f"{inst.name} has no EFA, needed for pipeline parallel across nodes"
+        elif pp > 1 and request.capacity == "spot":
+            problem = "multi-node on spot: one interruption stops the whole pipeline group"
+        elif outside > gpu.memory_gib - usable + 1e-9:
+            problem = (
+                f"CUDA context and graphs ({outside:.2f} GiB) do not fit outside the {util:.2f} utilization "
+                f"({gpu.memory_gib - usable:.2f} GiB of {gpu.memory_gib:.2f} GiB); lower --gpu-memory-utilization"
+            )
+        elif weights + inside >= usable:
+            problem = (
+                f"weights {weights:.2f} GiB + overhead {inside:.2f} GiB per GPU exceed "
+                f"{usable:.2f} GiB ({util:.2f} of {gpu.memory_gib:.2f} GiB)"
+            )
+        elif seqs_fit < 1:
+            problem = f"KV cache holds {capacity_tokens} tokens per replica, less than one {max_len}-token sequence"
+        elif host_required > inst.memory_gib:
+            problem = f"host memory {inst.memory_gib:g} GiB < {host_required:.1f} GiB to load the shard"
+    return _Candidate(inst, tp, pp, memory, seqs_fit, problem, hourly, expert_parallel, util)
 
 
 def _shortfall(c: _Candidate, concurrency: int, max_len: int) -> str:
@@ -404,8 +453,18 @@ def _shortfall(c: _Candidate, concurrency: int, max_len: int) -> str:
     )
 
 
-def _tp_options(model: ModelSpec, inst: InstanceType) -> list[int]:
-    return [t for t in (1, 2, 4, 8) if t <= inst.gpu_count and model.attention_heads % t == 0]
+def _price(inst: InstanceType, request: SizingRequest) -> tuple[float | None, str]:
+    """USD per hour of one instance for the request's capacity type and region, and its source."""
+    given = dict(request.prices or {})
+    for key in (inst.name, inst.family):
+        if key in given:
+            return float(given[key]), f"{request.price_source or 'given prices'} ({request.capacity})"
+    if request.capacity == "capacity-block" or (request.capacity == "spot" and given):
+        return None, ""
+    usd = inst.price(request.region)
+    if usd is None:
+        return None, ""
+    return usd, f"{inst.price_source.replace(DEFAULT_REGION, request.region)} ({inst.price_date})"
 
 
 def _pool(request: SizingRequest, p: Problems) -> list[InstanceType]:
@@ -416,7 +475,7 @@ def _pool(request: SizingRequest, p: Problems) -> list[InstanceType]:
             p.extend(err)
             return []
     if not request.instance_types:
-        return [i for i in INSTANCES.values() if not i.capacity_blocks_only]
+        return list(INSTANCES.values())
     chosen: list[InstanceType] = []
     for idx, name in enumerate(request.instance_types):
         key = str(name).strip().lower()
@@ -429,6 +488,12 @@ def _pool(request: SizingRequest, p: Problems) -> list[InstanceType]:
             p.extend(err, prefix=f"instance_types[{idx}]")
     seen: dict[str, InstanceType] = {i.name: i for i in chosen}
     return list(seen.values())
+
+
+def _tp_label(model: ModelSpec) -> str:
+    if model.is_mla:
+        return f"{model.attention_heads} heads (MLA)"
+    return f"{model.attention_heads} heads, {model.kv_heads} KV heads"
 
 
 def size(request: SizingRequest) -> Plan:
@@ -452,21 +517,25 @@ def size(request: SizingRequest) -> Plan:
             max_len,
         )
     tp_fixed, pp_fixed = request.tensor_parallel_size, request.pipeline_parallel_size
-    if tp_fixed is not None and model.attention_heads % tp_fixed:
-        ok = [t for t in (1, 2, 4, 8) if model.attention_heads % t == 0]
-        p.add(
-            "tensor_parallel_size",
-            f"does not divide {model.name}'s {model.attention_heads} attention heads",
-            f"use one of {', '.join(map(str, ok))}",
-            tp_fixed,
-        )
-    if pp_fixed is not None and pp_fixed > min(MAX_NODES, model.layers):
-        p.add(
-            "pipeline_parallel_size",
-            f"exceeds {min(MAX_NODES, model.layers)} (nodes considered / layers)",
-            f"use at most {min(MAX_NODES, model.layers)}",
-            pp_fixed,
-        )
+    if tp_fixed is not None:
+        verdict = check_tp(model, tp_fixed, dtype)
+        if not verdict.ok:
+            ok = [t for t in TP_SIZES if check_tp(model, t, dtype).ok]
+            p.add(
+                "tensor_parallel_size",
+                f"is invalid for {model.name}: {verdict.why}",
+                f"use one of {', '.join(map(str, ok)) or '(none of 1, 2, 4, 8)'}",
+                tp_fixed,
+            )
+    if pp_fixed is not None:
+        why = check_pp(model, pp_fixed)
+        if why or pp_fixed > MAX_NODES:
+            p.add(
+                "pipeline_parallel_size",
+                why or f"exceeds the {MAX_NODES} nodes the engine plans",
+                f"use at most {min(MAX_NODES, model.layers)}",
+                pp_fixed,
+            )
     pool = _pool(request, p)
     if request.instance_type is not None and pool:
         inst = pool[0]
@@ -481,9 +550,19 @@ def size(request: SizingRequest) -> Plan:
             p.add(
                 "pipeline_parallel_size",
                 f"needs EFA across nodes and {inst.name} has none",
-                "use an EFA-capable type (g5/g6 8xlarge and up, g6e 8xlarge and up, p4d, p4de, p5*)",
+                "use an EFA-capable type (g5/g6/g6e 8xlarge and up, g7e 8xlarge and up, p4d, p4de, p5*, p6-*)",
                 pp_fixed,
             )
+        if _price(inst, request)[0] is None:
+            p.add(
+                "instance_type",
+                f"{inst.name} has no {request.capacity} price in {request.region} in the catalog",
+                "give its price with --price-source FILE, or choose another type / region",
+                inst.name,
+            )
+        reason = capability_problem(model, dtype, request.kv_cache_dtype, inst)
+        if reason:
+            p.add("instance_type", reason, "choose a GPU that supports the format, or another checkpoint", inst.name)
     if pool and dtype == "fp8" and not any(i.gpu.fp8 for i in pool):
         p.add(
             "dtype",
@@ -502,36 +581,27 @@ def size(request: SizingRequest) -> Plan:
 
     explicit = request.instance_type is not None or tp_fixed is not None or pp_fixed is not None
     candidates: list[_Candidate] = []
+    max_pp = min(MAX_NODES, model.layers)
     for inst in pool:
-        tps = [tp_fixed] if tp_fixed is not None else _tp_options(model, inst)
+        hourly, _src = _price(inst, request)
+        if hourly is None:
+            continue
+        tps = [tp_fixed] if tp_fixed is not None else [t for t in TP_SIZES if t <= inst.gpu_count]
         for tp in tps:
             if tp > inst.gpu_count:
                 continue
-            pps = [pp_fixed] if pp_fixed is not None else list(range(1, min(MAX_NODES, model.layers) + 1))
+            verdict = check_tp(model, tp, dtype)
+            if not verdict.ok:
+                continue
+            pps = [pp_fixed] if pp_fixed is not None else list(range(1, max_pp + 1))
             for pp in pps:
                 if pp > 1 and tp != inst.gpu_count:
                     continue  # multi-node plans use whole nodes
                 if pp > 1 and pp_fixed is None and not inst.efa_supported:
                     break
-                candidates.append(
-                    _evaluate(
-                        model,
-                        dtype,
-                        request.kv_cache_dtype,
-                        inst,
-                        tp,
-                        pp,
-                        max_len,
-                        request.concurrency,
-                        request.gpu_memory_utilization,
-                        request.capacity,
-                    )
-                )
-                if (
-                    pp_fixed is None
-                    and candidates[-1].problem is None
-                    and candidates[-1].seqs_fit >= request.concurrency
-                ):
+                cand = _evaluate(model, dtype, request, inst, tp, pp, max_len, hourly * pp, verdict.expert_parallel)
+                candidates.append(cand)
+                if pp_fixed is None and cand.problem is None and cand.seqs_fit >= request.concurrency:
                     break  # more nodes of the same type only cost more
 
     # Preference tiers: one node before several (multi-node adds a placement group, Ray and
@@ -547,7 +617,7 @@ def size(request: SizingRequest) -> Plan:
     ]
     tier = next((t for t in tiers if t), None)
     if tier is None:
-        raise _no_fit(model, dtype, request, max_len, candidates)
+        raise _no_fit(model, dtype, request, max_len, candidates, pool)
     warnings: list[str] = []
     if all(c.seqs_fit >= request.concurrency for c in tier):
         ranked = sorted(tier, key=_Candidate.key)
@@ -566,7 +636,12 @@ def size(request: SizingRequest) -> Plan:
 
 
 def _no_fit(
-    model: ModelSpec, dtype: str, request: SizingRequest, max_len: int, candidates: list[_Candidate]
+    model: ModelSpec,
+    dtype: str,
+    request: SizingRequest,
+    max_len: int,
+    candidates: list[_Candidate],
+    pool: list[InstanceType],
 ) -> ConfigError:
     p = Problems(f"sizing {model.name}")
     runnable = [c for c in candidates if c.problem is None]
@@ -583,12 +658,23 @@ def _no_fit(
             request.concurrency,
         )
     elif not candidates:
-        p.add(
-            "model",
-            f"no legal tensor-parallel size for {model.attention_heads} attention heads on the selected instance types",
-            "choose instance types with a GPU count that divides the heads",
-            model.name,
-        )
+        priced = [i for i in pool if _price(i, request)[0] is not None]
+        if not priced:
+            p.add(
+                "capacity",
+                f"no instance type of the selection has a {request.capacity} price in {request.region}",
+                "give prices with --price-source FILE, or choose another region / capacity type",
+                request.capacity,
+            )
+        else:
+            reasons = sorted({check_tp(model, t, dtype).why for t in TP_SIZES if not check_tp(model, t, dtype).ok})
+            p.add(
+                "model",
+                f"no valid tensor-parallel size for {_tp_label(model)} on the selected instance types: "
+                + "; ".join(reasons[:3]),
+                "choose instance types with a GPU count vLLM can split this model over",
+                model.name,
+            )
     else:
         reasons = sorted({c.problem or "" for c in candidates})
         emb, body = weight_bytes(model, dtype)
@@ -628,34 +714,55 @@ def _why(loser: _Candidate, chosen: _Candidate) -> str:
     return "same price, GPUs and generation; smaller tensor-parallel size"
 
 
-def _vllm_args(
-    model: ModelSpec, dtype: str, request: SizingRequest, tp: int, pp: int, max_len: int, max_num_seqs: int
+def vllm_args(
+    model: ModelSpec,
+    dtype: str,
+    request: SizingRequest,
+    chosen: _Candidate,
+    max_len: int,
+    max_num_seqs: int,
 ) -> tuple[str, ...]:
+    """The ``vllm serve`` arguments of a plan; every one is in vLLM 0.29.0's serve-args.json."""
     args = [
         "--tensor-parallel-size",
-        str(tp),
+        str(chosen.tp),
         "--pipeline-parallel-size",
-        str(pp),
+        str(chosen.pp),
         "--max-model-len",
         str(max_len),
         "--max-num-seqs",
         str(max_num_seqs),
+        # vLLM refuses --max-num-seqs above --max-num-batched-tokens.
         "--max-num-batched-tokens",
-        str(MAX_NUM_BATCHED_TOKENS),
+        str(max(MAX_NUM_BATCHED_TOKENS, max_num_seqs)),
         "--gpu-memory-utilization",
-        f"{request.gpu_memory_utilization:g}",
+        f"{chosen.util:g}",
     ]
-    if dtype == "bf16":
+    if model.quant_method:
+        # Pre-quantized: vLLM reads quantization_config and picks the fastest kernel (Marlin
+        # for AWQ/GPTQ); naming the method (--quantization awq) would force the slow one.
+        pass
+    elif dtype == "fp8":
+        args += ["--quantization", "fp8"]
+    elif dtype == "bf16" and not chosen.inst.gpu.bf16:
+        args += ["--dtype", "float16"]
+    elif dtype == "bf16":
         args += ["--dtype", "bfloat16"]
     elif dtype == "fp16":
         args += ["--dtype", "float16"]
-    elif model.quant_method:
-        args += ["--quantization", model.quant_method]
-    elif dtype == "fp8":
-        args += ["--quantization", "fp8"]
     if request.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
+    if chosen.expert_parallel:
+        args += ["--enable-expert-parallel"]
     return tuple(args)
+
+
+def _measured(request: SizingRequest) -> tuple[float, int, str] | None:
+    if request.throughput_from is None:
+        return None
+    from .calibration import measured_throughput
+
+    return measured_throughput(Path(request.throughput_from))
 
 
 def _plan(
@@ -720,25 +827,38 @@ def _plan(
     emb, body = weight_bytes(model, dtype)
     weights_total = emb + body
     kv_model = model.kv_bytes_per_token(1.0 if request.kv_cache_dtype == "fp8" else 2.0)
-    # Roofline: each decode step reads the active weights once and every sequence's KV cache.
-    bw = inst.gpu.memory_bandwidth_gbps * 1e9
-    active_bytes = weights_total * model.active_params / model.params
-    single = bw * tp / active_bytes
+    hourly_replica = chosen.hourly
+    _, price_src = _price(inst, request)
     batch = max_num_seqs if max_num_seqs > 0 else 1
-    kv_read = batch * kv_model * max_len / 2
-    batch_tps = batch * bw * tp * pp / (active_bytes + kv_read)
-    hourly_replica = inst.on_demand_usd * pp
-    estimate = ThroughputEstimate(
-        single_stream_tokens_per_s=single,
-        batch=batch,
-        batch_tokens_per_s=batch_tps,
-        usd_per_1m_tokens_at_bound=token_cost(hourly_replica, batch_tps).usd_per_1m_tokens,
-        basis=(
-            f"UPPER BOUND from a memory-bandwidth roofline ({inst.gpu.memory_bandwidth_gbps:g} GB/s per "
-            f"{inst.gpu.name}; weights read once per step, KV at half of max-model-len); "
-            "measured throughput from `eks-llm-stack bench` always wins"
-        ),
-    )
+    measured = _measured(request)
+    if measured is not None:
+        tps, level_concurrency, where = measured
+        estimate = ThroughputEstimate(
+            single_stream_tokens_per_s=tps / max(level_concurrency, 1),
+            batch=level_concurrency,
+            batch_tokens_per_s=tps,
+            usd_per_1m_tokens_at_bound=token_cost(hourly_replica, tps).usd_per_1m_tokens,
+            basis=f"MEASURED: {tps:.1f} output tokens/s at concurrency {level_concurrency} ({where})",
+            measured=True,
+        )
+    else:
+        # Roofline: each decode step reads the active weights once and every sequence's KV cache.
+        bw = inst.gpu.memory_bandwidth_gbps * 1e9
+        active_bytes = weights_total * model.active_params / max(model.params, 1)
+        single = bw * tp / active_bytes
+        kv_read = batch * kv_model * max_len / 2
+        batch_tps = batch * bw * tp * pp / (active_bytes + kv_read)
+        estimate = ThroughputEstimate(
+            single_stream_tokens_per_s=single,
+            batch=batch,
+            batch_tokens_per_s=batch_tps,
+            usd_per_1m_tokens_at_bound=token_cost(hourly_replica, batch_tps).usd_per_1m_tokens,
+            basis=(
+                f"UPPER BOUND from a memory-bandwidth roofline ({inst.gpu.memory_bandwidth_gbps:g} GB/s per "
+                f"{inst.gpu.name}; weights read once per step, KV at half of max-model-len); "
+                "measured throughput (`size --throughput-from BENCH_DIR`) always wins"
+            ),
+        )
     notes: list[str] = []
     if dtype in ("int8", "int4") and not model.quant_method:
         notes.append(
@@ -747,18 +867,40 @@ def _plan(
         )
     if dtype == "fp8" and not model.quant_method:
         notes.append("--quantization fp8 quantizes the BF16 checkpoint at load time (dynamic FP8 W8A8)")
+    if model.quant_method:
+        notes.append(
+            f"pre-quantized checkpoint ({model.quant_method}): vLLM reads its quantization_config and picks the "
+            "kernel itself, so no --quantization is passed"
+        )
+    if chosen.expert_parallel:
+        notes.append(
+            f"--enable-expert-parallel: the expert width {model.moe_intermediate_size} cannot be split over TP {tp} "
+            f"under the checkpoint's quantization blocks/groups, so each GPU holds {model.experts // tp} whole experts"
+        )
+    if model.sliding_window and model.window_layers:
+        notes.append(
+            f"{model.window_layers} of {model.layers} layers use a {model.sliding_window}-token sliding window and "
+            "keep only that much KV cache per sequence"
+        )
     if pp > 1:
         notes.append(
             f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
             "nodes with the Ray executor (LeaderWorkerSet)"
         )
-    if request.capacity == "spot":
+    if request.capacity == "spot" and not request.prices:
         notes.append(
-            "hourly_usd is the on-demand price: spot prices move every few minutes and are not "
-            "in the offline catalog; pass the current spot price to `eks-llm-stack cost --hourly-usd`"
+            "hourly_usd is the on-demand price (an upper bound for spot): spot prices move every few minutes and "
+            "are not in the offline catalog; give them with --price-source FILE"
+        )
+    if dtype == "bf16" and not inst.gpu.bf16:
+        notes.append(f"{inst.gpu.name} has no BF16: vLLM serves the weights in float16 (--dtype float16)")
+    if chosen.util < DEFAULT_GPU_MEMORY_UTILIZATION and request.gpu_memory_utilization is None:
+        notes.append(
+            f"--gpu-memory-utilization {chosen.util:g}: on a {inst.gpu.memory_gib:.1f} GiB GPU 10 % cannot hold "
+            "the CUDA context and graphs"
         )
     if tp < inst.gpu_count:
-        notes.append(f"uses {tp} of {inst.name}'s {inst.gpu_count} GPUs ({model.attention_heads} heads)")
+        notes.append(f"uses {tp} of {inst.name}'s {inst.gpu_count} GPUs ({_tp_label(model)})")
     return Plan(
         model=model.name,
         hf_id=model.hf_id,
@@ -775,16 +917,22 @@ def _plan(
         concurrency=request.concurrency,
         max_num_seqs=max_num_seqs,
         weights_gib=weights_total / GIB,
-        kv_cache_gib=request.concurrency * max_len * kv_model / GIB,
+        kv_cache_gib=request.concurrency * chosen.memory.kv_bytes_per_sequence_gpu * tp * pp / GIB
+        if model.is_mla
+        else request.concurrency * max_len * kv_model / GIB,
         kv_cache_allocated_gib=chosen.memory.kv_cache_gib * tp * pp,
         hourly_usd=hourly_replica * request.replicas,
         hourly_usd_per_replica=hourly_replica,
         capacity=request.capacity,
-        price_source=f"{inst.price_source} ({inst.price_date})",
+        price_source=price_src,
         placement_group=pp > 1,
-        vllm_args=_vllm_args(model, dtype, request, tp, pp, max_len, max_num_seqs),
+        vllm_args=vllm_args(model, dtype, request, chosen, max_len, max_num_seqs),
         memory=chosen.memory,
         throughput_estimate=estimate,
+        expert_parallel=chosen.expert_parallel,
+        gpu_memory_utilization=chosen.util,
+        region=request.region,
+        efa_interfaces=inst.max_efa_interfaces if pp > 1 else 0,
         runners_up=tuple(runners),
         warnings=tuple(warnings),
         notes=tuple(notes),
@@ -801,7 +949,10 @@ __all__ = [
     "RunnerUp",
     "SizingRequest",
     "ThroughputEstimate",
+    "capability_problem",
     "kv_bytes_per_token_per_gpu",
     "size",
+    "vllm_args",
+    "weight_breakdown",
     "weight_bytes",
 ]

@@ -13,7 +13,7 @@ from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config import Profile
-from ..nag import acknowledge
+from ..gates.nag import acknowledge
 from .base import PlatformStackBase
 from .network import NetworkStack
 

@@ -26,6 +26,7 @@ class NetworkStack(PlatformStackBase):
                 nat_gateways=n.nat_gateways,
                 endpoints=n.endpoints,
                 flow_logs=n.flow_logs,
+                ephemeral=profile.ephemeral,
             ),
         )
         self.vpc = self.network.vpc

@@ -504,7 +504,10 @@ class ServingStack(PlatformStackBase):
                     api_version=doc["apiVersion"],
                     kind=doc["kind"],
                     metadata=cdk8s.ApiObjectMetadata(
-                        name=meta["name"], namespace=meta["namespace"], labels=meta["labels"]
+                        name=meta["name"],
+                        namespace=meta["namespace"],
+                        labels=meta["labels"],
+                        annotations=meta.get("annotations"),
                     ),
                 )
                 job.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
@@ -549,7 +552,7 @@ class ServingStack(PlatformStackBase):
         )
         policy.attach_to_role(role)
         from ..constructs.serving_controllers import nag_partition
-        from ..nag import acknowledge
+        from ..gates.nag import acknowledge
 
         acknowledge(
             policy,

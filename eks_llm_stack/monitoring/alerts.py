@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..config.observability import AlertThresholds
 from . import metrics as m
-from .config.observability import AlertThresholds
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -65,10 +65,9 @@ _GPU = "GPU {{ $labels.gpu }} on node {{ $labels.node }}"
 def alert_rules(t: AlertThresholds | None = None) -> tuple[AlertRule, ...]:
     """The alert table, with thresholds from ``t`` (default: :class:`AlertThresholds` defaults)."""
     t = t or AlertThresholds()
+    # Names of the pinned vLLM release only: no fallback to older names, which it does not export.
     kv = "vllm:kv_cache_usage_perc"
-    kv_old = "vllm:gpu_cache_usage_perc"
     itl = "vllm:inter_token_latency_seconds_bucket"
-    itl_old = "vllm:time_per_output_token_seconds_bucket"
     rules = (
         AlertRule(
             name="GpuTemperatureHigh",
@@ -158,13 +157,12 @@ def alert_rules(t: AlertThresholds | None = None) -> tuple[AlertRule, ...]:
         AlertRule(
             name="VllmKvCacheFull",
             group="vllm",
-            expr=(f"(max by ({_VLLM_BY}) ({kv}) or max by ({_VLLM_BY}) ({kv_old})) > {_num(t.kv_cache_usage_ratio)}"),
+            expr=f"max by ({_VLLM_BY}) ({kv}) > {_num(t.kv_cache_usage_ratio)}",
             for_="5m",
             severity="warning",
             summary=f"vLLM model {{{{ $labels.model_name }}}} in {{{{ $labels.namespace }}}} has its KV cache above "
             f"{_num(t.kv_cache_usage_ratio * 100)} %",
-            description="When the KV cache is full new requests wait and running ones are preempted "
-            f"(metric {kv}, or {kv_old} on older vLLM).",
+            description=f"When the KV cache is full new requests wait and running ones are preempted (metric {kv}).",
             runbook="Lower --max-num-seqs or --max-model-len, enable chunked prefill (--enable-chunked-prefill), add "
             "replicas, or move the model to a GPU with more memory.",
         ),
@@ -198,17 +196,12 @@ def alert_rules(t: AlertThresholds | None = None) -> tuple[AlertRule, ...]:
         AlertRule(
             name="VllmInterTokenLatencyHigh",
             group="vllm",
-            expr=(
-                f"histogram_quantile(0.95, sum by ({_VLLM_BY}, le) (rate({itl}[5m]))"
-                f" or sum by ({_VLLM_BY}, le) (rate({itl_old}[5m])))"
-                f" > {_num(t.itl_p95_seconds)}"
-            ),
+            expr=(f"histogram_quantile(0.95, sum by ({_VLLM_BY}, le) (rate({itl}[5m]))) > {_num(t.itl_p95_seconds)}"),
             for_="10m",
             severity="warning",
             summary=f"vLLM model {{{{ $labels.model_name }}}} in {{{{ $labels.namespace }}}} has p95 inter-token "
             f"latency above {_ms(t.itl_p95_seconds)}",
-            description=f"The streaming SLO is breached ({itl.removesuffix('_bucket')}, or "
-            f"{itl_old.removesuffix('_bucket')} on older vLLM).",
+            description=f"The streaming SLO is breached ({itl.removesuffix('_bucket')}).",
             runbook="Decode slows when the batch is large: lower --max-num-seqs, add replicas, or use more tensor "
             "parallelism / a faster GPU for this model.",
         ),

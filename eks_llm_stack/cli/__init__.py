@@ -1,28 +1,28 @@
 """The ``eks-llm-stack`` command.
 
-Each capability registers its own sub-commands from its own module (see ``_COMMAND_MODULES``):
-``register(subparsers)`` adds parsers whose ``func`` default returns an exit code. Heavy
-imports (boto3, matplotlib, aws_cdk) belong inside the handlers, so ``--help`` stays fast.
+One module per command group (``cli/summary.py``, ``cli/profile.py``, ``cli/ops.py``, plus the
+sizing and bench groups): ``register(subparsers)`` adds parsers whose ``func`` default returns an
+exit code. The command modules are imported plainly; heavy imports (boto3, matplotlib, aws_cdk)
+belong inside the handlers, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from . import __version__
-from .errors import EksLlmStackError
+from .. import __version__
+from .. import sizing_cli as _sizing
+from ..bench import cli as _bench
+from ..errors import EksLlmStackError
+from . import ops as _ops
+from . import profile as _profile
+from . import summary as _summary
 
-#: Modules that contribute sub-commands, each with ``register(subparsers) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "eks_llm_stack.summary",
-    "eks_llm_stack.profile_cli",
-    "eks_llm_stack.ops.cli",
-    "eks_llm_stack.sizing_cli",
-    "eks_llm_stack.bench.cli",
-)
+#: Modules that contribute sub-commands, each with ``register(subparsers) -> None``, in help order.
+_COMMAND_MODULES: tuple[ModuleType, ...] = (_summary, _profile, _ops, _sizing, _bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in _COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
@@ -52,7 +52,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

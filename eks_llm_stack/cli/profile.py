@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .config import list_profiles, load_profile
+    from ..config import list_profiles, load_profile
 
     for name in list_profiles():
         p = load_profile(name)
@@ -30,8 +30,8 @@ def _list(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import sys
 
-    from .config import list_profiles, load_profile
-    from .errors import ConfigError
+    from ..config import list_profiles, load_profile
+    from ..errors import ConfigError
 
     failed = 0
     for name in args.names or list_profiles():
@@ -45,7 +45,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from .config.reference import render_reference
+    from ..config.reference import render_reference
 
     print(render_reference(), end="")
     return 0

@@ -4,7 +4,7 @@
   :data:`CFN_LINT_EXCLUSIONS`, each excluded with its reason;
 - :func:`nag_findings` — cdk-nag AwsSolutions findings left unacknowledged in a cloud assembly;
 - :func:`embedded_manifests` — the Kubernetes manifests inside ``Custom::AWSCDK-EKS-KubernetesResource``
-  resources, ready for :func:`eks_llm_stack.validate.validate_manifests`.
+  resources, ready for :func:`eks_llm_stack.gates.validate_manifests`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .charts.render import placeholders
+from ..charts.render import placeholders
 
 #: cfn-lint rules we do not apply, and why. Keep this list short; each entry needs a reason.
 CFN_LINT_EXCLUSIONS: dict[str, str] = {

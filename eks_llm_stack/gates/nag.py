@@ -3,7 +3,7 @@
 cdk-nag v3 runs as a CDK policy-validation plugin. An acknowledgment sits on the one
 construct it concerns, with a reason — never on a whole stack::
 
-    from eks_llm_stack.nag import acknowledge
+    from eks_llm_stack.gates.nag import acknowledge
     acknowledge(role, "AwsSolutions-IAM5", "Karpenter launches instances of any type; scoped by tag condition")
 
 Findings can be read without failing synthesis through :func:`nag_report` (used by the tests).
@@ -194,3 +194,35 @@ def nag_report(scope: IConstruct) -> list[NagViolation]:
 def add_nag_checks(app: IConstruct) -> None:
     """Register the AwsSolutions and EksLlmStack packs so ``cdk synth`` fails on unacknowledged findings."""
     Validations.of(app).add_plugins(*_packs(verbose=True, scope=app))
+
+
+# -- checkov acknowledgments ---------------------------------------------------------------------
+#: Where checkov reads a CloudFormation resource's skips: ``Metadata.checkov.skip[].{id, comment}``.
+CHECKOV_METADATA_KEY = "checkov"
+
+
+def acknowledge_checkov(construct: IConstruct, check_id: str, reason: str) -> None:
+    """Acknowledge checkov's ``check_id`` (e.g. ``CKV_AWS_117``) on the one CloudFormation resource
+    ``construct`` is (or whose default child it is), with the reason checkov prints next to the skip."""
+    if not reason or len(reason.strip()) < 10:
+        raise ValueError(f"acknowledging {check_id} on {construct.node.path} needs a real reason")
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{construct.node.path} is not a CloudFormation resource")
+    current = resource.get_metadata(CHECKOV_METADATA_KEY) or {}
+    skips = [s for s in current.get("skip", []) if s.get("id") != check_id]
+    resource.add_metadata(CHECKOV_METADATA_KEY, {"skip": [*skips, {"id": check_id, "comment": reason}]})
+
+
+def acknowledge_checkov_generated(
+    scope: IConstruct, resource_type: str, check_ids: tuple[str, ...], reason: str
+) -> list[str]:
+    """Acknowledge ``check_ids`` on every ``resource_type`` resource inside ``scope``, a subtree generated
+    by aws-cdk-lib (its kubectl provider, its custom-resource providers). Returns the paths."""
+    done = []
+    for c in scope.node.find_all():
+        if isinstance(c, CfnResource) and c.cfn_resource_type == resource_type:
+            for check in check_ids:
+                acknowledge_checkov(c, check, reason)
+            done.append(c.node.path)
+    return done

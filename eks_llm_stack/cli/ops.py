@@ -58,15 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _aws(region: str | None = None) -> Any:
-    from .aws import Aws
+    from ..ops.aws import Aws
 
     return Aws.from_env(region)
 
 
 def _preflight(args: argparse.Namespace) -> int:
     from ..config import load_profile
-    from .preflight import render, run_preflight
-    from .requirements import requirements_of
+    from ..ops.preflight import render, run_preflight
+    from ..ops.requirements import requirements_of
 
     profile = load_profile(args.profile)
     report = run_preflight(_aws(profile.region), requirements_of(profile))
@@ -76,7 +76,7 @@ def _preflight(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     from ..config import load_profile
-    from .ephemeral import SubprocessRunner, up
+    from ..ops.ephemeral import SubprocessRunner, up
 
     profile = load_profile(args.profile)
     result = up(
@@ -90,7 +90,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _smoke(args: argparse.Namespace) -> int:
     from ..config import load_profile
-    from .ephemeral import EphemeralError, bench_via_cli, first_model, smoke
+    from ..ops.ephemeral import EphemeralError, bench_via_cli, first_model, smoke
 
     profile = load_profile(args.profile)
     model = args.model or first_model(profile)
@@ -112,7 +112,7 @@ def _print_down(report: Any) -> None:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from .ephemeral import down
+    from ..ops.ephemeral import down
 
     report = down(_aws(), args.name)
     _print_down(report)
@@ -122,7 +122,7 @@ def _down(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from .ephemeral import find_clusters, list_rows, render_rows
+    from ..ops.ephemeral import find_clusters, list_rows, render_rows
 
     rows = list_rows(find_clusters(_aws()), datetime.now(UTC))
     if not rows:
@@ -133,7 +133,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _reap(args: argparse.Namespace) -> int:
-    from .ephemeral import reap
+    from ..ops.ephemeral import reap
 
     report = reap(_aws(), dry_run=args.dry_run)
     for down_report in report.downs:

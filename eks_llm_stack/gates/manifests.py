@@ -21,10 +21,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import versions
+from .. import versions
 
 #: Upstream CRDs at the pinned releases, vendored with the package (``third_party/README.md``).
-DEFAULT_CRD_DIR = Path(__file__).resolve().parent / "third_party" / "crds"
+DEFAULT_CRD_DIR = Path(__file__).resolve().parent.parent / "third_party" / "crds"
 
 
 def _structural_to_jsonschema(node: Any) -> Any:

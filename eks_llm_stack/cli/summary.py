@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def collect(cdk_out: Path, manifests: Path) -> dict[str, Any]:
     """What a synth produced: stacks with resource counts by type, manifests with kinds."""
-    from .errors import ConfigError, Problem
+    from ..errors import ConfigError, Problem
 
     manifest_file = cdk_out / "manifest.json"
     if not manifest_file.is_file():

@@ -4,8 +4,9 @@ Two sources feed Prometheus with GPU-serving data:
 
 * the **DCGM exporter**, which exports exactly the DCGM fields listed in :data:`DCGM_FIELDS`
   (rendered into its counters ConfigMap by :func:`dcgm_counters_csv`), and
-* **vLLM**, whose ``/metrics`` endpoint names are in :data:`VLLM_METRICS` — including the
-  older names that earlier vLLM releases export, so queries can fall back to them.
+* **vLLM**, whose ``/metrics`` endpoint names are in :data:`VLLM_METRICS` — names of the pinned
+  release only (``eks_llm_stack.gates.metrics_contract`` checks them against its metrics.json):
+  a query that falls back to an older release's name would only hide a missing series.
 
 Alerts and dashboards are checked against :func:`known_series`: a panel or rule that names
 a metric neither source exports is a defect caught by the test suite, not an empty graph
@@ -33,6 +34,11 @@ class DcgmField:
     type: Literal["gauge", "counter"]
     help: str
     profiling: bool = False
+
+    def __post_init__(self) -> None:
+        # dcgm-exporter reads the counters file with Go's encoding/csv and needs exactly 3 fields.
+        if "," in self.help or '"' in self.help:
+            raise ValueError(f"DcgmField {self.name}: help text {self.help!r} contains a comma or a quote")
 
 
 #: The DCGM fields our exporter ConfigMap enables: the REFERENCE alert counters, clocks,
@@ -124,25 +130,25 @@ DCGM_FIELDS: tuple[DcgmField, ...] = (
     DcgmField(
         name="DCGM_FI_PROF_PCIE_TX_BYTES",
         type="gauge",
-        help="The rate of data transmitted over the PCIe bus, in bytes per second.",
+        help="The rate of data transmitted over the PCIe bus (in B/s).",
         profiling=True,
     ),
     DcgmField(
         name="DCGM_FI_PROF_PCIE_RX_BYTES",
         type="gauge",
-        help="The rate of data received over the PCIe bus, in bytes per second.",
+        help="The rate of data received over the PCIe bus (in B/s).",
         profiling=True,
     ),
     DcgmField(
         name="DCGM_FI_PROF_NVLINK_TX_BYTES",
         type="gauge",
-        help="The rate of data transmitted over NVLink, in bytes per second.",
+        help="The rate of data transmitted over NVLink (in B/s).",
         profiling=True,
     ),
     DcgmField(
         name="DCGM_FI_PROF_NVLINK_RX_BYTES",
         type="gauge",
-        help="The rate of data received over NVLink, in bytes per second.",
+        help="The rate of data received over NVLink (in B/s).",
         profiling=True,
     ),
 )
@@ -178,20 +184,8 @@ VLLM_METRICS: tuple[VllmMetric, ...] = (
     VllmMetric(name="vllm:num_requests_running", type="gauge", help="Requests in the running batch."),
     VllmMetric(name="vllm:num_requests_waiting", type="gauge", help="Requests waiting to be scheduled (queue depth)."),
     VllmMetric(name="vllm:kv_cache_usage_perc", type="gauge", help="KV-cache usage, 1 = 100 %."),
-    VllmMetric(
-        name="vllm:gpu_cache_usage_perc",
-        type="gauge",
-        help="GPU KV-cache usage, 1 = 100 % (older releases).",
-        replaced_by="vllm:kv_cache_usage_perc",
-    ),
     VllmMetric(name="vllm:time_to_first_token_seconds", type="histogram", help="Time to first token."),
     VllmMetric(name="vllm:inter_token_latency_seconds", type="histogram", help="Inter-token latency."),
-    VllmMetric(
-        name="vllm:time_per_output_token_seconds",
-        type="histogram",
-        help="Time per output token (older releases).",
-        replaced_by="vllm:inter_token_latency_seconds",
-    ),
     VllmMetric(name="vllm:e2e_request_latency_seconds", type="histogram", help="End-to-end request latency."),
     VllmMetric(name="vllm:request_queue_time_seconds", type="histogram", help="Time spent waiting in the queue."),
     VllmMetric(name="vllm:prompt_tokens_total", type="counter", help="Prefill tokens processed."),
@@ -200,12 +194,6 @@ VLLM_METRICS: tuple[VllmMetric, ...] = (
     VllmMetric(name="vllm:num_preemptions_total", type="counter", help="Preemptions of running requests."),
     VllmMetric(name="vllm:prefix_cache_queries_total", type="counter", help="Prefix-cache queries, in tokens."),
     VllmMetric(name="vllm:prefix_cache_hits_total", type="counter", help="Prefix-cache hits, in tokens."),
-    VllmMetric(
-        name="vllm:gpu_prefix_cache_hit_rate",
-        type="gauge",
-        help="Prefix-cache block hit rate (older releases).",
-        replaced_by="vllm:prefix_cache_hits_total",
-    ),
 )
 
 #: Series Prometheus itself writes for every target.
@@ -238,6 +226,10 @@ def known_series(*, include_prometheus: bool = False) -> frozenset[str]:
 
 def dcgm_counters_csv(*, profiling: bool = True) -> str:
     """The exporter's counters file (``-f``): ``field, type, help`` per line.
+
+    The exporter reads it as CSV and exits on a record without exactly three fields, so a help
+    text never contains a comma or a double quote (checked when a :class:`DcgmField` is made and
+    by the metric-contract gate on the rendered ConfigMap).
 
     Without ``profiling`` the ``DCGM_FI_PROF_*`` fields are left out (GPUs without DCP
     support, or an exporter denied ``CAP_SYS_ADMIN``).

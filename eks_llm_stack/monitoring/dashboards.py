@@ -5,7 +5,7 @@ helpers, so a query lives next to its title and unit. :func:`all_dashboards` ret
 by file name; :func:`write_dashboards` writes them to a directory (``dist/dashboards/``) for
 import into any Grafana, and the monitoring chart ships the same JSON in ConfigMaps for the
 Grafana sidecar. :func:`unknown_metrics` lists every query that names a metric neither DCGM
-nor vLLM exports (see :mod:`eks_llm_stack.metrics`).
+nor vLLM exports (see :mod:`eks_llm_stack.monitoring.metrics`).
 """
 
 from __future__ import annotations
@@ -295,11 +295,11 @@ _V_SEL = 'namespace=~"$namespace", model_name=~"$model"'
 _BY = "namespace, model_name"
 
 
-def _quantiles(metric_old_new: tuple[str, ...], what: str) -> tuple[tuple[str, str], ...]:
-    """p50/p95/p99 of a histogram, falling back to the older metric name when the newer is absent."""
+def _quantiles(metric: str, what: str) -> tuple[tuple[str, str], ...]:
+    """p50/p95/p99 of a histogram of the pinned vLLM release."""
     out = []
     for q in ("0.5", "0.95", "0.99"):
-        rates = " or ".join(f"sum by ({_BY}, le) (rate({name}_bucket{{{_V_SEL}}}[5m]))" for name in metric_old_new)
+        rates = f"sum by ({_BY}, le) (rate({metric}_bucket{{{_V_SEL}}}[5m]))"
         out.append((f"histogram_quantile({q}, {rates})", f"{{{{model_name}}}} p{round(float(q) * 100)} {what}"))
     return tuple(out)
 
@@ -331,20 +331,20 @@ def vllm_dashboard() -> dict[str, Any]:
     lay.add(
         timeseries(
             "Time to first token",
-            *_quantiles(("vllm:time_to_first_token_seconds",), "TTFT"),
+            *_quantiles("vllm:time_to_first_token_seconds", "TTFT"),
             unit="s",
         )
     )
     lay.add(
         timeseries(
             "Inter-token latency",
-            *_quantiles(("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"), "ITL"),
+            *_quantiles("vllm:inter_token_latency_seconds", "ITL"),
             unit="s",
-            description="vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on older vLLM.",
+            description="vllm:inter_token_latency_seconds.",
         )
     )
-    lay.add(timeseries("End-to-end latency", *_quantiles(("vllm:e2e_request_latency_seconds",), "E2E"), unit="s"))
-    lay.add(timeseries("Queue time", *_quantiles(("vllm:request_queue_time_seconds",), "queue"), unit="s"))
+    lay.add(timeseries("End-to-end latency", *_quantiles("vllm:e2e_request_latency_seconds", "E2E"), unit="s"))
+    lay.add(timeseries("Queue time", *_quantiles("vllm:request_queue_time_seconds", "queue"), unit="s"))
     lay.row("Capacity")
     lay.add(
         timeseries(
@@ -357,8 +357,7 @@ def vllm_dashboard() -> dict[str, Any]:
         timeseries(
             "KV cache usage",
             (
-                f"max by ({_BY}, pod) (vllm:kv_cache_usage_perc{{{s}}}) or max by ({_BY}, pod) "
-                f"(vllm:gpu_cache_usage_perc{{{s}}})",
+                f"max by ({_BY}, pod) (vllm:kv_cache_usage_perc{{{s}}})",
                 "{{model_name}} {{pod}}",
             ),
             unit="percentunit",
