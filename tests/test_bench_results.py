@@ -16,11 +16,11 @@ from moto import mock_aws
 from PIL import Image
 
 from eks_llm_stack.bench import plots
-from eks_llm_stack.bench.cli import upload_results
 from eks_llm_stack.bench.metrics import Slo, find_knee, summarize_level
 from eks_llm_stack.bench.records import RequestRecord
 from eks_llm_stack.bench.simulator import SimulatorConfig, running
 from eks_llm_stack.cli import main
+from eks_llm_stack.cli.bench import upload_results
 
 MODEL = "simulated-model"
 LEVEL_KEYS = {

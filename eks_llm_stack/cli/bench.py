@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, Problems
 
 if TYPE_CHECKING:
-    from .workload import LevelSpec
+    from ..bench.workload import LevelSpec
 
 _CLOSED_LOOP_DEFAULT_REQUESTS = 100
 
@@ -154,9 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the options of ``bench run`` (every problem at once) and return what to run."""
-    from .harness import Target
-    from .results import Price
-    from .workload import (
+    from ..bench.harness import Target
+    from ..bench.results import Price
+    from ..bench.workload import (
         SCENARIOS,
         LengthSpec,
         LevelSpec,
@@ -493,13 +493,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from .harness import RunState, run_levels
-    from .metrics import Slo
-    from .plots import render_plots
-    from .preflight import check_url, prefix_cache_counters, prefix_cache_report, preflight
-    from .progress import LiveProgress, error_lines, knee_line, summary_table
-    from .report import write_report
-    from .results import ResultWriter, build_summary, run_metadata
+    from ..bench.harness import RunState, run_levels
+    from ..bench.metrics import Slo
+    from ..bench.plots import render_plots
+    from ..bench.preflight import check_url, prefix_cache_counters, prefix_cache_report, preflight
+    from ..bench.progress import LiveProgress, error_lines, knee_line, summary_table
+    from ..bench.report import write_report
+    from ..bench.results import ResultWriter, build_summary, run_metadata
 
     plan = plan_from_args(args)
     check_url(plan["target"].url)
@@ -535,8 +535,8 @@ def _run(args: argparse.Namespace) -> int:
         sweep_result: dict[str, Any] = {}
 
         async def sweep(plan: dict[str, Any], done: Any) -> None:
-            from .harness import run_level
-            from .sweep import bisect
+            from ..bench.harness import run_level
+            from ..bench.sweep import bisect
 
             kind, (lo, hi), make = plan["sweep"]
 
@@ -661,7 +661,7 @@ def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
     """The start barrier of a sharded run (``--barrier``), or None."""
     if not getattr(args, "barrier", None):
         return None
-    from .barrier import Barrier
+    from ..bench.barrier import Barrier
 
     index, count = plan["shard"]
     return Barrier(args.barrier, index=index, count=count, timeout_s=args.barrier_timeout)
@@ -673,9 +673,9 @@ def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
 def _report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .plots import render_plots
-    from .progress import comparison_table, summary_table
-    from .results import load_summary
+    from ..bench.plots import render_plots
+    from ..bench.progress import comparison_table, summary_table
+    from ..bench.results import load_summary
 
     docs = [load_summary(d) for d in args.dirs]
     labels: list[str] = []
@@ -700,11 +700,11 @@ def _merge(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from .merge import merge_runs
-    from .plots import render_plots
-    from .progress import error_lines, knee_line, summary_table
-    from .report import write_report
-    from .results import REQUESTS, SUMMARY, write_csv
+    from ..bench.merge import merge_runs
+    from ..bench.plots import render_plots
+    from ..bench.progress import error_lines, knee_line, summary_table
+    from ..bench.report import write_report
+    from ..bench.results import REQUESTS, SUMMARY, write_csv
 
     merged, records, origin = merge_runs(args.dirs)
     out: Path = args.out
@@ -734,7 +734,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .simulator import SimulatorConfig, serve
+    from ..bench.simulator import SimulatorConfig, serve
 
     config = SimulatorConfig(
         model=args.model,
