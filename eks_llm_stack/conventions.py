@@ -1,7 +1,7 @@
 """Names shared between the AWS side (node pools) and the Kubernetes side (charts).
 
 A GPU pool labels and taints its nodes with these keys; charts select and tolerate them
-through :mod:`eks_llm_stack.charts.scheduling`. Keeping them here means a pool and a chart
+through :mod:`eks_llm_stack.charts.kube`. Keeping them here means a pool and a chart
 built by different teams still agree.
 """
 
@@ -37,3 +37,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "eks-llm-stack"}
 #: NCCL's bootstrap and vLLM's inter-node message queues use ephemeral TCP ports between the
 #: members of one group, so a NetworkPolicy between them must allow every TCP port within the group.
 VLLM_MULTINODE_PORT = 29501
+#: Port of vLLM's OpenAI-compatible server (and of the simulator).
+VLLM_PORT = 8000
+#: Name of that port: the vLLM PodMonitor of the monitoring chart scrapes the port of this name.
+VLLM_PORT_NAME = "http"
+#: uid/gid vLLM and the model-fetch Job run as; also the owner of the EFS model-cache access point.
+MODEL_UID = 1000

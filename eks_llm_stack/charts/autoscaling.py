@@ -26,8 +26,8 @@ from constructs import Construct
 
 from ..conventions import MANAGED_BY
 from ..errors import collecting
-from .names import check_dns_label
-from .vllm import _obj
+from ..naming import check_dns_label
+from .kube import named_object
 
 KEDA_API = "keda.sh/v1alpha1"
 #: The Prometheus of kube-prometheus-stack (release ``kube-prometheus-stack``, namespace ``monitoring``).
@@ -204,7 +204,7 @@ class ModelAutoscaler(Construct):
         if p.scale_to_zero:
             spec["idleReplicaCount"] = 0
         labels = {**dict(p.labels), **MANAGED_BY, "app.kubernetes.io/instance": p.model_name}
-        self.scaled_object = _obj(
+        self.scaled_object = named_object(
             self, "ScaledObject", KEDA_API, "ScaledObject", p.name, p.namespace, labels, {"spec": spec}
         )
 

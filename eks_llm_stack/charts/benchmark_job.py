@@ -28,11 +28,10 @@ from .. import versions
 from ..config.data import parse_s3_path
 from ..conventions import MANAGED_BY
 from ..errors import Problems, collecting
+from ..naming import check_dns_label
 from ..versions import ImagePin
-from .monitoring import api_object
-from .names import check_dns_label
+from .kube import api_object, restricted_security_context
 from .network_policies import API_CLIENT_LABEL
-from .scheduling import restricted_security_context
 
 _UID = 65532
 _KEY_DIR = "/etc/eks-llm-stack/api-key"

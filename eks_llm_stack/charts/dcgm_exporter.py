@@ -1,7 +1,7 @@
 """The NVIDIA DCGM exporter: a DaemonSet on every GPU node, its counters, Service and ServiceMonitor.
 
 * Runs on GPU nodes only (node affinity on the GPU-count label, tolerating the GPU taint,
-  through :func:`~eks_llm_stack.charts.scheduling.gpu_scheduling`), requesting no GPU.
+  through :func:`~eks_llm_stack.charts.kube.gpu_scheduling`), requesting no GPU.
 * Exports exactly the fields of :data:`eks_llm_stack.metrics.DCGM_FIELDS` from a ConfigMap.
 * Attributes each GPU to the pod using it through the kubelet pod-resources socket
   (``namespace``/``pod``/``container`` labels); the ServiceMonitor honours those labels and
@@ -25,10 +25,10 @@ from ..conventions import CAPACITY_TYPE_LABEL, INSTANCE_TYPE_LABEL, MANAGED_BY, 
 from ..errors import collecting
 from ..gates.checkov import NO_CPU_LIMIT, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
 from ..monitoring import metrics as m
+from ..naming import check_dns_label
 from ..versions import ImagePin
-from .monitoring import MONITORING_API, api_object, check_interval, check_labels, component_relabeling
-from .names import check_dns_label
-from .scheduling import GpuPlacement, gpu_scheduling
+from .kube import GpuPlacement, api_object, gpu_scheduling
+from .monitoring import MONITORING_API, check_interval, check_labels, component_relabeling
 
 #: Where the kubelet serves the pod-resources API (which pod holds which device).
 POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"

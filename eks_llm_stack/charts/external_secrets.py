@@ -16,7 +16,7 @@ from constructs import Construct
 
 from ..conventions import MANAGED_BY
 from ..errors import collecting
-from .names import check_dns_label
+from ..naming import check_dns_label
 
 #: Name of the store every chart of this library references (Grafana's admin password too).
 CLUSTER_SECRET_STORE_NAME = "aws-secrets-manager"

@@ -21,7 +21,7 @@ from constructs import Construct
 
 from ..conventions import MANAGED_BY
 from . import api_key_auth
-from .monitoring import api_object
+from .kube import api_object
 
 #: Module name of the middleware inside the pod (the ConfigMap's file, without ``.py``).
 MODULE = "eks_llm_api_key"

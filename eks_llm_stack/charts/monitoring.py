@@ -26,7 +26,8 @@ from ..conventions import MANAGED_BY
 from ..errors import Problems, collecting
 from ..monitoring import alerts, dashboards
 from ..monitoring import metrics as m
-from .names import check_dns_label
+from ..naming import check_dns_label
+from .kube import api_object
 
 MONITORING_API = "monitoring.coreos.com/v1"
 #: Label (and value) the Grafana dashboard sidecar looks for; the Helm values set the same.
@@ -37,20 +38,6 @@ DEFAULT_VLLM_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "vllm"}
 
 _DURATION = re.compile(r"^\d+(ms|s|m|h)$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-
-
-def api_object(
-    scope: Construct, id: str, *, api_version: str, kind: str, metadata: cdk8s.ApiObjectMetadata, body: dict[str, Any]
-) -> cdk8s.ApiObject:
-    """A plain ``ApiObject`` with top-level fields (``spec``, ``data`` …) beside its metadata.
-
-    ``cdk8s.ApiObject`` takes only apiVersion/kind/metadata from Python; the rest goes in as
-    JSON patches.
-    """
-    obj = cdk8s.ApiObject(scope, id, api_version=api_version, kind=kind, metadata=metadata)
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-    return obj
 
 
 def component_relabeling(component: str) -> dict[str, Any]:

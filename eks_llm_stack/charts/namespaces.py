@@ -10,7 +10,7 @@ from constructs import Construct
 
 from ..conventions import MANAGED_BY
 from ..errors import collecting
-from .names import check_dns_label
+from ..naming import check_dns_label
 
 #: Pod Security levels, most to least permissive.
 POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")

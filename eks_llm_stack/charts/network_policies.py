@@ -31,8 +31,8 @@ from constructs import Construct
 
 from ..conventions import MANAGED_BY
 from ..errors import collecting
-from .monitoring import api_object
-from .names import check_dns_label
+from ..naming import check_dns_label
+from .kube import api_object
 
 #: Label that lets a pod call the models' API (the benchmark Job carries it); it must be on the
 #: pod *and* on its namespace, so creating a pod is not enough to get in.

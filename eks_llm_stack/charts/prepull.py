@@ -20,9 +20,8 @@ from .. import versions
 from ..conventions import MANAGED_BY
 from ..errors import collecting
 from ..gates.checkov import PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
-from .names import check_dns_label
-from .scheduling import restricted_security_context
-from .vllm import _obj, pool_scheduling
+from ..naming import check_dns_label
+from .kube import named_object, pool_scheduling, restricted_security_context
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +102,7 @@ class ImagePrepull(Construct):
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        self.daemon_set = _obj(
+        self.daemon_set = named_object(
             self, "DaemonSet", "apps/v1", "DaemonSet", props.name, props.namespace, labels, {"spec": spec}
         )
         idle = "the container only sleeps once its image is on the node; there is nothing to probe"

@@ -28,9 +28,9 @@ from ..gates.checkov import (
     PINNED_TAG_PULL,
     k8s_skip_annotations,
 )
+from ..naming import check_dns_label
 from .external_secrets import SECRET_VALUE_KEY
-from .names import check_dns_label
-from .scheduling import restricted_security_context, system_tolerations
+from .kube import restricted_security_context, system_tolerations
 
 FSX_DRIVER = "fsx.csi.aws.com"
 EFS_DRIVER = "efs.csi.aws.com"

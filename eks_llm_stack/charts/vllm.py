@@ -25,7 +25,6 @@ device plugins.
 from __future__ import annotations
 
 import math
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,36 +37,41 @@ from .. import versions
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     MANAGED_BY,
-    POOL_LABEL,
+    MODEL_UID,
     SYSTEM_NODE_LABEL,
     VLLM_MULTINODE_PORT,
+    VLLM_PORT,
+    VLLM_PORT_NAME,
     ZONE_LABEL,
 )
 from ..errors import collecting
 from ..gates.checkov import HF_TOKEN_ENV, NO_CPU_LIMIT, NON_ROOT_CACHE_UID, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..naming import check_dns_label
+from .kube import (
+    named_object,
+    pool_scheduling,
+    restricted_security_context,
+    system_tolerations,
+)
 from .model_auth import api_key_pod_parts, auth_config_map
-from .names import check_dns_label
-from .scheduling import GpuPlacement, gpu_scheduling, restricted_security_context, system_tolerations
+from .model_ingress import ModelIngress, model_ingress
+from .vllm_scripts import ENDPOINT_PROPAGATION_SECONDS, MULTINODE, WAIT_FOR_FETCH, drain_script
 
-#: Port of vLLM's OpenAI-compatible server (and of the simulator).
-PORT = 8000
-#: Name of that port: the vLLM PodMonitor of the monitoring chart scrapes the port of this name.
-PORT_NAME = "http"
+#: Port of vLLM's OpenAI-compatible server and its name (:mod:`eks_llm_stack.conventions`).
+PORT = VLLM_PORT
+PORT_NAME = VLLM_PORT_NAME
 #: Where the weights are mounted or downloaded.
 MODELS_DIR = "/models"
 #: The writable scratch directory ($HOME and every cache).
 SCRATCH_DIR = "/tmp"
 #: uid/gid vLLM runs as; also the owner of the EFS model-cache access point by default.
-RUN_AS = 1000
+RUN_AS = MODEL_UID
 #: Label with the model name on every object and pod.
 MODEL_LABEL = "eks-llm-stack.io/model"
 #: Label telling leader pods (which serve the API) from worker pods of a multi-node model.
 ROLE_LABEL = "eks-llm-stack.io/role"
 #: File a model-fetch Job writes last (see :mod:`eks_llm_stack.charts.storage`).
 FETCH_MARKER = ".fetch-complete"
-#: Seconds the preStop hook waits before looking at the queue: the time it takes kube-proxy and
-#: load balancers to stop sending new requests to a terminating pod.
-ENDPOINT_PROPAGATION_SECONDS = 5
 #: Seconds left after the preStop hook for vLLM to exit on SIGTERM.
 SHUTDOWN_SECONDS = 10
 #: The rendezvous port on the leader of a multi-node group (``--master-port``).
@@ -77,8 +81,6 @@ MULTINODE_PORT = VLLM_MULTINODE_PORT
 LWS_GROUP_SIZE_ENV = "LWS_GROUP_SIZE"
 LWS_WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
 LWS_LEADER_ADDRESS_ENV = "LWS_LEADER_ADDRESS"
-#: vLLM metrics the preStop drain waits on (both gauges of vLLM 0.29.0).
-DRAIN_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 #: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
 HOST_MEMORY_RESERVE_GIB = 4.0
 HOST_MEMORY_SHARE = 0.9
@@ -126,75 +128,6 @@ class WeightsFromHub:
 
 
 Weights = WeightsFromClaim | WeightsFromS3 | WeightsFromHub
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelIngress:
-    """An AWS load balancer in front of the model (needs the AWS Load Balancer Controller).
-
-    ``kind`` — ``alb`` (an Ingress: HTTPS listener on 443) or ``nlb`` (a LoadBalancer Service:
-    TLS listener on 443) (default alb). ``certificate_arn`` — ACM certificate (required: TLS only).
-    ``scheme`` — internal (default) or internet-facing. ``host`` — ALB host rule (default any).
-    ``allowed_cidrs`` — client CIDRs (required: the controller's own default is 0.0.0.0/0).
-    ``idle_timeout_seconds`` — ALB idle timeout; long enough for a slow stream (default 600).
-    ``access_logs_bucket`` / ``access_logs_prefix`` — S3 access logs (default none).
-    ``waf_acl_arn`` — AWS WAF web ACL on the ALB (default none). The ALB routes ``/v1`` only.
-    """
-
-    certificate_arn: str
-    kind: Literal["alb", "nlb"] = "alb"
-    scheme: Literal["internal", "internet-facing"] = "internal"
-    host: str | None = None
-    allowed_cidrs: tuple[str, ...] = ()
-    idle_timeout_seconds: int = 600
-    access_logs_bucket: str | None = None
-    access_logs_prefix: str = ""
-    waf_acl_arn: str | None = None
-
-    def __post_init__(self) -> None:
-        with collecting("ModelIngress") as p:
-            # The controller's own default is 0.0.0.0/0, whatever the scheme: never leave it to that.
-            p.check(
-                bool(self.allowed_cidrs),
-                "allowed_cidrs",
-                (),
-                "is empty (the load balancer controller would admit 0.0.0.0/0)",
-                "list the client CIDRs, e.g. the VPC CIDR",
-            )
-            p.check(
-                self.waf_acl_arn is None or self.kind == "alb",
-                "waf_acl_arn",
-                self.waf_acl_arn,
-                "attaches to an ALB only",
-                "use kind alb, or no WAF ACL",
-            )
-
-    def attributes(self) -> str:
-        """The ``load-balancer-attributes`` annotation value."""
-        attrs = [f"idle_timeout.timeout_seconds={self.idle_timeout_seconds}"] if self.kind == "alb" else []
-        if self.access_logs_bucket:
-            attrs += ["access_logs.s3.enabled=true", f"access_logs.s3.bucket={self.access_logs_bucket}"]
-            if self.access_logs_prefix:
-                attrs.append(f"access_logs.s3.prefix={self.access_logs_prefix}")
-        return ",".join(attrs)
-
-
-def pool_scheduling(
-    *, gpus: int, pools: tuple[str, ...], efa: int = 0, instance_types: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """:func:`gpu_scheduling` for any of several pools (spot first, on-demand behind).
-
-    The helper pins one pool; with several, its GPU-node term is narrowed to all of them.
-    """
-    placement = GpuPlacement(
-        gpus=gpus, efa=efa, pool=pools[0] if len(pools) == 1 else None, instance_types=instance_types
-    )
-    sched = gpu_scheduling(placement)
-    if len(pools) > 1:
-        affinity = sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        for term in affinity["nodeSelectorTerms"]:
-            term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(pools)})
-    return sched
 
 
 def node_share(*, vcpus: int, memory_gib: float, gpus: int, gpu_count: int) -> tuple[float, int]:
@@ -474,41 +407,6 @@ class VllmModelProps:
 
 # -- scripts --------------------------------------------------------------------------------
 
-_DRAIN = """import re, time, urllib.request
-deadline = time.monotonic() + {budget}
-# Let endpoint removal reach kube-proxy and load balancers: no new request arrives after this.
-time.sleep({propagation})
-while time.monotonic() < deadline:
-    try:
-        text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except Exception:
-        break
-    pattern = r"^(?:{names})(?:\\{{[^}}]*\\}})? (\\S+)"
-    busy = sum(float(v) for v in re.findall(pattern, text, re.M))
-    if busy == 0:
-        break
-    time.sleep(1)
-"""
-
-
-def drain_script(*, budget: float, propagation: float = ENDPOINT_PROPAGATION_SECONDS, port: int = PORT) -> str:
-    """The preStop program: wait ``propagation`` s, then until vLLM has no running or waiting
-    request, at most ``budget`` s in all. Any error reading the metrics ends the wait."""
-    names = "|".join(re.escape(n) for n in DRAIN_METRICS)
-    return _DRAIN.format(budget=budget, propagation=propagation, port=port, names=names)
-
-
-_WAIT_FOR_FETCH = """set -eu
-until [ -f "{marker}" ]; do echo "waiting for the model-fetch Job to fill {path}"; sleep 15; done
-echo "weights ready: $(cat "{marker}")"
-"""
-
-_MULTINODE = """set -eu
-# vLLM's native multi-node launch: node {rank_doc} of the group; the leader ($LWS_LEADER_ADDRESS) is
-# rank 0, holds the rendezvous on port {port} and serves the API; workers run headless.
-exec {serve}
-"""
-
 
 class VllmModel(Construct):
     """A served model (see the module docstring). Public attributes: ``props``, ``workload``
@@ -519,7 +417,7 @@ class VllmModel(Construct):
         super().__init__(scope, id)
         self.props = props
         labels = {**dict(props.labels), **MANAGED_BY, **props.selector_labels, MODEL_LABEL: props.name}
-        self.service_account = _obj(
+        self.service_account = named_object(
             self,
             "ServiceAccount",
             "v1",
@@ -531,7 +429,7 @@ class VllmModel(Construct):
             {"automountServiceAccountToken": False},
         )
         if props.multi_node:
-            self.workload = _obj(
+            self.workload = named_object(
                 self,
                 "Workload",
                 "leaderworkerset.x-k8s.io/v1",
@@ -542,7 +440,7 @@ class VllmModel(Construct):
                 {"spec": self._lws_spec()},
             )
         else:
-            self.workload = _obj(
+            self.workload = named_object(
                 self,
                 "Workload",
                 "apps/v1",
@@ -563,7 +461,7 @@ class VllmModel(Construct):
         selector = dict(props.selector_labels)
         if props.multi_node:
             selector[ROLE_LABEL] = "leader"
-        self.service = _obj(
+        self.service = named_object(
             self,
             "Service",
             "v1",
@@ -582,7 +480,7 @@ class VllmModel(Construct):
         # One pod (or, for a multi-node model, one group: losing any pod restarts its group) at a
         # time. maxUnavailable rather than minAvailable, so a single replica can still be drained
         # by Karpenter for consolidation or a spot interruption instead of blocking it forever.
-        self.pdb = _obj(
+        self.pdb = named_object(
             self,
             "Pdb",
             "policy/v1",
@@ -592,78 +490,18 @@ class VllmModel(Construct):
             labels,
             {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(props.selector_labels)}}},
         )
-        self.ingress = self._ingress(labels, selector) if props.ingress is not None else None
+        self.ingress = (
+            model_ingress(
+                self, props.ingress, name=props.name, namespace=props.namespace, labels=labels, selector=selector
+            )
+            if props.ingress is not None
+            else None
+        )
         self.auth_config: cdk8s.ApiObject | None = None
         if props.api_key_secret is not None:
             self.auth_config = auth_config_map(
                 self, "AuthConfig", model=props.name, namespace=props.namespace, labels=labels
             )
-
-    def _ingress(self, labels: Mapping[str, str], selector: Mapping[str, str]) -> cdk8s.ApiObject:
-        p = self.props
-        ing = p.ingress
-        assert ing is not None
-        if ing.kind == "alb":
-            annotations = {
-                "alb.ingress.kubernetes.io/scheme": ing.scheme,
-                "alb.ingress.kubernetes.io/target-type": "ip",
-                "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
-                "alb.ingress.kubernetes.io/certificate-arn": ing.certificate_arn,
-                "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
-                "alb.ingress.kubernetes.io/healthcheck-path": "/health",
-                "alb.ingress.kubernetes.io/load-balancer-attributes": ing.attributes(),
-                "alb.ingress.kubernetes.io/inbound-cidrs": ",".join(ing.allowed_cidrs),
-            }
-            if ing.waf_acl_arn is not None:
-                annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"] = ing.waf_acl_arn
-            rule: dict[str, Any] = {
-                "http": {
-                    "paths": [
-                        {
-                            # The OpenAPI surface only: /metrics, /tokenize, /pause ... stay inside the cluster.
-                            "path": "/v1",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": p.name, "port": {"name": PORT_NAME}}},
-                        }
-                    ]
-                }
-            }
-            if ing.host is not None:
-                rule["host"] = ing.host
-            obj = _obj(
-                self,
-                "Ingress",
-                "networking.k8s.io/v1",
-                "Ingress",
-                p.name,
-                p.namespace,
-                labels,
-                {"spec": {"ingressClassName": "alb", "rules": [rule]}},
-            )
-        else:
-            annotations = {
-                "service.beta.kubernetes.io/aws-load-balancer-scheme": ing.scheme,
-                "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
-                "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": ing.certificate_arn,
-                "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "443",
-                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/health",
-                "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTP",
-            }
-            if ing.attributes():
-                annotations["service.beta.kubernetes.io/aws-load-balancer-attributes"] = ing.attributes()
-            spec: dict[str, Any] = {
-                "type": "LoadBalancer",
-                "loadBalancerClass": "service.k8s.aws/nlb",
-                "selector": dict(selector),
-                "ports": [{"name": "https", "port": 443, "targetPort": PORT_NAME, "protocol": "TCP"}],
-            }
-            # An NLB forwards TCP, it cannot route by path: the API-key middleware guards every path but
-            # /health, /metrics, /ping and /version, and these source ranges bound who gets that far.
-            spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
-            obj = _obj(self, "Ingress", "v1", "Service", f"{p.name}-lb", p.namespace, labels, {"spec": spec})
-        for key, value in annotations.items():
-            obj.metadata.add_annotation(key, value)
-        return obj
 
     # -- workloads -------------------------------------------------------------------------
 
@@ -756,7 +594,7 @@ class VllmModel(Construct):
         """The ``bash -c`` program of a leader or worker pod: ``exec vllm serve ...`` with the
         LeaderWorkerSet variables expanded by the shell (quoted: no word splitting)."""
         words = [f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in self.serve_command(role)]
-        return _MULTINODE.format(
+        return MULTINODE.format(
             rank_doc="0 (leader)" if role == "leader" else "$LWS_WORKER_INDEX",
             port=MULTINODE_PORT,
             serve=" ".join(words),
@@ -809,7 +647,7 @@ class VllmModel(Construct):
                     self._helper(
                         "wait-for-weights",
                         p.effective_image,
-                        _WAIT_FOR_FETCH.format(marker=f"{target}/{FETCH_MARKER}", path=target),
+                        WAIT_FOR_FETCH.format(marker=f"{target}/{FETCH_MARKER}", path=target),
                         True,
                     )
                 )
@@ -940,29 +778,6 @@ class VllmModel(Construct):
         }
 
 
-def _obj(
-    scope: Construct,
-    id: str,
-    api_version: str,
-    kind: str,
-    name: str,
-    namespace: str | None,
-    labels: Mapping[str, str],
-    body: Mapping[str, Any],
-) -> cdk8s.ApiObject:
-    """An ``ApiObject``; cdk8s takes only apiVersion/kind/metadata as arguments, the rest as patches."""
-    obj = cdk8s.ApiObject(
-        scope,
-        id,
-        api_version=api_version,
-        kind=kind,
-        metadata=cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels)),
-    )
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-    return obj
-
-
 @dataclass(frozen=True, kw_only=True)
 class VllmChartProps:
     """A chart holding one model (``model``) and, optionally, what goes with it.
@@ -982,7 +797,7 @@ class VllmChart(cdk8s.Chart):
         self.model = VllmModel(self, "Model", props=props.model)
         for i, doc in enumerate(props.extra):
             meta = doc.get("metadata", {})
-            _obj(
+            named_object(
                 self,
                 f"Extra{i}",
                 doc["apiVersion"],

@@ -20,7 +20,7 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from .. import versions
-from ..charts.scheduling import gpu_tolerations
+from ..charts.kube import gpu_tolerations
 from ..config.compute import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
 from ..errors import Problems, collecting

@@ -22,12 +22,12 @@ from constructs import Construct
 
 from .. import versions
 from ..charts.external_secrets import CLUSTER_SECRET_STORE_NAME
-from ..charts.names import check_dns_label
+from ..charts.kube import system_tolerations
 from ..charts.namespaces import namespace_manifest
-from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge
+from ..naming import check_dns_label
 from .pod_identity import pod_identity
 
 #: Pod Security level of the operator's namespace (the chart's pods meet restricted).

@@ -21,12 +21,12 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .. import versions
-from ..charts.names import check_dns_label
+from ..charts.kube import system_tolerations
 from ..charts.namespaces import namespace_manifest
-from ..charts.scheduling import system_tolerations
 from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov
+from ..naming import check_dns_label
 from .crds import CrdChart
 from .pod_identity import pod_identity
 

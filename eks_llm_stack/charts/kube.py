@@ -1,13 +1,21 @@
-"""GPU scheduling for pod templates: requests, tolerations and node selection in one place.
+"""What every chart needs from Kubernetes, in one place.
 
-Every chart that puts a pod on a GPU node goes through :func:`gpu_scheduling`, so the taint
-a pool sets and the toleration a workload carries can never drift apart.
+- :func:`api_object` / :func:`named_object` — a raw ``ApiObject`` with its body (cdk8s' Python
+  ``ApiObject`` takes only apiVersion/kind/metadata);
+- :func:`restricted_security_context` — the Pod Security "restricted" container context;
+- GPU scheduling: every chart that puts a pod on a GPU node goes through :func:`gpu_scheduling`
+  (or :func:`pool_scheduling` for several pools), so the taint a pool sets and the toleration a
+  workload carries can never drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import cdk8s
+from constructs import Construct
 
 from ..conventions import (
     EFA_RESOURCE,
@@ -19,6 +27,35 @@ from ..conventions import (
     SYSTEM_TAINT_KEY,
 )
 from ..errors import collecting
+
+
+def api_object(
+    scope: Construct, id: str, *, api_version: str, kind: str, metadata: cdk8s.ApiObjectMetadata, body: dict[str, Any]
+) -> cdk8s.ApiObject:
+    """A plain ``ApiObject`` with top-level fields (``spec``, ``data`` …) beside its metadata.
+
+    ``cdk8s.ApiObject`` takes only apiVersion/kind/metadata from Python; the rest goes in as
+    JSON patches.
+    """
+    obj = cdk8s.ApiObject(scope, id, api_version=api_version, kind=kind, metadata=metadata)
+    for key, value in body.items():
+        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
+    return obj
+
+
+def named_object(
+    scope: Construct,
+    id: str,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    body: Mapping[str, Any],
+) -> cdk8s.ApiObject:
+    """:func:`api_object` for the common metadata: a name, an optional namespace and labels."""
+    metadata = cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels))
+    return api_object(scope, id, api_version=api_version, kind=kind, metadata=metadata, body=dict(body))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +118,24 @@ def gpu_scheduling(placement: GpuPlacement) -> dict[str, Any]:
     # Extended resources must have requests equal to limits.
     resources = {"limits": dict(limits), "requests": dict(limits)} if limits else {}
     return {"pod": pod, "resources": resources}
+
+
+def pool_scheduling(
+    *, gpus: int, pools: tuple[str, ...], efa: int = 0, instance_types: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """:func:`gpu_scheduling` for any of several pools (spot first, on-demand behind).
+
+    The helper pins one pool; with several, its GPU-node term is narrowed to all of them.
+    """
+    placement = GpuPlacement(
+        gpus=gpus, efa=efa, pool=pools[0] if len(pools) == 1 else None, instance_types=instance_types
+    )
+    sched = gpu_scheduling(placement)
+    if len(pools) > 1:
+        affinity = sched["pod"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        for term in affinity["nodeSelectorTerms"]:
+            term["matchExpressions"].append({"key": POOL_LABEL, "operator": "In", "values": list(pools)})
+    return sched
 
 
 def restricted_security_context(*, uid: int = 65532, read_only_root: bool = True) -> dict[str, Any]:
