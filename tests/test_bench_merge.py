@@ -71,15 +71,14 @@ def test_shard_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_two_harnesses_merged_equal_one_harness_with_the_whole_load(tmp_path: Path) -> None:
     port = _free_port()
-    # The single run and the two shards go at the same time against one simulator (it has no
-    # concurrency limit, so they do not slow each other down there): whatever else loads the
-    # machine loads all three alike, and the comparison stays fair.
     with simulator(ttft_ms=20, itl_ms=4) as (_, url):
-        procs = [_harness(url, tmp_path / "single")] + [
+        single = _harness(url, tmp_path / "single")
+        assert single.wait(timeout=180) == 0, single.communicate()
+        shards = [
             _harness(url, tmp_path / f"part{i}", "--shard", f"{i}/2", "--barrier", f"127.0.0.1:{port}")
             for i in range(2)
         ]
-        for p in procs:
+        for p in shards:
             assert p.wait(timeout=180) == 0, p.communicate()
     assert main(["bench", "merge", str(tmp_path / "part0"), str(tmp_path / "part1"), "--out", str(tmp_path / "m")]) == 0
     merged = json.loads((tmp_path / "m" / "summary.json").read_text())
