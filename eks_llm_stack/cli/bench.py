@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 _CLOSED_LOOP_DEFAULT_REQUESTS = 100
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535 (argparse turns the error into one usage line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number; give 1-65535, e.g. 8000") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535; give a port such as 8000")
+    return port
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     bench = sub.add_parser("bench", help="load-test an OpenAI-compatible model server and report the results")
     bsub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
@@ -135,7 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
     sim = sub.add_parser("simulate", help="serve a vLLM-compatible simulator with known timings")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sim.add_argument("--port", type=tcp_port, default=8000, help="port (default 8000)")
     sim.add_argument("--model", default="simulated-model", help="model name served (default simulated-model)")
     sim.add_argument("--ttft-ms", type=float, default=50.0, help="time to first token (default 50)")
     sim.add_argument("--itl-ms", type=float, default=10.0, help="time between tokens (default 10)")

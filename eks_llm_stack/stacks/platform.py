@@ -11,6 +11,7 @@ from constructs import Construct
 
 from ..charts.namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
 from ..config import Profile
+from ..config.ephemeral import pool_node_tags
 from ..constructs.cluster import LlmCluster, LlmClusterProps
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
@@ -32,6 +33,7 @@ class PlatformStack(PlatformStackBase):
         data: DataStack,
         charts: ChartRegistry,
         expires_at: str | None = None,
+        deployment_id: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -39,6 +41,7 @@ class PlatformStack(PlatformStackBase):
             profile=profile,
             description="EKS cluster, GPU capacity, controllers",
             expires_at=expires_at,
+            deployment_id=deployment_id,
         )
         self.add_stack_dependency(data)
         c = profile.cluster
@@ -115,7 +118,7 @@ class PlatformStack(PlatformStackBase):
             for props in pool_props:
                 if client_tags:
                     props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
-                props = dataclasses.replace(props, node_tags={**self.resource_tags, **props.node_tags})
+                props = dataclasses.replace(props, node_tags=pool_node_tags(self.resource_tags, props.node_tags))
                 if props.ami_version == "latest" and not profile.ephemeral:
                     from aws_cdk import Annotations
 

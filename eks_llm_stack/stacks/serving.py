@@ -312,6 +312,8 @@ def _plan_one(profile: Profile, m: ModelConfig, where: str, p: Any) -> ModelDepl
                 hf_revision=src.detail if src.kind == "hf" else "main",
                 hf_token_secret=hf_secret or "huggingface-token",
                 service_account=m.name,
+                # On the model's GPU pools: their nodes carry the storage-client security group.
+                pools=tuple(x.name for x in pools),
             )
             weights = WeightsFromClaim(claim_name=CACHE_CLAIMS[cache], path=target, wait_for_fetch=True)
     if len(p.problems) > problems_before:
@@ -436,8 +438,16 @@ class ServingStack(PlatformStackBase):
         platform: PlatformStack,
         charts: ChartRegistry,
         expires_at: str | None = None,
+        deployment_id: str | None = None,
     ) -> None:
-        super().__init__(scope, "Serving", profile=profile, description="model endpoints (vLLM)", expires_at=expires_at)
+        super().__init__(
+            scope,
+            "Serving",
+            profile=profile,
+            description="model endpoints (vLLM)",
+            expires_at=expires_at,
+            deployment_id=deployment_id,
+        )
         self.add_stack_dependency(platform)
         self.cluster = platform.cluster
 
