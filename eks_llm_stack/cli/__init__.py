@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .. import __version__
-from ..bench import cli as _bench
 from ..errors import EksLlmStackError
+from . import bench as _bench
 from . import ops as _ops
 from . import profile as _profile
 from . import sizing as _sizing
