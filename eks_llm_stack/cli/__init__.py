@@ -15,8 +15,8 @@ from types import ModuleType
 
 from .. import __version__
 from .. import sizing_cli as _sizing
-from ..bench import cli as _bench
 from ..errors import EksLlmStackError
+from . import bench as _bench
 from . import ops as _ops
 from . import profile as _profile
 from . import summary as _summary
