@@ -78,3 +78,8 @@ def _pin_node() -> None:
 
 
 _pin_node()
+
+
+from . import _moved  # noqa: E402  (old module paths; see the module)
+
+_moved.install()
