@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .. import __version__
-from .. import sizing_cli as _sizing
-from ..bench import cli as _bench
 from ..errors import EksLlmStackError
+from . import bench as _bench
 from . import ops as _ops
 from . import profile as _profile
+from . import sizing as _sizing
 from . import summary as _summary
 
 #: Modules that contribute sub-commands, each with ``register(subparsers) -> None``, in help order.
