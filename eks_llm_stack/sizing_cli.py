@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -122,26 +121,27 @@ def _list_models(models: dict, as_json: bool) -> int:
             )
         )
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from .cli.console import console
 
     t = Table(title="model catalog")
     for col in ("name", "Hugging Face id", "params (B)", "max positions", "weights"):
         t.add_column(col)
     for name, hf, params, pos, dtype in rows:
         t.add_row(name, hf, f"{params:.2f}", str(pos), dtype)
-    Console().print(t)
+    console().print(t)
     return 0
 
 
 def _print_plan(plan: object) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from .cli.console import console
     from .sizing import Plan
 
     assert isinstance(plan, Plan)
-    con = Console()
+    con = console()
     m = plan.memory
     head = Table(title=f"{plan.model} ({plan.dtype}, KV {plan.kv_cache_dtype}) - recommended", show_header=False)
     head.add_column("what")
@@ -261,8 +261,9 @@ def _cost(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from .cli.console import console
 
     t = Table(title=f"cost of 1M generated tokens on {inst.name}")
     for col in ("$/hour", "tokens/s", "minutes per 1M", "$ per 1M", "price source"):
@@ -274,7 +275,7 @@ def _cost(args: argparse.Namespace) -> int:
         f"{tc.usd_per_1m_tokens:.4f}",
         source,
     )
-    Console(file=sys.stdout).print(t)
+    console().print(t)
     return 0
 
 

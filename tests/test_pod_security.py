@@ -143,8 +143,9 @@ def test_every_pod_of_every_helm_release_meets_its_namespace_level(production_sy
     levels = _levels(production_synth)
     checked = 0
     problems: list[str] = []
-    for release in helm_releases({"p": production_synth.template("Platform")}):
-        archive = chart_archive(release.chart, release.version)
+    releases = helm_releases({"p": production_synth.template("Platform")}, production_synth.outdir / "cdk.out")
+    for release in releases:
+        archive = release.source or chart_archive(release.chart, release.version)
         stdout, stderr, code = _render(
             archive, release.release, release.namespace, json.dumps(release.values, sort_keys=True), DEFAULT_CRD_DIR
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 import pytest
@@ -176,3 +177,35 @@ def test_production_pins_its_weights_and_ami_and_unpinned_ones_are_reported(prod
     warnings = [str(m.entry.data) for s in default_synth.assembly.stacks for m in s.messages]
     assert any("unpinned-ami" in w for w in warnings)
     assert not any("unpinned" in str(m.entry.data) for s in production_synth.assembly.stacks for m in s.messages)
+
+
+def test_no_pod_installs_packages_at_start_and_no_pod_mounts_an_api_token(any_synth):
+    from eks_llm_stack.gates.pod_security import pod_specs
+
+    pods = [p for docs in any_synth.manifests.values() for d in docs for p in pod_specs(d)]
+    assert pods
+    for pod in pods:
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            text = json.dumps([c.get("command"), c.get("args")])
+            assert "pip install" not in text and "pip3 install" not in text, c["name"]
+        assert pod.get("automountServiceAccountToken") is False
+
+
+def test_the_smoke_test_sends_the_models_key_from_its_secret_never_on_the_command_line(tmp_path, monkeypatch):
+    import base64
+    import stat
+
+    from eks_llm_stack.cli import build_parser
+    from eks_llm_stack.ops.ephemeral.smoke import API_KEY_ENV, bench_argv, model_api_key
+
+    fake = tmp_path / "kubectl"
+    encoded = base64.b64encode(b"key-new\nkey-old\n").decode()
+    fake.write_text(f"#!/bin/sh\ncase \"$*\" in *llama-api-key*) printf '{encoded}';; esac\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert model_api_key(tmp_path / "kc", "llm-serving", "llama") == "key-new"
+    assert model_api_key(tmp_path / "kc", "llm-serving", "sim") is None
+    argv = bench_argv(url="http://127.0.0.1:1", model="llama", output_dir=tmp_path, api_key_env=API_KEY_ENV)
+    assert "key-new" not in argv and argv[-2:] == ["--api-key-env", API_KEY_ENV]
+    args = build_parser().parse_args(argv[argv.index("bench") :])
+    assert args.api_key_env == API_KEY_ENV

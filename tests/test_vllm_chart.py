@@ -55,7 +55,7 @@ MULTI = VllmModelProps(
 
 
 def render(props: VllmModelProps) -> list[dict[str, Any]]:
-    return list(VllmChart(cdk8s.App(), "c", props=VllmChartProps(model=props)).to_json())
+    return list(VllmChart(cdk8s.App(), "c", props=VllmChartProps(model=props, external_namespace=True)).to_json())
 
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -470,3 +470,16 @@ def test_bad_names_and_paths_are_all_reported_at_once() -> None:
     assert "name: is not a valid Kubernetes name" in text
     assert "weights.path: is not a relative directory" in text
     assert "termination_grace_seconds: is outside 10-3600" in text
+
+
+def test_a_model_chart_without_its_namespace_in_the_app_names_the_chart_to_add() -> None:
+    app = cdk8s.App()
+    chart = VllmChart(
+        app, "m", props=VllmChartProps(model=VllmModelProps(name="sim", namespace="team-x", engine="simulator"))
+    )
+    with pytest.raises(RuntimeError, match=r"no Namespace 'team-x' in this cdk8s app.*fix: add NamespacesChart"):
+        chart.to_json()
+    from eks_llm_stack.charts import NamespacesChart, NamespacesChartProps, NamespaceSpec
+
+    NamespacesChart(app, "namespaces", props=NamespacesChartProps(namespaces=(NamespaceSpec(name="team-x"),)))
+    assert any(doc["kind"] == "Deployment" for doc in chart.to_json())

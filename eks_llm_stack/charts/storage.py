@@ -9,7 +9,6 @@ namespace (``claimRef``) and retained, so deleting a claim never deletes model w
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -366,9 +365,9 @@ _HF_SCRIPT = """set -eu
 marker="$TARGET/{marker}"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$SOURCE" ]; then echo "already fetched: $SOURCE"; exit 0; fi
 mkdir -p "$TARGET"
-pip install --quiet --no-cache-dir --target /tmp/py {package}
+# huggingface_hub as the pinned vLLM image ships it: nothing is installed at start.
 # snapshot_download skips complete files and resumes partial ones; HF_TOKEN comes from the synced Secret.
-PYTHONPATH=/tmp/py python -c 'import os; from huggingface_hub import snapshot_download as d
+python3 -c 'import os; from huggingface_hub import snapshot_download as d
 d(repo_id=os.environ["HF_REPO"], revision=os.environ["HF_REVISION"], local_dir=os.environ["TARGET"])'
 printf '%s' "$SOURCE" > "$marker"
 echo "fetched: $SOURCE"
@@ -387,10 +386,10 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
         script = _S3_SCRIPT.format(marker=COMPLETE_MARKER)
         env.append({"name": "SOURCE", "value": job.s3_uri})
     else:
-        image = versions.PYTHON_IMAGE.uri
-        script = _HF_SCRIPT.format(
-            marker=COMPLETE_MARKER, package=shlex.quote(f"huggingface_hub=={versions.HUGGINGFACE_HUB_VERSION}")
-        )
+        # The image the model runs (pinned, pulled on the GPU nodes anyway) has huggingface_hub and its
+        # tested version; a plain Python image would need a `pip install` at every start.
+        image = versions.VLLM_IMAGE.uri
+        script = _HF_SCRIPT.format(marker=COMPLETE_MARKER)
         env += [
             {"name": "SOURCE", "value": f"hf://{job.hf_repo}@{job.hf_revision}"},
             {"name": "HF_REPO", "value": job.hf_repo},

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cdk8s
-from constructs import Construct
+import jsii
+from constructs import Construct, IValidation
 
 from .. import versions
 from ..conventions import (
@@ -778,15 +779,39 @@ class VllmModel(Construct):
         }
 
 
+@jsii.implements(IValidation)
+class _NamespaceInApp:
+    """Synth-time check: the model's namespace is created by some chart of the same cdk8s app."""
+
+    def __init__(self, chart: cdk8s.Chart, namespace: str) -> None:
+        self._chart, self._namespace = chart, namespace
+
+    def validate(self) -> list[str]:
+        app = cdk8s.App.of(self._chart)
+        for c in app.node.find_all():
+            if isinstance(c, cdk8s.ApiObject) and c.kind == "Namespace" and c.name == self._namespace:
+                return []
+        return [
+            f"model chart '{self._chart.node.id}': no Namespace '{self._namespace}' in this cdk8s app, so its "
+            "objects cannot be applied — fix: add NamespacesChart(app, 'namespaces', props=NamespacesChartProps("
+            f"namespaces=(NamespaceSpec(name='{self._namespace}'),))) (from eks_llm_stack.charts) to the same app, "
+            "or pass external_namespace=True if the namespace is created elsewhere"
+        ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class VllmChartProps:
     """A chart holding one model (``model``) and, optionally, what goes with it.
 
     ``extra`` — further manifests (dicts) to include, e.g. a model-fetch Job (default none).
+    ``external_namespace`` — the model's namespace is created outside this cdk8s app (default False: a
+    Namespace of that name must be in the same app, e.g. a :class:`~eks_llm_stack.charts.NamespacesChart`;
+    checked when the chart is synthesized).
     """
 
     model: VllmModelProps
     extra: tuple[Mapping[str, Any], ...] = ()
+    external_namespace: bool = False
 
 
 class VllmChart(cdk8s.Chart):
@@ -795,6 +820,8 @@ class VllmChart(cdk8s.Chart):
     def __init__(self, scope: Construct, id: str, *, props: VllmChartProps) -> None:
         super().__init__(scope, id, disable_resource_name_hashes=True)
         self.model = VllmModel(self, "Model", props=props.model)
+        if not props.external_namespace:
+            self.node.add_validation(_NamespaceInApp(self, props.model.namespace))
         for i, doc in enumerate(props.extra):
             meta = doc.get("metadata", {})
             named_object(

@@ -31,8 +31,8 @@ from constructs import Construct
 
 from .. import versions
 from ..gates.helm import cache_dir
-from ..gates.helm_values import CHARTS_DIR, chart_archive
 from ..gates.nag import acknowledge
+from ..third_party import CHARTS_DIR, chart_archive
 
 #: The one template of a CRD chart: every file under files/ verbatim (``.Files.Get`` does not parse
 #: templates, and CRD descriptions may contain ``{{``).

@@ -24,6 +24,7 @@ from ..charts.kube import gpu_tolerations
 from ..config.compute import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
 from ..errors import Problems, collecting
+from .cluster_type import ClusterLike, as_icluster
 from .gpu_node_pool import AMI_FAMILY_LABEL, EFA_LABEL
 
 __all__ = ["DevicePluginsProps", "GpuDevicePlugins", "eks_addon_registry_account", "nvidia_plugin_config"]
@@ -164,9 +165,10 @@ class GpuDevicePlugins(Construct):
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, cluster: eks.ICluster, props: DevicePluginsProps | None = None
+        self, scope: Construct, id: str, *, cluster: ClusterLike, props: DevicePluginsProps | None = None
     ) -> None:
         super().__init__(scope, id)
+        cluster = as_icluster(cluster)
         props = props if props is not None else DevicePluginsProps()
         self.props = props
         self.cluster = cluster

@@ -44,6 +44,7 @@ from ..conventions import (
     ZONE_LABEL,
 )
 from ..errors import collecting
+from .cluster_type import ClusterLike, as_icluster
 from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
 
@@ -152,7 +153,7 @@ class GpuNodePool(Construct):
         scope: Construct,
         id: str,
         *,
-        cluster: eks.ICluster,
+        cluster: ClusterLike,
         karpenter: Karpenter,
         props: GpuNodePoolProps,
         subnets: Sequence[ec2.ISubnet] | None = None,
@@ -160,6 +161,7 @@ class GpuNodePool(Construct):
         apply_manifests: bool = True,
     ) -> None:
         super().__init__(scope, id)
+        cluster = as_icluster(cluster)
         self.props = props
         self.name = props.name
         self.cluster = cluster

@@ -27,6 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
+from .cluster_type import ClusterLike, as_icluster
 from .crds import CrdChart
 from .pod_identity import pod_identity
 
@@ -118,10 +119,9 @@ class Karpenter(Construct):
     release, which every pool's manifests depend on), ``cluster``.
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, cluster: eks.ICluster, props: KarpenterProps | None = None
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, cluster: ClusterLike, props: KarpenterProps | None = None) -> None:
         super().__init__(scope, id)
+        cluster = as_icluster(cluster)
         props = props if props is not None else KarpenterProps()
         self.props = props
         self.cluster = cluster

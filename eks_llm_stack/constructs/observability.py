@@ -44,6 +44,7 @@ from ..conventions import (
 from ..errors import collecting
 from ..naming import is_dns_label
 from ..versions import HelmChartPin
+from .cluster_type import ClusterLike, as_icluster
 from .pod_identity import pod_identity, pod_identity_role
 
 #: API version of the External Secrets CRDs (v2.x).
@@ -346,8 +347,9 @@ class Observability(Construct):
     ``container_insights`` (the add-on) — ``None`` when not enabled.
     """
 
-    def __init__(self, scope: Construct, id: str, *, cluster: eks.ICluster, props: ObservabilityProps) -> None:
+    def __init__(self, scope: Construct, id: str, *, cluster: ClusterLike, props: ObservabilityProps) -> None:
         super().__init__(scope, id)
+        cluster = as_icluster(cluster)
         self.props = props
         stack = Stack.of(self)
 

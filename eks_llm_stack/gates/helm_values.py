@@ -35,11 +35,12 @@ import yaml
 
 from .. import versions
 from ..charts.render import placeholders
+from ..third_party import CHARTS_DIR, NotVendoredError
+from ..third_party import chart_archive as _chart_archive
 from .helm import cache_dir, helm_binary
 from .manifests import DEFAULT_CRD_DIR, validate_manifests
 
 HELM_CHART_TYPE = "Custom::AWSCDK-EKS-HelmChart"
-CHARTS_DIR = Path(__file__).resolve().parents[1] / "third_party" / "charts"
 #: ``helm template --kube-version``: the cluster's minor with a patch, as helm wants a full version.
 KUBE_VERSION = f"{versions.KUBERNETES_VERSION}.0"
 
@@ -144,11 +145,10 @@ def helm_releases(templates: Mapping[str, Mapping[str, Any]], assembly_dir: Path
 
 def chart_archive(chart: str, version: str, charts_dir: Path = CHARTS_DIR) -> Path:
     """The vendored ``<chart>-<version>.tgz`` (chart versions may carry a leading ``v`` or not)."""
-    bare = version.removeprefix("v")
-    for name in (f"{chart}-{version}.tgz", f"{chart}-{bare}.tgz", f"{chart}-v{bare}.tgz"):
-        if (charts_dir / name).is_file():
-            return charts_dir / name
-    raise HelmGateError(f"chart {chart} {version} is not vendored in {charts_dir}: add it (see its README)")
+    try:
+        return _chart_archive(chart, version, charts_dir)
+    except NotVendoredError as exc:
+        raise HelmGateError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -371,19 +371,24 @@ def check_templates(
 
 
 def _main(profiles: Iterable[str]) -> int:
+    import tempfile
+
     from aws_cdk import App
 
     from ..synth import build
 
     failed = 0
     for profile in profiles:
-        app = App(context={"nag": "false"})
-        built = build(profile, app=app)
-        assembly = app.synth()
-        out = Path("dist") / "helm" / profile
-        problems = check_templates(
-            {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
-        )
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        # The cloud assembly is only needed while rendering (chart assets): not left in the system temp dir.
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="helm-gate-") as tmp:
+            app = App(context={"nag": "false"}, outdir=tmp)
+            built = build(profile, app=app)
+            assembly = app.synth()
+            out = Path("dist") / "helm" / profile
+            problems = check_templates(
+                {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
+            )
         for p in problems:
             print(p, file=sys.stderr)
         print(f"{built.profile.name}: {len(problems)} problem(s); rendered releases in {out}/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,31 @@ class BenchHarness(Protocol):
     def __call__(self, *, kubeconfig: Path, model: str, output_dir: Path) -> int: ...
 
 
-def bench_argv(*, url: str, model: str, output_dir: Path) -> list[str]:
-    """The ``eks-llm-stack bench run`` command line of the smoke test (baseline scenario)."""
-    return [sys.executable, "-m", "eks_llm_stack.cli", "bench", "run", "--scenario", "baseline",
+def bench_argv(*, url: str, model: str, output_dir: Path, api_key_env: str | None = None) -> list[str]:
+    """The ``eks-llm-stack bench run`` command line of the smoke test (baseline scenario); with
+    ``api_key_env``, the harness sends the key that variable holds."""
+    argv = [sys.executable, "-m", "eks_llm_stack.cli", "bench", "run", "--scenario", "baseline",
             "--url", url, "--model", model, "--out", str(output_dir), "--no-progress"]  # fmt: skip
+    return [*argv, "--api-key-env", api_key_env] if api_key_env else argv
+
+
+#: Environment variable the smoke test hands the model's API key in (never on a command line).
+API_KEY_ENV = "EKS_LLM_STACK_SMOKE_API_KEY"
+
+
+def model_api_key(kubeconfig: Path, namespace: str, model: str) -> str | None:
+    """The first key of the model's ``<model>-api-key`` Secret, or None (the simulator, ``api_key: false``)."""
+    import base64
+
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "secret", f"{model}-api-key", "--namespace", namespace,
+         "-o", "jsonpath={.data.api-key}", "--ignore-not-found"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    lines = base64.b64decode(out.stdout.strip()).decode().splitlines()
+    return lines[0].strip() if lines and lines[0].strip() else None
 
 
 def smoke_verdict(returncode: int, output_dir: Path) -> int:
@@ -41,14 +63,19 @@ def smoke_verdict(returncode: int, output_dir: Path) -> int:
 def bench_via_cli(*, kubeconfig: Path, model: str, output_dir: Path) -> int:
     """The baseline scenario through ``eks-llm-stack bench run``, over a ``kubectl port-forward``."""
     port = 18080
+    namespace = _model_namespace(kubeconfig, model)
+    key = model_api_key(kubeconfig, namespace, model)
     forward = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "port-forward", "--namespace", _model_namespace(kubeconfig, model),
+        ["kubectl", "--kubeconfig", str(kubeconfig), "port-forward", "--namespace", namespace,
          f"service/{model}", f"{port}:8000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        argv = bench_argv(url=f"http://127.0.0.1:{port}", model=model, output_dir=output_dir)
-        return smoke_verdict(subprocess.run(argv, check=False).returncode, output_dir)
+        argv = bench_argv(
+            url=f"http://127.0.0.1:{port}", model=model, output_dir=output_dir, api_key_env=API_KEY_ENV if key else None
+        )
+        env = {**os.environ, API_KEY_ENV: key} if key else None
+        return smoke_verdict(subprocess.run(argv, check=False, env=env).returncode, output_dir)
     finally:
         forward.terminate()
         forward.wait(timeout=10)
