@@ -105,7 +105,7 @@ def test_production_plan_has_every_pool_and_model() -> None:
 
 def _pool_checks(models: int) -> int:
     data = prod()
-    base = [m for m in data["models"] if m.get("engine") != "simulator"][0]
+    base = next(m for m in data["models"] if m.get("engine") != "simulator")
     data["models"] = [{**base, "name": f"m{i}"} for i in range(models)]
     for m in data["models"]:
         m.pop("api_key", None)
