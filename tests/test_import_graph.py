@@ -22,21 +22,13 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     ),
     frozenset(
         {
-            "eks_llm_stack.constructs.crds",
             "eks_llm_stack.constructs.device_plugins",
             "eks_llm_stack.constructs.gpu_node_pool",
             "eks_llm_stack.constructs.karpenter",
-            "eks_llm_stack.constructs.serving_controllers",
-            "eks_llm_stack.gates.helm_values",
-            "eks_llm_stack.stacks",
-            "eks_llm_stack.stacks.platform",
-            "eks_llm_stack.stacks.serving",
-            "eks_llm_stack.synth",
         }
     ): (
-        "gates.helm_values builds the platform (lazy import of synth) and constructs.crds reads its chart "
-        "archives; Karpenter's add_gpu_node_pool factory imports GpuNodePool; stacks.serving subclasses "
-        "PlatformStack and platform asks serving which controllers it needs (the plan layer removes it)"
+        "Karpenter's add_gpu_node_pool factory imports GpuNodePool (the aws-eks-v2 shape: Cluster and "
+        "Nodegroup import each other), and GpuNodePool's device-plugin factory imports GpuDevicePlugins"
     ),
 }
 
