@@ -22,13 +22,9 @@ from ..config.compute import GpuNodePoolProps
 from ..config.data import kubernetes_secret_name
 from ..config.serving import SPOT_NOTICE_SECONDS, ModelConfig, ModelSource, duplicate_names
 from ..constructs.model_secrets import api_key_kubernetes_secret as kubernetes_api_key_secret
+from ..conventions import CACHE_CLAIMS, HF_TOKEN_SECRET
 from ..errors import ConfigError, Problems
 from ..sizing import Plan, SizingRequest, size
-
-#: The Secrets Manager name (without prefix) of the Hugging Face token (see config/data.py).
-HF_TOKEN_SECRET = "huggingface-token"
-#: Claims the storage chart creates for the model caches (charts/storage.py defaults).
-CACHE_CLAIMS = {"fsx": "model-cache-fsx", "efs": "model-cache-efs"}
 
 
 def api_key_models(profile: Profile) -> tuple[str, ...]:
@@ -318,7 +314,7 @@ def _plan_one(
                 s3_uri=src.location if src.kind == "s3" else None,
                 hf_repo=src.location if src.kind == "hf" else None,
                 hf_revision=src.detail if src.kind == "hf" else "main",
-                hf_token_secret=hf_secret or "huggingface-token",
+                hf_token_secret=hf_secret or HF_TOKEN_SECRET,
                 service_account=m.name,
             )
             weights = WeightsFromClaim(claim_name=CACHE_CLAIMS[cache], path=target, wait_for_fetch=True)
