@@ -1,6 +1,6 @@
 # eks-llm-stack — every target sets up what it needs (virtualenv, Node 24, the pinned CDK CLI).
 #   make synth [PROFILE=name]   synthesize the platform: cdk.out/ + dist/manifests/ + a summary
-#   make test                   the whole test suite (installs promtool from Debian if missing)
+#   make test                   the whole test suite (installs Debian's prometheus/promtool if missing)
 #   make check                  lint (ruff), types (mypy) and the tests
 #   make test-image             build the project's image (buildah, mmdebstrap) and run it
 #   make bench-synth            synth time and memory figures
@@ -50,12 +50,13 @@ checkov: .venv-checkov/.installed
 
 synth: setup
 	@echo "==> cdk synth -c profile=$(PROFILE)"
-	@$(CDK) synth --quiet --ci -c profile=$(PROFILE)
+	@$(CDK) synth --quiet --ci -c profile=$(PROFILE) -c manifests_dir=dist/manifests
 	@$(VENV)/bin/eks-llm-stack summary cdk.out dist/manifests --profile $(PROFILE)
 
+# promtool and the prometheus server (the real-Prometheus tests) come from one Debian package.
 promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "==> installing promtool (Debian package prometheus)"; \
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  echo "==> installing promtool and prometheus (Debian package prometheus)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 test: setup promtool checkov
@@ -97,8 +98,13 @@ bench: bench-synth bench-harness
 deploy: setup
 	@$(CDK) deploy --all -c profile=$(PROFILE)
 
+# `cdk diff` compares with the deployed stacks, so it needs credentials; it diffs every stack by
+# default (it has no --all). Its synth writes manifests into its own cdk.out, never dist/manifests.
 diff: setup
-	@$(CDK) diff --all -c profile=$(PROFILE)
+	@$(PY) -c "import boto3, sys; sys.exit(0 if boto3.Session().get_credentials() else 1)" || { \
+	  echo "make diff compares with the deployed stacks and needs AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID)." >&2; \
+	  echo "Offline, use: make synth PROFILE=$(PROFILE)" >&2; exit 2; }
+	@$(CDK) diff -c profile=$(PROFILE)
 
 clean:
 	rm -rf cdk.out dist .pytest_cache .mypy_cache .ruff_cache

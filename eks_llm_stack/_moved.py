@@ -24,6 +24,7 @@ MOVED: dict[str, str] = {
     "eks_llm_stack.profile_cli": "eks_llm_stack.cli.profile",
     "eks_llm_stack.summary": "eks_llm_stack.cli.summary",
     "eks_llm_stack.ops.cli": "eks_llm_stack.cli.ops",
+    "eks_llm_stack.bench.cli": "eks_llm_stack.cli.bench",
     "eks_llm_stack.charts.scheduling": "eks_llm_stack.charts.kube",
     "eks_llm_stack.charts.names": "eks_llm_stack.naming",
 }

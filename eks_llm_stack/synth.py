@@ -14,18 +14,24 @@ from aws_cdk import App
 
 from .charts.render import write_manifests
 from .config import Profile, load_profile, validate_profile
+from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
+from .errors import ConfigError
 from .stacks import LlmPlatform, build_platform
 
 #: Context keys read by the app (``cdk synth -c key=value``).
 CONTEXT_PROFILE = "profile"
 CONTEXT_NAME = "name"
 CONTEXT_EXPIRES_AT = "expires_at"
+CONTEXT_DEPLOYMENT_ID = "deployment_id"
+#: Comma-separated IAM ARNs added to ``cluster.admins`` (``ephemeral up --admin-arn``: the CI role).
+CONTEXT_ADMIN_ARNS = "admin_arns"
 CONTEXT_MANIFESTS_DIR = "manifests_dir"
 CONTEXT_NAG = "nag"
 #: Comma-separated CIDRs of CI runners, merged into ``cluster.endpoint.runner_cidrs``.
 CONTEXT_RUNNER_CIDRS = "runner_cidrs"
 DEFAULT_PROFILE = "default"
+#: Where ``make synth`` writes the manifests (``-c manifests_dir=dist/manifests``).
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
 
 
@@ -36,14 +42,21 @@ class Built:
     platform: LlmPlatform
 
 
-def resolve_profile(name_or_path: str, *, name_override: str | None = None, runner_cidrs: str | None = None) -> Profile:
+def resolve_profile(
+    name_or_path: str,
+    *,
+    name_override: str | None = None,
+    runner_cidrs: str | None = None,
+    admin_arns: str | None = None,
+) -> Profile:
     """Load a profile; ``name_override`` (an ephemeral environment's name) replaces its prefix, and
-    ``runner_cidrs`` (comma-separated, the CI runner's egress) is added to ``cluster.endpoint.runner_cidrs``.
+    ``runner_cidrs`` (comma-separated, the CI runner's egress) is added to ``cluster.endpoint.runner_cidrs``,
+    and ``admin_arns`` (comma-separated, the CI role of ``ephemeral up --admin-arn``) to ``cluster.admins``.
 
     The overrides are applied to the file's own data before validation, so every rule sees
     the final values (and the cluster is named after the override too).
     """
-    if not name_override and not runner_cidrs:
+    if not name_override and not runner_cidrs and not admin_arns:
         return load_profile(name_or_path)
     data, subject = read_profile_data(name_or_path)
     if name_override:
@@ -59,6 +72,12 @@ def resolve_profile(name_or_path: str, *, name_override: str | None = None, runn
             if isinstance(endpoint, dict):
                 extra = [c.strip() for c in str(runner_cidrs).split(",") if c.strip()]
                 endpoint["runner_cidrs"] = [*(endpoint.get("runner_cidrs") or []), *extra]
+    if admin_arns:
+        cluster = data.setdefault("cluster", {})
+        if isinstance(cluster, dict):
+            # Validated with the profile's own admins (ARN form) below.
+            extra = [a.strip() for a in str(admin_arns).split(",") if a.strip()]
+            cluster["admins"] = [*(cluster.get("admins") or []), *extra]
     return validate_profile(data, subject=subject)
 
 
@@ -68,6 +87,7 @@ def build(
     app: App | None = None,
     context: dict[str, Any] | None = None,
     expires_at: str | None = None,
+    deployment_id: str | None = None,
 ) -> Built:
     """Build the app for ``profile`` (a Profile, a profile name, or None: from the ``profile`` context)."""
     # cfn-lint runs over every template in the test suite; the built-in validator would repeat
@@ -79,9 +99,14 @@ def build(
             str(name),
             name_override=app.node.try_get_context(CONTEXT_NAME),
             runner_cidrs=app.node.try_get_context(CONTEXT_RUNNER_CIDRS),
+            admin_arns=app.node.try_get_context(CONTEXT_ADMIN_ARNS),
         )
     expires_at = expires_at or app.node.try_get_context(CONTEXT_EXPIRES_AT)
-    platform = build_platform(app, profile, expires_at=expires_at)
+    deployment_id = deployment_id or app.node.try_get_context(CONTEXT_DEPLOYMENT_ID)
+    problems = context_problems(ephemeral=profile.ephemeral, expires_at=expires_at, deployment_id=deployment_id)
+    if problems:
+        raise ConfigError(f"profile '{profile.name}'", problems)
+    platform = build_platform(app, profile, expires_at=expires_at, deployment_id=deployment_id)
     if str(app.node.try_get_context(CONTEXT_NAG)).lower() != "false":
         # AwsSolutions rules as a synth-time gate: findings not acknowledged on their resource, with a
         # reason, are errors of `cdk synth` (and of the test suite).
@@ -115,14 +140,21 @@ def _write_one(name: str, chart: Any, stack: Any, out_dir: Path) -> list[Path]:
 
 
 def synthesize_app(profile: str | None = None, manifests_dir: str | None = None) -> Built:
-    """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests."""
+    """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests.
+
+    Every CLI command runs the app (``cdk ls`` and ``cdk diff`` too, often for another profile), so
+    the manifests go into that command's own cloud assembly (``<outdir>/manifests``) unless an
+    output is chosen: ``manifests_dir`` here or ``-c manifests_dir=...`` (``make synth`` passes
+    ``dist/manifests``). A ``cdk ls`` or ``cdk diff`` therefore never overwrites ``dist/manifests``.
+    """
     built = build(profile)
-    out = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR) or DEFAULT_MANIFESTS_DIR
-    write_chart_manifests(built, Path(out))
+    chosen = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
+    out = Path(chosen) if chosen else Path(built.app.outdir) / "manifests"
+    write_chart_manifests(built, out)
     if built.profile.observability.enabled:
         from .monitoring.dashboards import write_dashboards
 
-        # Beside the manifests: dist/dashboards/*.json, importable into any Grafana.
-        write_dashboards(Path(out).parent / "dashboards")
+        # Beside the manifests: dashboards/*.json, importable into any Grafana.
+        write_dashboards(out.parent / "dashboards")
     built.app.synth()
     return built

@@ -116,6 +116,10 @@ HUGGINGFACE_HUB_VERSION = "2.4.0"
 #: The vLLM OpenAI-compatible server image (vLLM v0.29.0). Weights are never baked in: they come
 #: from the model cache or are fetched at start (docs/serving.md, "Cold start").
 VLLM_IMAGE = ImagePin(repository="vllm/vllm-openai", tag="v0.29.0")
+#: vLLM for EFA pools: AWS's vLLM deep-learning container for EC2/EKS (tag family
+#: ``<vLLM major.minor>-gpu-py312-ec2``), which carries libfabric and the aws-ofi-nccl plugin that
+#: NCCL needs to use EFA. Same vLLM minor as :data:`VLLM_IMAGE`, so serve-args.json still applies.
+VLLM_EFA_IMAGE = ImagePin(repository="public.ecr.aws/deep-learning-containers/vllm", tag="0.29-gpu-py312-ec2")
 #: LeaderWorkerSet controller for multi-node models; 0.10.0 ships the v1 CRD in third_party/crds.
 LWS = HelmChartPin(chart="lws", repository="oci://registry.k8s.io/lws/charts", version="0.10.0")
 #: KEDA (ScaledObject on Prometheus queries); its keda.sh CRDs are in third_party/crds.

@@ -7,8 +7,10 @@ own small app.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +25,44 @@ ROOT = Path(__file__).resolve().parents[1]
 _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
+
+# -- the temp directory -----------------------------------------------------------------------------
+# Everything a test run writes to "the temp directory" (tempfile, Node's os.tmpdir() for jsii and for
+# every App without an outdir, pytest's tmp_path) goes to one directory of this process, removed when
+# the process exits; a session check fails the run if tests left files there that nobody cleans up.
+# xdist workers inherit TMPDIR from the controller and nest their own directory inside its one.
+SYSTEM_TEMP = Path(tempfile.gettempdir())
+RUN_TEMP = Path(tempfile.mkdtemp(prefix="eks-llm-stack-tests-", dir=SYSTEM_TEMP))
+os.environ["TMPDIR"] = str(RUN_TEMP)
+tempfile.tempdir = str(RUN_TEMP)
+atexit.register(shutil.rmtree, RUN_TEMP, ignore_errors=True)
+#: Directories the session itself owns (the cached synth outputs); removed before the check.
+SESSION_DIRS: list[Path] = []
+
+
+def _run_scratch(entry: Path) -> bool:
+    """What the runtimes keep for the life of the process and remove at exit (or with RUN_TEMP)."""
+    name = entry.name
+    if name.startswith(
+        ("pytest-of-", "jsii-kernel-", "jsii-runtime.", "eks-llm-stack-tests-", "cdk.out", ".lark_cache_")
+    ):
+        # cdk.out*: aws-cdk-lib's default outdir of an App built without one; .lark_cache_*: the grammar
+        # cache lark keeps in the temp directory on purpose (gone with RUN_TEMP).
+        return True
+    # jsii's Python runtime unpacks its kernel into a TemporaryDirectory (tmpXXXX/lib/program.js).
+    return (entry / "lib" / "program.js").exists()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temp_dir_left_clean() -> Any:
+    """Fail the run if tests leave files in the temp directory (compared before/after)."""
+    before = set(RUN_TEMP.iterdir())
+    yield
+    for d in SESSION_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+    left = sorted(p.name for p in set(RUN_TEMP.iterdir()) - before if not _run_scratch(p))
+    assert left == [], f"tests left these in the temp directory: {left}"
+
 
 #: The real cdk.json context, as `cdk synth` passes it to the app.
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -66,6 +106,7 @@ def synthesized(profile: str) -> Synthesized:
     from eks_llm_stack.synth import build, write_chart_manifests
 
     outdir = Path(tempfile.mkdtemp(prefix=f"synth-{profile}-"))
+    SESSION_DIRS.append(outdir)
     context = {**CDK_CONTEXT, "nag": "false"}
     from aws_cdk import App
 

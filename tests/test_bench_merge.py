@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from eks_llm_stack.bench.cli import shard_level
 from eks_llm_stack.bench.merge import merge_runs
 from eks_llm_stack.bench.workload import LevelSpec
 from eks_llm_stack.cli import main
+from eks_llm_stack.cli.bench import shard_level
 from eks_llm_stack.errors import ConfigError
 from tests.test_bench_robustness import MODEL, simulator
 
@@ -71,15 +71,15 @@ def test_shard_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_two_harnesses_merged_equal_one_harness_with_the_whole_load(tmp_path: Path) -> None:
     port = _free_port()
-    with simulator(ttft_ms=10, itl_ms=2) as (_, url):
+    with simulator(ttft_ms=20, itl_ms=4) as (_, url):
         single = _harness(url, tmp_path / "single")
-        assert single.wait(timeout=120) == 0, single.communicate()
+        assert single.wait(timeout=180) == 0, single.communicate()
         shards = [
             _harness(url, tmp_path / f"part{i}", "--shard", f"{i}/2", "--barrier", f"127.0.0.1:{port}")
             for i in range(2)
         ]
         for p in shards:
-            assert p.wait(timeout=120) == 0, p.communicate()
+            assert p.wait(timeout=180) == 0, p.communicate()
     assert main(["bench", "merge", str(tmp_path / "part0"), str(tmp_path / "part1"), "--out", str(tmp_path / "m")]) == 0
     merged = json.loads((tmp_path / "m" / "summary.json").read_text())
     one = json.loads((tmp_path / "single" / "summary.json").read_text())
@@ -93,7 +93,7 @@ def test_two_harnesses_merged_equal_one_harness_with_the_whole_load(tmp_path: Pa
         assert m["ttft_ms"]["count"] == s["ttft_ms"]["count"] == 32
         # Tolerances for a shared 2-core machine under load; a wrong merge (averaged percentiles,
         # halved throughput, one part's window) is off by far more.
-        assert m["ttft_ms"]["p50"] == pytest.approx(s["ttft_ms"]["p50"], abs=6.0)
+        assert m["ttft_ms"]["p50"] == pytest.approx(s["ttft_ms"]["p50"], abs=10.0)
         assert m["itl_ms"]["p50"] == pytest.approx(s["itl_ms"]["p50"], abs=1.0)
         assert m["output_tokens_per_s"] == pytest.approx(s["output_tokens_per_s"], rel=0.35)
     # Pooled samples, not averaged percentiles: the merged p99 is a sample of the pooled set.

@@ -16,11 +16,11 @@ from moto import mock_aws
 from PIL import Image
 
 from eks_llm_stack.bench import plots
-from eks_llm_stack.bench.cli import upload_results
 from eks_llm_stack.bench.metrics import Slo, find_knee, summarize_level
 from eks_llm_stack.bench.records import RequestRecord
 from eks_llm_stack.bench.simulator import SimulatorConfig, running
 from eks_llm_stack.cli import main
+from eks_llm_stack.cli.bench import upload_results
 
 MODEL = "simulated-model"
 LEVEL_KEYS = {
@@ -102,10 +102,11 @@ def test_summary_csv_has_a_row_per_level(run_dir: Path) -> None:
     assert float(rows[0]["ttft_ms_p50"]) >= 10.0
 
 
-def test_run_writes_the_four_plots(run_dir: Path) -> None:
+def test_run_writes_the_five_plots_and_the_report(run_dir: Path) -> None:
     assert {p.name for p in run_dir.glob("*.png")} == {
-        plots.THROUGHPUT, plots.PERCENTILES, plots.LATENCY_THROUGHPUT, plots.COST,
+        plots.THROUGHPUT, plots.PERCENTILES, plots.LATENCY_THROUGHPUT, plots.GOODPUT, plots.COST,
     }  # fmt: skip
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") == 5
 
 
 def test_report_compares_two_runs(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,11 +219,49 @@ def panels(path: Path) -> list[str]:
 def test_plots_are_valid_pngs_with_the_expected_panels(tmp_path: Path) -> None:
     written = plots.render_plots([("run", fixed_summary(priced=True))], tmp_path)
     assert {p.name: panels(p) for p in written} == {
-        plots.THROUGHPUT: ["Throughput vs load"],
+        plots.THROUGHPUT: ["Output tokens/s vs load", "Requests/s vs load"],
         plots.PERCENTILES: ["TTFT percentiles vs load", "ITL percentiles vs load"],
         plots.LATENCY_THROUGHPUT: ["Latency vs throughput (knee = max throughput / latency)"],
+        plots.GOODPUT: ["SLO attainment vs load"],
         plots.COST: ["Cost per 1M output tokens vs load"],
     }
+
+
+def test_value_axes_start_at_zero_and_concurrency_sweeps_use_log_x() -> None:
+    figures = plots.build_figures([("run", fixed_summary(priced=True))])
+    for name, fig in figures.items():
+        for ax in fig.axes:
+            assert ax.get_ylim()[0] == 0, (name, ax.get_title())
+            if name != plots.LATENCY_THROUGHPUT:
+                assert ax.get_xscale() == "log", (name, ax.get_title())  # concurrency 1..16
+            else:
+                assert ax.get_xlim()[0] == 0
+
+
+def test_the_configured_slo_is_drawn_and_every_series_has_its_own_colour() -> None:
+    doc = {**fixed_summary(priced=True), "slo": {"ttft_ms": 300.0, "itl_ms": 40.0, "e2e_ms": None}}
+    fig = plots.build_figures([("run", doc)])[plots.PERCENTILES]
+    for ax, limit in zip(fig.axes, (300.0, 40.0), strict=True):
+        slo = [line for line in ax.get_lines() if line.get_label().startswith("SLO")]
+        assert len(slo) == 1 and list(slo[0].get_ydata()) == [limit, limit]
+        series = [line for line in ax.get_lines() if not line.get_label().startswith("SLO")]
+        assert len({line.get_color() for line in series}) == len(series) == 3
+        assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"p50", "p90", "p99", f"SLO {limit:g} ms"}
+
+
+def test_cost_axis_reads_as_plain_dollars() -> None:
+    fig = plots.build_figures([("run", fixed_summary(priced=True))])[plots.COST]
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(t.startswith("$") and "×" not in t and "10" not in t.split(".")[0][1:3] for t in labels)
+
+
+def test_an_all_failed_run_draws_no_empty_plot(tmp_path: Path) -> None:
+    doc = fixed_summary(priced=True)
+    for lv in doc["levels"]:
+        lv["completed"] = 0
+    assert plots.render_plots([("run", doc)], tmp_path) == []
 
 
 def test_fixed_result_set_has_its_knee_at_saturation() -> None:

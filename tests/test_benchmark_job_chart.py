@@ -8,10 +8,10 @@ import cdk8s
 import pytest
 
 from eks_llm_stack import __version__, versions
-from eks_llm_stack.bench.cli import plan_from_args
 from eks_llm_stack.charts.benchmark_job import BenchmarkJobChart, BenchmarkJobProps, PvcResults, S3Results
 from eks_llm_stack.charts.render import chart_documents
 from eks_llm_stack.cli import build_parser
+from eks_llm_stack.cli.bench import plan_from_args
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.gates.manifests import validate_manifests
 

@@ -20,15 +20,9 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"eks_llm_stack.catalog.hf_config", "eks_llm_stack.catalog.models"}): (
         "catalog.models re-exports the config.json parser that imports ModelSpec from it"
     ),
-    frozenset(
-        {
-            "eks_llm_stack.constructs.device_plugins",
-            "eks_llm_stack.constructs.gpu_node_pool",
-            "eks_llm_stack.constructs.karpenter",
-        }
-    ): (
-        "Karpenter's add_gpu_node_pool factory imports GpuNodePool (the aws-eks-v2 shape: Cluster and "
-        "Nodegroup import each other), and GpuNodePool's device-plugin factory imports GpuDevicePlugins"
+    frozenset({"eks_llm_stack.constructs.gpu_node_pool", "eks_llm_stack.constructs.karpenter"}): (
+        "Karpenter's add_gpu_node_pool factory imports GpuNodePool, which takes a Karpenter "
+        "(the aws-eks-v2 shape: Cluster and Nodegroup import each other)"
     ),
 }
 

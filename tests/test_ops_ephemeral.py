@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -15,7 +14,9 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from eks_llm_stack.config import validate_profile
+from eks_llm_stack.config import Profile, validate_profile
+from eks_llm_stack.config.ephemeral import DEPLOYMENT_ID_OUTPUT, TAG_DEPLOYMENT_ID
+from eks_llm_stack.config.profile import stack_prefix_of
 from eks_llm_stack.errors import ConfigError
 from eks_llm_stack.ops import ephemeral as eph
 from eks_llm_stack.ops.aws import Aws, WaitTimeout
@@ -26,6 +27,15 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 FAST = Timeouts(deploy=60, cluster=60, model=60, stack_delete=60, interval=0)
 down_module = importlib.import_module("eks_llm_stack.ops.ephemeral.down")
 TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+#: The deployment id of the clusters the tests seed as if 'up' had made them.
+DEP = "0123456789abcdef"
+
+
+def template(output_id: str | None) -> str:
+    body: dict[str, Any] = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    if output_id:
+        body["Outputs"] = {DEPLOYMENT_ID_OUTPUT: {"Value": output_id}}
+    return json.dumps(body)
 
 
 @pytest.fixture
@@ -44,13 +54,18 @@ def quiet(_: str) -> None:
 
 
 def tags(
-    name: str, expires: datetime | None = NOW + timedelta(hours=4), ephemeral: str | None = "true"
+    name: str,
+    expires: datetime | None = NOW + timedelta(hours=4),
+    ephemeral: str | None = "true",
+    deployment_id: str | None = DEP,
 ) -> dict[str, str]:
     out = {TAG_NAME: name}
     if ephemeral is not None:
         out[TAG_EPHEMERAL] = ephemeral
     if expires is not None:
         out[TAG_EXPIRES] = eph.iso(expires)
+    if deployment_id is not None:
+        out[TAG_DEPLOYMENT_ID] = deployment_id
     return out
 
 
@@ -58,17 +73,31 @@ def _aws_tags(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
 
-def seed_stacks(name: str, stack_tags: dict[str, str], suffixes: Sequence[str] = eph.STACK_ORDER) -> list[str]:
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    prefix = "".join(p.capitalize() for p in name.split("-"))
-    names = [f"{prefix}-{s}" for s in suffixes]
+def seed_stacks(
+    name: str,
+    stack_tags: dict[str, str],
+    suffixes: Sequence[str] = eph.STACK_ORDER,
+    *,
+    output_id: str | None = "from-tags",
+    protected: bool = False,
+    region: str = REGION,
+) -> list[str]:
+    """Stacks as the app names them; by default with the deployment-id output 'up' makes the app write."""
+    cfn = boto3.client("cloudformation", region_name=region)
+    names = [f"{stack_prefix_of(name)}-{s}" for s in suffixes]
+    output = stack_tags.get(TAG_DEPLOYMENT_ID) if output_id == "from-tags" else output_id
     for stack in names:
-        cfn.create_stack(StackName=stack, TemplateBody=TEMPLATE, Tags=_aws_tags(stack_tags))
+        cfn.create_stack(
+            StackName=stack,
+            TemplateBody=template(output),
+            Tags=_aws_tags(stack_tags),
+            EnableTerminationProtection=protected,
+        )
     return names
 
 
-def live_stacks() -> set[str]:
-    cfn = boto3.client("cloudformation", region_name=REGION)
+def live_stacks(region: str = REGION) -> set[str]:
+    cfn = boto3.client("cloudformation", region_name=region)
     return {s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"}
 
 
@@ -155,12 +184,20 @@ def test_up_refuses_a_non_ephemeral_profile(aws: Aws) -> None:
         eph.up(aws, validate_profile({"name": "prod"}), runner=FakeCdk(aws), progress=quiet)
 
 
-def test_up_refuses_a_profile_that_retains_stateful_resources(aws: Aws) -> None:
-    profile = SimpleNamespace(name="ci", ephemeral=True, ttl="4h", storage=SimpleNamespace(removal_policy="retain"))
+def test_up_refuses_a_profile_that_keeps_stateful_resources(aws: Aws) -> None:
+    # Real profile fields (the old check read five fields the schema forbids, so it never fired).
+    profile = ephemeral_profile(storage={"efs": {"backup": True}})
     with pytest.raises(
         ConfigError,
-        match=r"storage.removal_policy: stateful resources would be RETAINed.*\n.*fix: remove 'storage.removal_policy'",
+        match=r"storage.efs.backup: stateful resources would be kept: AWS Backup recovery points.*\n"
+        r".*fix: set 'storage.efs.backup: false'",
     ):
+        eph.up(aws, profile, runner=FakeCdk(aws), progress=quiet)
+
+
+def test_up_refuses_a_new_model_bucket_in_an_ephemeral_profile(aws: Aws) -> None:
+    profile = ephemeral_profile(storage={"fsx": {"data_repository": {"new_bucket": True}}})
+    with pytest.raises(ConfigError, match=r"storage.fsx.data_repository.new_bucket: stateful resources would be kept"):
         eph.up(aws, profile, runner=FakeCdk(aws), progress=quiet)
 
 
@@ -170,16 +207,22 @@ class FakeCdk:
     def __init__(self, aws: Aws, deploy_rc: int = 0, ready_after: int = 1) -> None:
         self.aws, self.deploy_rc, self.ready_after = aws, deploy_rc, ready_after
         self.calls: list[list[str]] = []
+        self.deployed: list[dict[str, str]] = []
         self.kubectl_calls = 0
 
     def run(self, argv: Sequence[str], *, capture: bool = False, timeout: float | None = None) -> CommandResult:
         argv = list(argv)
         self.calls.append(argv)
         if "deploy" in argv:
-            name = next(a.split("=", 1)[1] for a in argv if a.startswith("name="))
+            context = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-c")
+            name = context["name"]
             stack_tags = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--tags")
+            # What the app does with this context: the deployment id as a tag and as a stack output.
+            assert stack_tags[TAG_DEPLOYMENT_ID] == context["deployment_id"]
+            assert stack_tags[TAG_EXPIRES] == context["expires_at"]
+            self.deployed.append(context)
             if self.deploy_rc == 0:
-                seed_stacks(name, stack_tags)
+                seed_stacks(name, stack_tags, output_id=context["deployment_id"])
                 boto3.client("eks", region_name=REGION).create_cluster(
                     name=f"{name}-cluster",
                     roleArn="arn:aws:iam::123456789012:role/eks",
@@ -191,9 +234,16 @@ class FakeCdk:
         return CommandResult(0, json.dumps({"items": [{"status": {"replicas": 1, "readyReplicas": ready}}]}))
 
 
-def ephemeral_profile() -> Any:
-    # Only the fields 'up' reads, so the test does not depend on the whole serving schema.
-    return SimpleNamespace(name="ci-ephemeral", ephemeral=True, ttl="2h", models=(SimpleNamespace(name="qwen"),))
+def ephemeral_profile(**overrides: Any) -> Profile:
+    data: dict[str, Any] = {
+        "name": "ci-test",
+        "prefix": "llm-ci-test",
+        "ephemeral": True,
+        "ttl": "2h",
+        "tags": {"cost-center": "ci"},
+        "models": [{"name": "qwen", "engine": "simulator"}],
+    }
+    return validate_profile({**data, **overrides})
 
 
 def test_up_deploys_tagged_stacks_waits_and_writes_a_kubeconfig(aws: Aws, tmp_path: Path) -> None:
@@ -209,8 +259,12 @@ def test_up_deploys_tagged_stacks_waits_and_writes_a_kubeconfig(aws: Aws, tmp_pa
         progress=messages.append,
     )
     deploy = cdk.calls[0]
-    assert deploy[1:3] == ["deploy", "--all"] and "profile=ci-ephemeral" in deploy and "name=ci-pr-7" in deploy
+    assert deploy[1:3] == ["deploy", "--all"] and "profile=ci-test" in deploy and "name=ci-pr-7" in deploy
     assert f"{TAG_EXPIRES}=2026-11-21T14:00:00Z" in deploy and f"{TAG_EPHEMERAL}=true" in deploy
+    assert "expires_at=2026-11-21T14:00:00Z" in deploy and "cost-center=ci" in deploy
+    assert result.deployment_id == cdk.deployed[0]["deployment_id"] and len(result.deployment_id) == 16
+    record = json.loads((tmp_path / "ci-pr-7-deployment.json").read_text())
+    assert record == {"name": "ci-pr-7", "deployment_id": result.deployment_id, "expires_at": "2026-11-21T14:00:00Z"}
     config = yaml.safe_load(result.kubeconfig.read_text())
     assert config["clusters"][0]["cluster"]["server"] == result.endpoint
     assert config["users"][0]["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "ci-pr-7-cluster"]
@@ -220,7 +274,7 @@ def test_up_deploys_tagged_stacks_waits_and_writes_a_kubeconfig(aws: Aws, tmp_pa
 
 def test_up_refuses_a_name_in_use(aws: Aws, tmp_path: Path) -> None:
     seed_stacks("ci-pr-7", tags("ci-pr-7"))
-    with pytest.raises(EphemeralError, match="named 'ci-pr-7' exists already"):
+    with pytest.raises(EphemeralError, match=r"stacks of 'ci-pr-7' exist already: CiPr-7-Network \(CREATE_COMPLETE\)"):
         eph.up(aws, ephemeral_profile(), runner=FakeCdk(aws), name="ci-pr-7", workdir=tmp_path, now=NOW, progress=quiet)
 
 
@@ -299,7 +353,8 @@ def test_down_spares_untagged_look_alikes_and_reports_cluster_tagged_ones(aws: A
     assert live_stacks() == {*look_alike, *not_ephemeral}
     assert instance_state(foreign_node) == "running"
     assert [str(r) for r in report.reported] == [
-        f"EC2 instance {foreign_node} (tagged for cluster ci-a-cluster but not '{TAG_EPHEMERAL}=true'; not deleted)"
+        f"EC2 instance {foreign_node} (tagged for cluster ci-a-cluster but not as deployment {DEP} of 'ci-a'; "
+        "not deleted)"
     ]
     assert not report.clean
 
@@ -343,7 +398,7 @@ def test_reap_removes_only_expired_ephemeral_clusters(aws: Aws) -> None:
     look_alike = seed_stacks("old", tags("old", expires=NOW - timedelta(days=1), ephemeral=None), suffixes=("Keep",))
     no_expiry = seed_stacks("odd", tags("odd", expires=None))
     prod_node = run_instance({"Name": "old-cluster-node", "kubernetes.io/cluster/prod": "owned"})
-    report = eph.reap(aws, now=NOW, timeouts=FAST, progress=quiet)
+    report = eph.reap(aws, now=NOW, dry_run=False, timeouts=FAST, progress=quiet)
     assert (report.expired, report.kept, report.untouched) == (["old"], ["fresh"], ["odd"])
     assert live_stacks() == {*seed_names("fresh"), *look_alike, *no_expiry}
     assert instance_state(prod_node) == "running"
@@ -363,7 +418,7 @@ def test_reap_dry_run_deletes_nothing(aws: Aws) -> None:
 def test_reap_waits_for_the_latest_expiry_of_a_cluster(aws: Aws) -> None:
     seed_stacks("mixed", tags("mixed", expires=NOW - timedelta(hours=1)), suffixes=("Network",))
     seed_stacks("mixed", tags("mixed", expires=NOW + timedelta(hours=1)), suffixes=("Serving",))
-    assert eph.reap(aws, now=NOW, timeouts=FAST, progress=quiet).kept == ["mixed"]
+    assert eph.reap(aws, now=NOW, dry_run=False, timeouts=FAST, progress=quiet).kept == ["mixed"]
 
 
 def test_list_shows_name_age_expiry_and_state(aws: Aws) -> None:
@@ -384,7 +439,7 @@ class FakeHarness:
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, *, kubeconfig: Path, model: str, output_dir: Path) -> int:
-        self.calls.append({"kubeconfig": kubeconfig, "model": model})
+        self.calls.append({"kubeconfig": kubeconfig, "model": model, "existed": kubeconfig.is_file()})
         return self.code
 
 
@@ -398,8 +453,26 @@ def _cluster(name: str) -> None:
 def test_smoke_runs_the_baseline_against_the_model(aws: Aws, tmp_path: Path) -> None:
     _cluster("ci-s")
     harness = FakeHarness(0)
-    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path)
-    assert harness.calls[0]["model"] == "qwen" and harness.calls[0]["kubeconfig"].is_file()
+    eph.smoke(aws, "ci-s", model="qwen", harness=harness, output_dir=tmp_path, transport_check=lambda *_: None)
+    call = harness.calls[0]
+    assert call["model"] == "qwen" and call["existed"]
+    # The report directory is uploaded as an artifact: no kubeconfig in it, and none left behind.
+    assert not call["kubeconfig"].is_relative_to(tmp_path) and not call["kubeconfig"].exists()
+    assert not list(tmp_path.rglob("kubeconfig*"))
+
+
+def test_smoke_refuses_a_kubeconfig_inside_the_report(aws: Aws, tmp_path: Path) -> None:
+    _cluster("ci-s")
+    with pytest.raises(EphemeralError, match="is inside the report directory"):
+        eph.smoke(
+            aws,
+            "ci-s",
+            model="qwen",
+            harness=FakeHarness(0),
+            output_dir=tmp_path,
+            kubeconfig=tmp_path / "k" / "cfg",
+            transport_check=lambda *_: None,
+        )
 
 
 def test_smoke_fails_when_the_harness_reports_errors(aws: Aws, tmp_path: Path) -> None:
@@ -439,3 +512,19 @@ def test_smoke_verdict_fails_on_request_errors(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps({"levels": [{"completed": 100, "errors": 0}]}))
     assert eph.smoke_verdict(0, tmp_path) == 0
     assert eph.smoke_verdict(2, tmp_path) == 2
+
+
+def test_smoke_fails_when_nccl_runs_without_the_ofi_plugin(aws: Aws, tmp_path: Path) -> None:
+    from eks_llm_stack.ops.ephemeral.smoke import nccl_transport_problem
+
+    _cluster("ci-s")
+    tcp_log = "NCCL INFO NET/Socket : Using [0]eth0:10.0.1.5<0>\nNCCL INFO Using network Socket\n"
+    with pytest.raises(EphemeralError, match=r"did not load the aws-ofi-nccl network plugin.*TCP"):
+        eph.smoke(
+            aws,
+            "ci-s",
+            model="big",
+            harness=FakeHarness(0),
+            output_dir=tmp_path,
+            transport_check=lambda _kubeconfig, _model: nccl_transport_problem(tcp_log),
+        )

@@ -78,7 +78,7 @@ def test_every_namespace_a_helm_release_uses_is_created_labelled(default_synth):
             assert r["Properties"].get("CreateNamespace") is not True, ns
     assert levels["external-secrets"] == "restricted"
     assert levels["keda"] == "restricted"
-    assert levels["lws-system"] == "baseline"
+    assert levels["lws-system"] == "restricted"
 
 
 def test_node_exporter_and_dcgm_run_in_the_node_agents_namespace(default_synth):

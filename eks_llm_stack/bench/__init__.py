@@ -1,6 +1,6 @@
 """Load-test harness, vLLM-compatible simulator and result reporting.
 
-``eks-llm-stack bench run|report`` and ``eks-llm-stack simulate`` are the command-line faces;
+``eks-llm-stack bench run|report|merge`` and ``eks-llm-stack simulate`` (:mod:`eks_llm_stack.cli.bench`) are the command-line faces;
 the modules are importable for other tools:
 
 - :mod:`.harness` - :class:`~.harness.Target`, :func:`~.harness.run_level`, :func:`~.harness.run_levels`

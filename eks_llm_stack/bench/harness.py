@@ -160,6 +160,7 @@ class _Requests:
         self._spec = spec
         self._prompts = prompts
         self._rng = random.Random(f"{seed}:{level}")
+        self._level = level
         self.issued = 0
 
     def exhausted(self) -> bool:
@@ -176,7 +177,12 @@ class _Requests:
         warm = self.is_warmup(i)
         if self._prompts:
             p = self._prompts[i % len(self._prompts)]
-            return p.text, (p.output_tokens or out), None, warm
+            text = p.text
+            if i >= len(self._prompts):
+                # A dataset used more than once: make the repeat unique at its end, so the
+                # server's prefix cache does not answer a prompt it has already seen.
+                text = f"{text}\n(request {i // len(self._prompts)}.{self._level}.{i})"
+            return text, (p.output_tokens or out), None, warm
         n = self._spec.prompt.draw(self._rng)
         return synthetic_prompt(n, self._rng), out, n, warm
 
@@ -386,7 +392,7 @@ async def _open_loop(
     seed: int,
     on_done: OnDone | None,
 ) -> None:
-    offsets = arrival_offsets_s(spec, seed, level)
+    offsets = list(spec.trace_offsets_s) if spec.trace_offsets_s else arrival_offsets_s(spec, seed, level)
     loop = asyncio.get_running_loop()
     start_ns = time.perf_counter_ns()
     start_loop = loop.time()

@@ -217,6 +217,11 @@ def find_knee(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     power, index = max(candidates)
     lv = levels[index]
+    # "Highest load tested" by load, not by order: an SLA sweep runs its levels out of order.
+    key = "concurrency" if all(x.get("concurrency") is not None for x in levels) else "rate"
+    loads = [x.get(key) for x in levels]
+    known = [float(v) for v in loads if v is not None]
+    highest = lv.get(key) == max(known) if len(known) == len(loads) else index == len(levels) - 1
     return {
         "index": index,
         "level": lv["level"],
@@ -225,6 +230,6 @@ def find_knee(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "power": power,
         "output_tokens_per_s": lv["output_tokens_per_s"],
         "e2e_ms_mean": lv["e2e_ms"]["mean"],
-        "reached": index != len(levels) - 1,
+        "reached": not highest,
         "definition": KNEE_DEFINITION,
     }

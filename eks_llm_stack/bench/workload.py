@@ -94,6 +94,8 @@ class Prompt:
 
     text: str
     output_tokens: int | None = None
+    group: int | None = None
+    """Shared-prefix group of the prompt (None: not from a shared-prefix set)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +121,9 @@ class LevelSpec:
     warmup: int = 0
     """Requests sent first and left out of the level's figures, on top of ``requests``
     (default 0: every request counts)."""
+    trace_offsets_s: tuple[float, ...] = ()
+    """Trace replay: the arrival times (s from the level's start) of the dataset's requests, in
+    order (default empty: arrivals drawn from ``arrival``). Set by :func:`load_trace`."""
 
     def load(self) -> dict[str, Any]:
         """The keys that describe this level in summary.json."""
@@ -206,6 +211,66 @@ _DATASET_FIX = (
 
 def _problem(field: str, message: str, fix: str) -> Problem:
     return Problem(field, message, fix)
+
+
+def shared_prefix_prompts(
+    *, groups: int, per_group: int, prefix_tokens: int, suffix_tokens: int, seed: int = 0
+) -> tuple[Prompt, ...]:
+    """``groups`` x ``per_group`` prompts: each group shares a ``prefix_tokens`` prefix (a system
+    prompt, a document) and every prompt has its own ``suffix_tokens`` suffix. Interleaved
+    (group 0, 1, ..., 0, 1, ...) so that consecutive requests do not share a prefix."""
+    rng = random.Random(f"shared-prefix:{seed}")
+    prefixes = [synthetic_prompt(prefix_tokens, rng) for _ in range(groups)]
+    return tuple(
+        Prompt(text=f"{prefixes[g]} {synthetic_prompt(suffix_tokens, rng)}", group=g)
+        for _ in range(per_group)
+        for g in range(groups)
+    )
+
+
+TRACE_FORMAT = (
+    'JSONL, one request per line in arrival order: {"timestamp_s": seconds from the trace\'s start, '
+    '"prompt": text or "prompt_tokens": N, "output_tokens": N}'
+)
+
+
+def load_trace(path: Path, *, seed: int = 0) -> tuple[tuple[Prompt, ...], tuple[float, ...]]:
+    """A timestamped trace (:data:`TRACE_FORMAT`): its prompts and their arrival times."""
+    p = Problems("trace")
+    rng = random.Random(f"trace:{seed}")
+    prompts: list[Prompt] = []
+    times: list[float] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            "trace", [_problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
+        ) from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            t = float(row["timestamp_s"])
+            out = int(row["output_tokens"])
+            text = (
+                row["prompt"]
+                if isinstance(row.get("prompt"), str)
+                else synthetic_prompt(int(row["prompt_tokens"]), rng)
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            p.add(f"{path}:{n}", f"is not a trace row ({type(exc).__name__}: {exc})", TRACE_FORMAT, line[:80])
+            continue
+        if (times and t < times[-1]) or t < 0 or out < 1:
+            p.add(f"{path}:{n}", "has a timestamp before the previous one, or no output", TRACE_FORMAT, line[:80])
+            continue
+        prompts.append(Prompt(text=text, output_tokens=out))
+        times.append(t)
+    if not prompts and not p.problems:
+        p.add(str(path), "holds no requests", TRACE_FORMAT)
+    p.raise_if_any()
+    start = times[0]
+    return tuple(prompts), tuple(t - start for t in times)
 
 
 def scenario_levels(

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from .. import versions
 from ..config.data import parse_s3_path
-from ..conventions import CACHE_CLAIMS, HF_TOKEN_SECRET, MANAGED_BY, SYSTEM_NODE_LABEL
+from ..conventions import CACHE_CLAIMS, HF_TOKEN_SECRET, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL
 from ..errors import Problems, collecting
 from ..gates.checkov import (
     HF_TOKEN_ENV,
@@ -29,7 +29,7 @@ from ..gates.checkov import (
 )
 from ..naming import check_dns_label
 from .external_secrets import SECRET_VALUE_KEY
-from .kube import restricted_security_context, system_tolerations
+from .kube import gpu_tolerations, restricted_security_context, system_tolerations
 
 FSX_DRIVER = "fsx.csi.aws.com"
 EFS_DRIVER = "efs.csi.aws.com"
@@ -78,8 +78,10 @@ class ModelFetch:
     Hugging Face token under key ``token`` (default ``huggingface-token``, optional: public
     models need none). ``service_account`` — for S3 access through Pod Identity (default: the
     namespace's default account). ``uid`` / ``gid`` — owner of the files (default 1000/1000,
-    matching the EFS access point). ``on_system_nodes`` — run on the system node group (default
-    true: a download needs no GPU).
+    matching the EFS access point). ``pools`` — GPU pools whose nodes run the Job (default none);
+    they carry the storage-client security group the EFS / FSx mounts need, and the Job tolerates
+    their GPU taint without requesting a GPU. ``on_system_nodes`` — without ``pools``, run on the
+    system node group (default true); only right when those nodes can reach the file system.
 
     Idempotent: a marker file naming the source is written last, and a Job that finds it exits at
     once. Resumable: ``aws s3 sync`` and ``snapshot_download`` skip files already complete, so a
@@ -96,6 +98,7 @@ class ModelFetch:
     service_account: str | None = None
     uid: int = 1000
     gid: int = 1000
+    pools: tuple[str, ...] = ()
     on_system_nodes: bool = True
 
     def __post_init__(self) -> None:
@@ -431,7 +434,21 @@ def model_fetch_job(job: ModelFetch, namespace: str) -> dict[str, Any]:
     pod["containers"][0]["securityContext"]["runAsGroup"] = job.gid
     if job.service_account is not None:
         pod["serviceAccountName"] = job.service_account
-    if job.on_system_nodes:
+    if job.pools:
+        # Where the mounts work: GPU-pool nodes carry the storage-client security group (the
+        # system nodes do not, so an EFS / FSx mount there hangs). The vLLM pod of the same
+        # model waits on that node for the marker, so the Job adds no node of its own.
+        pod["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": list(job.pools)}]}
+                    ]
+                }
+            }
+        }
+        pod["tolerations"] = gpu_tolerations()
+    elif job.on_system_nodes:
         pod["nodeSelector"] = {SYSTEM_NODE_LABEL: "true"}
         pod["tolerations"] = system_tolerations()
     labels = {**MANAGED_BY, "app.kubernetes.io/name": "model-fetch", "app.kubernetes.io/instance": job.name}

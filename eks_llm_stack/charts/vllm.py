@@ -355,7 +355,11 @@ class VllmModelProps:
     def effective_image(self) -> str:
         if self.image is not None:
             return self.image
-        return versions.VLLM_IMAGE.uri if self.engine == "vllm" else versions.BENCH_HARNESS_IMAGE.uri
+        if self.engine != "vllm":
+            return versions.BENCH_HARNESS_IMAGE.uri
+        # The stock vllm/vllm-openai image has neither libfabric nor aws-ofi-nccl: on EFA, NCCL
+        # would silently fall back to TCP while the pod holds every EFA interface.
+        return versions.VLLM_EFA_IMAGE.uri if self.efa_interfaces > 0 else versions.VLLM_IMAGE.uri
 
     @property
     def effective_startup_seconds(self) -> int:
@@ -752,13 +756,17 @@ class VllmModel(Construct):
                 }
             )
         if p.multi_node:
+            env.append({"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+        if p.efa_interfaces > 0:
             env += [
-                {"name": "VLLM_HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                # NCCL over EFA through libfabric (the aws-ofi-nccl plugin must be in the image).
+                # NCCL over EFA through libfabric and the aws-ofi-nccl plugin of the EFA image.
                 {"name": "FI_PROVIDER", "value": "efa"},
                 {"name": "FI_EFA_USE_DEVICE_RDMA", "value": "1"},
                 {"name": "FI_EFA_FORK_SAFE", "value": "1"},
-                {"name": "NCCL_DEBUG", "value": "WARN"},
+                # INFO for the network subsystems only: the smoke test reads "NET/OFI" from this log
+                # (and fails on a fallback to NET/Socket).
+                {"name": "NCCL_DEBUG", "value": "INFO"},
+                {"name": "NCCL_DEBUG_SUBSYS", "value": "INIT,NET"},
             ]
         return env
 

@@ -43,6 +43,12 @@ echo "weights ready: $(cat "{marker}")"
 """
 
 MULTINODE = """set -eu
+# EFA registers GPU and host memory for RDMA: a locked-memory limit makes libfabric fail and NCCL
+# fall back to TCP. The EKS GPU AMIs run containerd with LimitMEMLOCK=infinity; refuse anything less.
+if [ "$(ulimit -l)" != unlimited ]; then
+  echo "locked-memory limit is $(ulimit -l) KiB: EFA RDMA needs unlimited (containerd LimitMEMLOCK=infinity)" >&2
+  exit 1
+fi
 # vLLM's native multi-node launch: node {rank_doc} of the group; the leader ($LWS_LEADER_ADDRESS) is
 # rank 0, holds the rendezvous on port {port} and serves the API; workers run headless.
 exec {serve}

@@ -1,7 +1,9 @@
 """``eks-llm-stack preflight`` and ``eks-llm-stack ephemeral {up,smoke,down,list,reap}``.
 
 boto3 and the profile models are imported inside the handlers so that ``--help`` stays fast.
-Exit codes: 0 success, 1 a check or a teardown found problems, 2 bad input (printed as ``error:``).
+Exit codes: 0 success, 1 a check or a teardown found problems, 2 bad input (printed as ``error:``),
+4 AWS could not be used — no or expired credentials, an unreachable endpoint, throttling that
+outlasted the retries (one ``error:`` line with the fix, never a traceback).
 """
 
 from __future__ import annotations
@@ -31,7 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--kubeconfig", type=Path, default=None, help="where to write the kubeconfig (default: ./kubeconfig-<name>)"
     )
-    p.add_argument("--workdir", type=Path, default=Path("."), help="where to write stack outputs (default: .)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("."),
+        help="where to write stack outputs and <name>-deployment.json (default: .)",
+    )
+    p.add_argument(
+        "--admin-arn",
+        action="append",
+        default=None,
+        help="IAM role/user ARN given cluster-admin through an EKS access entry, e.g. the CI role; repeatable "
+        "(default: $EKS_LLM_STACK_ADMIN_ARN, else none)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="check the profile, name and account; deploy nothing")
     p.set_defaults(func=_up)
 
     p = verbs.add_parser("smoke", help="run the benchmark's baseline scenario against the cluster's model")
@@ -43,18 +58,62 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", type=Path, default=Path("bench-report"), help="report directory (default: ./bench-report)"
     )
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="where to write the kubeconfig; never inside --output, which is uploaded (default: a temporary file)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="find the cluster and say what would run; run nothing")
     p.set_defaults(func=_smoke)
 
     p = verbs.add_parser("down", help="delete the stacks in reverse order, then delete or report anything left behind")
     p.add_argument("name")
+    p.add_argument(
+        "--deployment-id",
+        default=None,
+        help="the deployment to delete (printed by 'up', in <workdir>/<name>-deployment.json); "
+        "needed when the name has several (default: the name's only one)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
     p.set_defaults(func=_down)
 
     p = verbs.add_parser("list", help="every ephemeral cluster with its age, expiry and state")
     p.set_defaults(func=_list)
 
-    p = verbs.add_parser("reap", help="tear down every ephemeral cluster past its expiry")
-    p.add_argument("--dry-run", action="store_true", help="only list what would be torn down")
+    p = verbs.add_parser("reap", help="tear down every ephemeral cluster past its expiry (dry run unless --yes)")
+    p.add_argument("--yes", action="store_true", help="delete what is expired (default: only report it)")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be torn down (the default)")
+    p.add_argument(
+        "--region",
+        action="append",
+        default=None,
+        help="region to scan; repeatable (default: AWS_REGION / AWS_DEFAULT_REGION)",
+    )
     p.set_defaults(func=_reap)
+
+
+def _aws_access(handler: Any) -> Any:
+    """Run an ops handler; an AWS access failure becomes one ``error:`` line and exit code 4."""
+    import functools
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        import sys
+
+        from ..ops.aws import AwsAccessError, aws_errors
+
+        try:
+            what = " ".join(
+                str(w) for w in ("eks-llm-stack", getattr(args, "command", ""), getattr(args, "verb", "")) if w
+            )
+            with aws_errors(what):
+                return int(handler(args) or 0)
+        except AwsAccessError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return AwsAccessError.exit_code
+
+    return run
 
 
 def _aws(region: str | None = None) -> Any:
@@ -63,6 +122,7 @@ def _aws(region: str | None = None) -> Any:
     return Aws.from_env(region)
 
 
+@_aws_access
 def _preflight(args: argparse.Namespace) -> int:
     from ..config import load_profile
     from ..ops.preflight import render, run_preflight
@@ -74,20 +134,29 @@ def _preflight(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+@_aws_access
 def _up(args: argparse.Namespace) -> int:
+    import os
+
     from ..config import load_profile
     from ..ops.ephemeral import SubprocessRunner, up
+    from ..ops.ephemeral.up import ADMIN_ARN_ENV
 
     profile = load_profile(args.profile)
+    path = Path(args.profile)
+    dirs = [path.parent] if path.suffix in (".yaml", ".yml") else []
+    admins = args.admin_arn or [a for a in os.environ.get(ADMIN_ARN_ENV, "").split(",") if a]
     result = up(
         _aws(profile.region), profile, runner=SubprocessRunner(), name=args.name, ttl=args.ttl,
-        kubeconfig=args.kubeconfig, workdir=args.workdir,
+        kubeconfig=args.kubeconfig, workdir=args.workdir, profile_ref=args.profile, profile_dirs=dirs,
+        admin_arns=admins, dry_run=args.dry_run,
     )  # fmt: skip
-    # The last line is machine-readable for CI: NAME, then the API endpoint.
-    print(f"{result.name} {result.endpoint}")
+    # The last line is machine-readable for CI: NAME, the API endpoint, the deployment id.
+    print(f"{result.name} {result.endpoint or '-'} {result.deployment_id}")
     return 0
 
 
+@_aws_access
 def _smoke(args: argparse.Namespace) -> int:
     from ..config import load_profile
     from ..ops.ephemeral import EphemeralError, bench_via_cli, first_model, smoke
@@ -96,29 +165,49 @@ def _smoke(args: argparse.Namespace) -> int:
     model = args.model or first_model(profile)
     if not model:
         raise EphemeralError(f"profile '{profile.name}' serves no model; pass --model NAME")
-    report = smoke(_aws(profile.region), args.name, model=model, harness=bench_via_cli, output_dir=args.output)
+    if args.dry_run:
+        from ..ops.ephemeral import find_cluster
+
+        cluster = find_cluster(_aws(profile.region), args.name)
+        if cluster is None:
+            raise EphemeralError(f"no ephemeral cluster named '{args.name}' (see 'eks-llm-stack ephemeral list')")
+        print(f"dry run: would run the baseline scenario against '{model}' on {args.name}; report in {args.output}")
+        return 0
+    report = smoke(
+        _aws(profile.region), args.name, model=model, harness=bench_via_cli, output_dir=args.output,
+        kubeconfig=args.kubeconfig,
+    )  # fmt: skip
     print(f"smoke test passed; report in {report}")
     return 0
 
 
 def _print_down(report: Any) -> None:
+    for item in report.would_delete:
+        print(f"would delete {item}")
+    for stack in report.skipped_stacks:
+        print(f"NOT deleted (re-check refused) stack {stack}")
     for stack in report.deleted_stacks:
         print(f"deleted stack {stack}")
     for stack in report.failed_stacks:
         print(f"FAILED to delete stack {stack}")
     for item in report.reported:
         print(f"left behind: {item}")
-    print(f"{report.name}: " + ("clean" if report.clean else "NOT clean, see above"))
+    if report.dry_run:
+        print(f"{report.name}: dry run, nothing deleted")
+    else:
+        print(f"{report.name}: " + ("clean" if report.clean else "NOT clean, see above"))
 
 
+@_aws_access
 def _down(args: argparse.Namespace) -> int:
     from ..ops.ephemeral import down
 
-    report = down(_aws(), args.name)
+    report = down(_aws(), args.name, deployment_id=args.deployment_id, dry_run=args.dry_run)
     _print_down(report)
     return 0 if report.clean else 1
 
 
+@_aws_access
 def _list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -132,14 +221,17 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_access
 def _reap(args: argparse.Namespace) -> int:
     from ..ops.ephemeral import reap
 
-    report = reap(_aws(), dry_run=args.dry_run)
+    dry_run = args.dry_run or not args.yes
+    report = reap(_aws(), regions=args.region or (), dry_run=dry_run)
     for down_report in report.downs:
         _print_down(down_report)
-    verb = "would reap" if args.dry_run else "reaped"
+    verb = "would reap (dry run; --yes to delete)" if dry_run else "reaped"
     print(
-        f"{verb} {len(report.expired)}: {', '.join(report.expired) or '-'}; kept {len(report.kept)}; untouched {len(report.untouched)}"
+        f"{verb} {len(report.expired)}: {', '.join(report.expired) or '-'}; kept {len(report.kept)}; "
+        f"untouched {len(report.untouched)}; ignored {len(report.ignored)}"
     )
     return 0 if report.clean else 1

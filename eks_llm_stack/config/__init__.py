@@ -8,9 +8,10 @@ from .base import StrictModel, fail, validate_model
 from .cluster import ClusterConfig, EndpointConfig, SystemNodesConfig
 from .compute import ComputeConfig
 from .data import SecretsConfig, StorageConfig
+from .ephemeral import ttl_seconds
 from .network import NetworkConfig
 from .observability import ObservabilityConfig
-from .profile import PROFILE_DIR, Profile, list_profiles, load_profile, ttl_seconds, validate_profile
+from .profile import PROFILE_DIR, Profile, list_profiles, load_profile, validate_profile
 from .serving import ModelConfig
 
 __all__ = [

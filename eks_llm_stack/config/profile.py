@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import ConfigError, Problem
 from .base import StrictModel, check_namespace, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
 from .data import SecretsConfig, StorageConfig, looks_like_secret
+from .ephemeral import CEILING_TTL, DEFAULT_MAX_TTL, RESERVED_TAG_PREFIX, is_reserved_tag, ttl_problem
 from .network import NetworkConfig
 from .observability import ObservabilityConfig
 from .serving import ModelConfig
@@ -34,7 +35,6 @@ def profile_dirs(directory: Path | None = None) -> list[Path]:
     return [d for i, d in enumerate(dirs) if d.is_dir() and all(d.resolve() != e.resolve() for e in dirs[:i])]
 
 
-_TTL = re.compile(r"^(\d+)([mhd])$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
@@ -42,8 +42,6 @@ _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 #: AWS allows 50 tags per resource; the library adds up to 4 stack tags (eks-llm-stack:*) and Karpenter
 #: up to 6 on the instances it launches (karpenter.sh/nodepool, eks:eks-cluster-name, Name, ...).
 MAX_PROFILE_TAGS = 40
-#: Tag keys the library sets itself.
-RESERVED_TAG_PREFIX = "eks-llm-stack:"
 
 #: Bounds of a profile file: real profiles are a few KiB. Past these a file is refused before parsing
 #: (size) or before building objects (aliases, expanded nodes), in well under a second.
@@ -57,12 +55,16 @@ def _short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def ttl_seconds(ttl: str) -> int:
-    """``'4h'`` -> 14400."""
-    m = _TTL.match(ttl)
-    if not m:
-        raise ValueError(ttl)
-    return int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+def stack_prefix_of(prefix: str) -> str:
+    """The start of every stack name: ``llm`` -> ``Llm``, ``llm-ci`` -> ``LlmCi``, ``ci-42-7`` -> ``Ci-42-7``.
+
+    Each '-' before a letter becomes a capital (so the shipped profiles keep their stack
+    names); a '-' before a digit or another '-' (or at the end) is kept. Prefixes are lowercase,
+    so the mapping can be undone and two prefixes never share stack names (``ci-42-11`` is
+    ``Ci-42-11``, ``ci-421-1`` is ``Ci-421-1``).
+    """
+    head, *parts = prefix.split("-")
+    return head.capitalize() + "".join(p.capitalize() if p[:1].isalpha() else f"-{p}" for p in parts)
 
 
 class Profile(StrictModel):
@@ -80,7 +82,15 @@ class Profile(StrictModel):
         description="A throw-away environment: stateful resources are DESTROYed with the stack "
         "and everything is tagged with an expiry.",
     )
-    ttl: str = Field(default="4h", description="Lifetime of an ephemeral environment ('90m', '4h', '2d').")
+    max_ttl: str = Field(
+        default=DEFAULT_MAX_TTL,
+        description="Longest lifetime 'ttl' or 'ephemeral up --ttl' may ask for. Default: 7d (at most 90d).",
+    )
+    ttl: str = Field(
+        default="4h",
+        description="Lifetime of an ephemeral environment ('90m', '4h', '2d'): ASCII digits and m, h or d, "
+        "at most max_ttl.",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every taggable resource.")
     serving_namespace: str = Field(
         default="llm-serving", description="Kubernetes namespace of the models, their storage claims and secrets."
@@ -130,11 +140,21 @@ class Profile(StrictModel):
             )
         return v
 
+    @field_validator("max_ttl")
+    @classmethod
+    def _max_ttl(cls, v: str) -> str:
+        problem = ttl_problem(v, CEILING_TTL)
+        if problem:
+            raise fail(*problem)
+        return v
+
     @field_validator("ttl")
     @classmethod
-    def _ttl(cls, v: str) -> str:
-        if not _TTL.match(v) or ttl_seconds(v) == 0:
-            raise fail(f"'{v}' is not a duration", "write a whole number of minutes, hours or days: 90m, 4h, 2d")
+    def _ttl(cls, v: str, info: ValidationInfo) -> str:
+        # max_ttl is declared (and so validated) first; if it was bad, bound by the ceiling instead.
+        problem = ttl_problem(v, info.data.get("max_ttl") or CEILING_TTL)
+        if problem:
+            raise fail(*problem)
         return v
 
     @field_validator("tags")
@@ -151,10 +171,17 @@ class Profile(StrictModel):
         if bad:
             problems.append(f"tag keys {[_short(k) for k in bad]} are not allowed")
             fixes.append("keys: 1-128 letters, digits, spaces or _ . : / = + - @, not starting with 'aws:'")
-        reserved = [k for k in v if isinstance(k, str) and k.startswith(RESERVED_TAG_PREFIX)]
+        # Case-insensitive, as IAM compares tag keys: 'EKS-LLM-STACK:name' would forge ownership too.
+        reserved = [k for k in v if isinstance(k, str) and is_reserved_tag(k)]
         if reserved:
-            problems.append(f"tag keys {reserved} are set by the library itself")
-            fixes.append(f"use keys not starting with '{RESERVED_TAG_PREFIX}'")
+            problems.append(
+                f"tag keys {reserved} are reserved: set by the library itself ('{RESERVED_TAG_PREFIX}*') "
+                "(after the profile's), and 'ephemeral down' and 'reap' act on them"
+            )
+            fixes.append(
+                f"remove them from 'tags' (use keys outside '{RESERVED_TAG_PREFIX}'; an ephemeral environment is "
+                "made with 'ephemeral: true' and 'eks-llm-stack ephemeral up')"
+            )
         bad_values = [_short(k) for k, val in v.items() if not isinstance(val, str) or not _TAG_VALUE.match(val)]
         if bad_values:
             problems.append(f"the values of tags {bad_values} are not allowed")
@@ -190,8 +217,8 @@ class Profile(StrictModel):
 
     @property
     def stack_prefix(self) -> str:
-        """``llm`` -> ``Llm``: the start of every stack name."""
-        return "".join(part.capitalize() for part in self.prefix.split("-"))
+        """``llm`` -> ``Llm``: the start of every stack name (see :func:`stack_prefix_of`)."""
+        return stack_prefix_of(self.prefix)
 
 
 @functools.cache

@@ -164,6 +164,9 @@ class GpuDevicePlugins(Construct):
     Public attributes: ``cluster``, ``nvidia`` and ``efa`` (the ``HelmChart`` s; ``efa`` is None when off).
     """
 
+    #: What a GpuNodePool looks for in the app to know its GPUs will be advertised (checked at synth).
+    ADVERTISES_GPUS = True
+
     def __init__(
         self, scope: Construct, id: str, *, cluster: ClusterLike, props: DevicePluginsProps | None = None
     ) -> None:

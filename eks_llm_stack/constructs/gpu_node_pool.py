@@ -101,14 +101,12 @@ class _RequiresDevicePlugins:
         self._pool = pool
 
     def validate(self) -> list[str]:
-        # Imported here: device_plugins imports this module (its pool labels).
-        from .device_plugins import GpuDevicePlugins
-
         pool = self._pool
-        plugins = [
+        # Found by their marker: device_plugins imports this module, so this one does not import it back.
+        plugins: list[Any] = [
             c
             for c in Stack.of(pool).node.root.node.find_all()
-            if isinstance(c, GpuDevicePlugins) and _same_cluster(c.cluster, pool.cluster)
+            if getattr(type(c), "ADVERTISES_GPUS", False) and _same_cluster(c.cluster, pool.cluster)  # type: ignore[attr-defined]
         ]
         if not plugins:
             return [

@@ -31,8 +31,8 @@ from .crds import CrdChart
 from .pod_identity import pod_identity
 
 #: Pod Security level of the controllers' own namespaces: KEDA's pods meet restricted; the LWS
-#: controller sets no seccomp profile, so lws-system is baseline (warn/audit still report restricted).
-CONTROLLER_POD_SECURITY = {"keda": "restricted", "lws-system": "baseline"}
+#: controller gets a seccomp profile from our values (the chart sets none), so both are restricted.
+CONTROLLER_POD_SECURITY = {"keda": "restricted", "lws-system": "restricted"}
 #: Tag the AWS Load Balancer Controller puts on every resource it creates (policy conditions key on it).
 LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
@@ -113,7 +113,12 @@ class ServingControllers(Construct):
                 "Lws",
                 props.lws_chart,
                 "lws-system",
-                {**on_system_nodes(), "enableCertManager": False},
+                {
+                    **on_system_nodes(),
+                    "enableCertManager": False,
+                    # The chart sets no seccomp profile; with it the controller meets Pod Security restricted.
+                    "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                },
                 skip_crds=True,
             )
             self.lws.node.add_dependency(self.lws_crds.chart)

@@ -380,7 +380,8 @@ def dashboard_queries(dashboard: Mapping[str, Any]) -> Iterator[tuple[str, str]]
                 yield f"variable {var.get('name')}", str(expr)
 
 
-_VLLM_TOKEN = re.compile(r"vllm:[A-Za-z0-9_:]*")
+# Not an image reference (".../vllm:0.29-gpu..."): a metric name starts with a letter or underscore.
+_VLLM_TOKEN = re.compile(r"(?<![/\w.-])vllm:[A-Za-z_][A-Za-z0-9_:]*")
 
 
 def vllm_tokens(manifests: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:

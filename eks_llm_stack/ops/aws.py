@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +32,92 @@ T = TypeVar("T")
 
 class AwsError(EksLlmStackError):
     """An AWS-side problem a user can act on (no credentials, a wrong account, ...)."""
+
+
+class AwsAccessError(AwsError):
+    """AWS could not be reached or would not answer: credentials, endpoint or throttling. Exit code 4."""
+
+    exit_code = 4
+
+
+#: Exit code of every ops command when AWS cannot be used (see :func:`aws_failure`).
+EXIT_AWS_ACCESS = AwsAccessError.exit_code
+
+_FIX_CREDENTIALS = (
+    "set AWS_PROFILE (and run 'aws sso login') or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; "
+    "in GitHub Actions, run aws-actions/configure-aws-credentials first"
+)
+_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+_INVALID_CODES = frozenset(
+    {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "AuthFailure", "InvalidToken"}
+)
+_THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def aws_failure(exc: BaseException) -> tuple[str, str] | None:
+    """``(what happened, how to fix it)`` for the AWS failures a user fixes outside the code, else None.
+
+    No credentials, expired or rejected credentials, an endpoint that does not answer, and
+    throttling that outlasted botocore's standard retries. Shared by ``preflight`` (as a failed
+    row) and every ``ephemeral`` verb (as one error line and exit code 4, never a traceback).
+    """
+    from botocore import exceptions as bx
+
+    name = type(exc).__name__
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return "no AWS credentials found", _FIX_CREDENTIALS
+    if isinstance(exc, bx.ProfileNotFound):
+        return f"AWS_PROFILE names a profile that does not exist ({exc})", "fix AWS_PROFILE or ~/.aws/config"
+    if isinstance(exc, bx.TokenRetrievalError | bx.UnauthorizedSSOTokenError | bx.SSOTokenLoadError) or name in (
+        "SSOError",
+    ):
+        return f"the AWS SSO session has expired or was never started ({exc})", "run 'aws sso login' and try again"
+    if isinstance(exc, bx.CredentialRetrievalError):
+        return f"AWS credentials could not be obtained ({exc})", _FIX_CREDENTIALS
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ConnectionClosedError):
+        return (
+            f"cannot reach the AWS endpoint ({exc})",
+            "check the network and AWS_REGION; if AWS_ENDPOINT_URL is set, check that the endpoint is running",
+        )
+    if isinstance(exc, bx.ReadTimeoutError):
+        return f"the AWS endpoint did not answer in time ({exc})", "try again; check the network or AWS_ENDPOINT_URL"
+    code = error_code(exc)
+    if code in _EXPIRED_CODES:
+        return f"the AWS credentials have expired ({code})", "refresh them ('aws sso login', or assume the role again)"
+    if code in _INVALID_CODES:
+        return f"AWS rejected the credentials ({code})", _FIX_CREDENTIALS
+    if code in _THROTTLE_CODES:
+        return (
+            f"AWS is throttling the requests ({code}) after {MAX_ATTEMPTS} attempts with backoff",
+            "wait a few minutes and run the command again; another job may be calling the same API heavily",
+        )
+    return None
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn an AWS access failure inside the block into one :class:`AwsAccessError` naming ``what``."""
+    try:
+        yield
+    except EksLlmStackError:
+        raise
+    except Exception as exc:
+        failure = aws_failure(exc)
+        if failure is None:
+            raise
+        raise AwsAccessError(f"{what}: {failure[0]}\n  fix: {failure[1]}") from None
 
 
 class WaitTimeout(EksLlmStackError):
@@ -71,6 +158,10 @@ class Aws:
     @classmethod
     def from_env(cls, fallback_region: str | None = None) -> Aws:
         return cls(region=region_from_env(fallback_region), profile_name=os.environ.get("AWS_PROFILE") or None)
+
+    def in_region(self, region: str) -> Aws:
+        """The same credentials in another region (new clients)."""
+        return Aws(region=region, profile_name=self.profile_name, _session=None)
 
     @property
     def session(self) -> Any:

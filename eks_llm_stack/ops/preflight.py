@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .aws import Aws, error_code, paginate
+from .aws import Aws, aws_failure, error_code, paginate
 from .requirements import PoolRequirement, Requirements
 
 #: The stack ``cdk bootstrap`` creates (default qualifier).
@@ -85,13 +85,11 @@ def check_credentials(aws: Aws, req: Requirements) -> list[CheckResult]:
     try:
         identity = aws.client("sts").get_caller_identity()
     except Exception as exc:  # NoCredentialsError, expired SSO token, AccessDenied, ...
-        return [
-            _failed(
-                name,
-                f"cannot call sts:GetCallerIdentity: {exc}",
-                "set AWS_PROFILE (and run 'aws sso login') or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-            )
-        ]
+        what, fix = aws_failure(exc) or (
+            str(exc),
+            "set AWS_PROFILE (and run 'aws sso login') or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+        return [_failed(name, f"cannot call sts:GetCallerIdentity: {what}", fix)]
     account, arn = identity["Account"], identity.get("Arn", "?")
     region = aws.region_name
     results = []

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Profile
 from ..config.compute import GpuNodePoolProps
 from ..errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from ..config import Profile
 
 _ABSENT = object()
 
@@ -185,28 +188,40 @@ def secret_names_of(profile: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-#: Where a profile may say that stateful resources outlive their stack.
-_RETAIN_FIELDS = (
-    "removal_policy",
-    "storage.removal_policy",
-    "storage.fsx.removal_policy",
-    "storage.efs.removal_policy",
-    "secrets.removal_policy",
-)
+def stateful_kept(profile: Profile) -> tuple[tuple[str, object, str, str], ...]:
+    """``(field, value, what outlives the stack, fix)`` for every setting that keeps data after a delete.
 
-
-def stateful_retain_fields(profile: Any) -> tuple[str, ...]:
-    """Dotted paths of profile fields that keep stateful resources after their stack is deleted."""
-    found = []
-    for path in _RETAIN_FIELDS:
-        value = _get(profile, path, default=None)
-        if value is not None and str(getattr(value, "value", value)).lower() in (
-            "retain",
-            "snapshot",
-            "retain_on_update_or_delete",
-        ):
-            found.append(path)
+    An ephemeral profile's Data stack DESTROYs the file systems, the key and the secrets; these
+    settings make something outlive it anyway (and bill, or block the next delete).
+    """
+    found: list[tuple[str, object, str, str]] = []
+    efs = profile.storage.efs
+    if efs is not None and efs.backup:
+        found.append(
+            (
+                "storage.efs.backup",
+                efs.backup,
+                "AWS Backup recovery points of the EFS file system outlive every ephemeral cluster (they bill)",
+                "set 'storage.efs.backup: false' in the ephemeral profile",
+            )
+        )
+    fsx = profile.storage.fsx
+    if fsx is not None and fsx.data_repository is not None and fsx.data_repository.new_bucket:
+        found.append(
+            (
+                "storage.fsx.data_repository.new_bucket",
+                True,
+                "the new model bucket is versioned and not emptied on delete: the Data stack's delete fails "
+                "once it holds an object, and the bucket stays",
+                "point 'storage.fsx.data_repository.s3_path' at an existing bucket instead",
+            )
+        )
     return tuple(found)
+
+
+def stateful_retain_fields(profile: Profile) -> tuple[str, ...]:
+    """Dotted paths of profile fields that keep stateful resources after their stack is deleted."""
+    return tuple(f for f, *_ in stateful_kept(profile))
 
 
 def requirements_of(profile: Any) -> Requirements:
@@ -225,27 +240,19 @@ def requirements_of(profile: Any) -> Requirements:
     )
 
 
-def refuse_for_ephemeral(profile: Any) -> None:
+def refuse_for_ephemeral(profile: Profile) -> None:
     """Raise :class:`ConfigError` unless the profile may be used for a throw-away cluster."""
-    name = _get(profile, "name", default="?")
     problems = []
-    if not _get(profile, "ephemeral", default=False):
+    if not profile.ephemeral:
         problems.append(
             Problem(
                 "ephemeral",
                 "the profile is not ephemeral; 'ephemeral up' creates throw-away clusters only",
                 "use an ephemeral profile (-p ci-ephemeral), or set 'ephemeral: true' in this profile",
-                _get(profile, "ephemeral", default=False),
+                profile.ephemeral,
             )
         )
-    for path in stateful_retain_fields(profile):
-        problems.append(
-            Problem(
-                path,
-                "stateful resources would be RETAINed and outlive every ephemeral cluster (they would leak and bill)",
-                f"remove '{path}' or set it to 'destroy' in the ephemeral profile",
-                _get(profile, path),
-            )
-        )
+    for path, value, what, fix in stateful_kept(profile):
+        problems.append(Problem(path, f"stateful resources would be kept: {what}", fix, value))
     if problems:
-        raise ConfigError(f"profile '{name}' cannot be used for an ephemeral cluster", problems)
+        raise ConfigError(f"profile '{profile.name}' cannot be used for an ephemeral cluster", problems)

@@ -316,6 +316,8 @@ def _plan_one(
                 hf_revision=src.detail if src.kind == "hf" else "main",
                 hf_token_secret=hf_secret or HF_TOKEN_SECRET,
                 service_account=m.name,
+                # On the model's GPU pools: their nodes carry the storage-client security group.
+                pools=tuple(x.name for x in pools),
             )
             weights = WeightsFromClaim(claim_name=CACHE_CLAIMS[cache], path=target, wait_for_fetch=True)
     if len(p.problems) > problems_before:

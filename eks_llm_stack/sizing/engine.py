@@ -271,7 +271,8 @@ class Plan:
     max_num_seqs: int
     #: Weights of the whole model, GiB.
     weights_gib: float
-    #: KV cache for concurrency x max_model_len over the whole model, GiB.
+    #: KV cache for concurrency sequences of max_model_len over all GPUs of a replica (sliding
+    #: layers at their window; MLA latents and replicated KV heads counted on every GPU), GiB.
     kv_cache_gib: float
     #: KV cache vLLM will allocate over all GPUs of a replica, GiB.
     kv_cache_allocated_gib: float
@@ -604,7 +605,7 @@ def size(request: SizingRequest) -> Plan:
                 if pp_fixed is None and cand.problem is None and cand.seqs_fit >= request.concurrency:
                     break  # more nodes of the same type only cost more
 
-    # Preference tiers: one node before several (multi-node adds a placement group, Ray and
+    # Preference tiers: one node before several (multi-node adds a placement group, an NCCL launch and
     # inter-node latency, so it is the answer only when no single node will do); within a tier
     # the cheapest wins. An explicit pin that runs but cannot hold the concurrency is served
     # with a lowered --max-num-seqs rather than refused.
@@ -885,7 +886,7 @@ def _plan(
     if pp > 1:
         notes.append(
             f"{pp} nodes in one EFA cluster placement group; vLLM runs pipeline stages across "
-            "nodes with the Ray executor (LeaderWorkerSet)"
+            "nodes (LeaderWorkerSet, native multi-node launch over EFA)"
         )
     if request.capacity == "spot" and not request.prices:
         notes.append(
@@ -917,9 +918,7 @@ def _plan(
         concurrency=request.concurrency,
         max_num_seqs=max_num_seqs,
         weights_gib=weights_total / GIB,
-        kv_cache_gib=request.concurrency * chosen.memory.kv_bytes_per_sequence_gpu * tp * pp / GIB
-        if model.is_mla
-        else request.concurrency * max_len * kv_model / GIB,
+        kv_cache_gib=request.concurrency * chosen.memory.kv_bytes_per_sequence_gpu * tp * pp / GIB,
         kv_cache_allocated_gib=chosen.memory.kv_cache_gib * tp * pp,
         hourly_usd=hourly_replica * request.replicas,
         hourly_usd_per_replica=hourly_replica,

@@ -32,17 +32,34 @@ class LlmPlatform:
         return (self.network, self.data, self.platform, self.serving)
 
 
-def build_platform(app: App, profile: Profile, *, expires_at: str | None = None) -> LlmPlatform:
+def build_platform(
+    app: App, profile: Profile, *, expires_at: str | None = None, deployment_id: str | None = None
+) -> LlmPlatform:
     """Compose the whole platform for ``profile`` into ``app``: the plan is computed once, first (so a
     bad profile fails before any construct exists), and every stack composes from it."""
     plan = plan_platform(profile)
     charts = ChartRegistry()
-    network = NetworkStack(app, profile=profile, expires_at=expires_at)
-    data = DataStack(app, profile=profile, network=network, expires_at=expires_at)
+    network = NetworkStack(app, profile=profile, expires_at=expires_at, deployment_id=deployment_id)
+    data = DataStack(app, profile=profile, network=network, expires_at=expires_at, deployment_id=deployment_id)
     platform = PlatformStack(
-        app, profile=profile, plan=plan, network=network, data=data, charts=charts, expires_at=expires_at
+        app,
+        profile=profile,
+        plan=plan,
+        network=network,
+        data=data,
+        charts=charts,
+        expires_at=expires_at,
+        deployment_id=deployment_id,
     )
-    serving = ServingStack(app, profile=profile, plan=plan, platform=platform, charts=charts, expires_at=expires_at)
+    serving = ServingStack(
+        app,
+        profile=profile,
+        plan=plan,
+        platform=platform,
+        charts=charts,
+        expires_at=expires_at,
+        deployment_id=deployment_id,
+    )
     for stack in (network, data, platform, serving):
         stack.ensure_not_empty()
     return LlmPlatform(network=network, data=data, platform=platform, serving=serving, charts=charts, plan=plan)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack, Tags
+from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from ..config import Profile
+from ..config.ephemeral import (
+    DEPLOYMENT_ID_OUTPUT,
+    TAG_DEPLOYMENT_ID,
+    TAG_EPHEMERAL,
+    TAG_EXPIRES_AT,
+    TAG_NAME,
+    TAG_PROFILE,
+    platform_tags,
+)
 
-#: Tag keys that identify our stacks (``ops`` finds ephemeral environments by them).
-TAG_PROFILE = "eks-llm-stack:profile"
-TAG_NAME = "eks-llm-stack:name"
-TAG_EPHEMERAL = "eks-llm-stack:ephemeral"
-TAG_EXPIRES_AT = "eks-llm-stack:expires-at"
+__all__ = ["TAG_DEPLOYMENT_ID", "TAG_EPHEMERAL", "TAG_EXPIRES_AT", "TAG_NAME", "TAG_PROFILE", "PlatformStackBase"]
 
 
 class PlatformStackBase(Stack):
@@ -30,6 +35,7 @@ class PlatformStackBase(Stack):
         profile: Profile,
         description: str,
         expires_at: str | None = None,
+        deployment_id: str | None = None,
         termination_protection: bool = False,
     ) -> None:
         env = Environment(account=profile.account, region=profile.region) if profile.account else None
@@ -41,11 +47,19 @@ class PlatformStackBase(Stack):
             termination_protection=termination_protection,
         )
         self.profile = profile
-        tags = {TAG_PROFILE: profile.name, TAG_NAME: profile.prefix, **profile.tags}
-        if profile.ephemeral:
-            tags[TAG_EPHEMERAL] = "true"
-            if expires_at:
-                tags[TAG_EXPIRES_AT] = expires_at
+        # The user's tags first, the library's after them: a profile can never forge ownership.
+        tags = platform_tags(
+            profile_name=profile.name,
+            prefix=profile.prefix,
+            user_tags=profile.tags,
+            ephemeral=profile.ephemeral,
+            expires_at=expires_at,
+            deployment_id=deployment_id,
+        )
+        if profile.ephemeral and deployment_id:
+            # The deployment id again, from the template: tags can be set by anyone who can tag a
+            # stack, an output only by deploying this app. 'down' and 'reap' require both to agree.
+            CfnOutput(self, DEPLOYMENT_ID_OUTPUT, value=deployment_id)
         for key, value in tags.items():
             Tags.of(self).add(key, value)
         #: The tags above, for what CloudFormation does not tag itself (instances Karpenter launches,

@@ -21,7 +21,13 @@ from .network import NetworkStack
 
 class DataStack(PlatformStackBase):
     def __init__(
-        self, scope: Construct, *, profile: Profile, network: NetworkStack, expires_at: str | None = None
+        self,
+        scope: Construct,
+        *,
+        profile: Profile,
+        network: NetworkStack,
+        expires_at: str | None = None,
+        deployment_id: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -29,6 +35,7 @@ class DataStack(PlatformStackBase):
             profile=profile,
             description="model storage and secrets (stateful)",
             expires_at=expires_at,
+            deployment_id=deployment_id,
             # Deleting this stack by accident would delete nothing (RETAIN) but orphan the data.
             termination_protection=not profile.ephemeral,
         )

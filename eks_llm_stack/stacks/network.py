@@ -10,8 +10,17 @@ from .base import PlatformStackBase
 
 
 class NetworkStack(PlatformStackBase):
-    def __init__(self, scope: Construct, *, profile: Profile, expires_at: str | None = None) -> None:
-        super().__init__(scope, "Network", profile=profile, description="VPC and endpoints", expires_at=expires_at)
+    def __init__(
+        self, scope: Construct, *, profile: Profile, expires_at: str | None = None, deployment_id: str | None = None
+    ) -> None:
+        super().__init__(
+            scope,
+            "Network",
+            profile=profile,
+            description="VPC and endpoints",
+            expires_at=expires_at,
+            deployment_id=deployment_id,
+        )
         n = profile.network
         self.network = ClusterNetwork(
             self,

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from ..charts.namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
 from ..config import Profile
+from ..config.ephemeral import pool_node_tags
 from ..constructs.cluster import LlmCluster, LlmClusterProps
 from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
@@ -34,6 +35,7 @@ class PlatformStack(PlatformStackBase):
         data: DataStack,
         charts: ChartRegistry,
         expires_at: str | None = None,
+        deployment_id: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -41,6 +43,7 @@ class PlatformStack(PlatformStackBase):
             profile=profile,
             description="EKS cluster, GPU capacity, controllers",
             expires_at=expires_at,
+            deployment_id=deployment_id,
         )
         self.add_stack_dependency(data)
         c = profile.cluster
@@ -119,7 +122,7 @@ class PlatformStack(PlatformStackBase):
                 # storage client group's tag when there is storage.
                 props = dataclasses.replace(
                     props,
-                    node_tags={**self.resource_tags, **props.node_tags},
+                    node_tags=pool_node_tags(self.resource_tags, props.node_tags),
                     security_group_tags={**props.security_group_tags, **client_tags},
                 )
                 if props.ami_version == "latest" and not profile.ephemeral:

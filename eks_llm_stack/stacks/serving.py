@@ -36,8 +36,16 @@ class ServingStack(PlatformStackBase):
         platform: PlatformStack,
         charts: ChartRegistry,
         expires_at: str | None = None,
+        deployment_id: str | None = None,
     ) -> None:
-        super().__init__(scope, "Serving", profile=profile, description="model endpoints (vLLM)", expires_at=expires_at)
+        super().__init__(
+            scope,
+            "Serving",
+            profile=profile,
+            description="model endpoints (vLLM)",
+            expires_at=expires_at,
+            deployment_id=deployment_id,
+        )
         self.add_stack_dependency(platform)
         self.cluster = platform.cluster
 

@@ -21,13 +21,22 @@ interface and stay importable from ``eks_llm_stack.ops.ephemeral``.
 
 from __future__ import annotations
 
-from .clusters import EphemeralCluster, StackRef, ephemeral_stacks, find_cluster, find_clusters
-from .down import DownReport, Leftover, Sweeper, down
+from .clusters import (
+    EphemeralCluster,
+    StackRef,
+    ephemeral_stacks,
+    find_cluster,
+    find_clusters,
+    ignored_stacks,
+    ownership_problem,
+)
+from .down import DownReport, Leftover, Sweeper, down, recheck
 from .kubeconfig import kubeconfig_yaml, write_kubeconfig
 from .listing import list_rows, render_rows
 from .names import (
     CLUSTER_TAGS,
     STACK_ORDER,
+    TAG_DEPLOYMENT_ID,
     TAG_EPHEMERAL,
     TAG_EXPIRES,
     TAG_NAME,
@@ -37,19 +46,22 @@ from .names import (
     cluster_tagged,
     ephemeral_tags,
     iso,
+    new_deployment_id,
     new_name,
     owned_by,
     parse_iso,
     parse_ttl,
+    stack_names_for,
 )
 from .reap import ReapReport, reap
 from .runner import CommandResult, Runner, SubprocessRunner, Timeouts, cdk_command
 from .smoke import BenchHarness, bench_argv, bench_via_cli, smoke, smoke_verdict
-from .up import UpResult, deploy_argv, first_model, model_ready_probe, up
+from .up import UpResult, check_name_is_free, deploy_argv, first_model, model_ready_probe, up
 
 __all__ = [
     "CLUSTER_TAGS",
     "STACK_ORDER",
+    "TAG_DEPLOYMENT_ID",
     "TAG_EPHEMERAL",
     "TAG_EXPIRES",
     "TAG_NAME",
@@ -70,6 +82,7 @@ __all__ = [
     "bench_via_cli",
     "cdk_command",
     "check_name",
+    "check_name_is_free",
     "cluster_name_for",
     "cluster_tagged",
     "deploy_argv",
@@ -79,18 +92,23 @@ __all__ = [
     "find_cluster",
     "find_clusters",
     "first_model",
+    "ignored_stacks",
     "iso",
     "kubeconfig_yaml",
     "list_rows",
     "model_ready_probe",
+    "new_deployment_id",
     "new_name",
     "owned_by",
+    "ownership_problem",
     "parse_iso",
     "parse_ttl",
     "reap",
+    "recheck",
     "render_rows",
     "smoke",
     "smoke_verdict",
+    "stack_names_for",
     "up",
     "write_kubeconfig",
 ]

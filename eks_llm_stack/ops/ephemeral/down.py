@@ -1,14 +1,33 @@
-"""``ephemeral down``: delete a cluster's stacks, then delete or report what they left behind."""
+"""``ephemeral down``: delete a cluster's stacks, then delete or report what they left behind.
+
+``down`` deletes exactly the stacks it is given (by stack id), or the stacks of one
+``(name, deployment id)``. Right before each delete it describes the stack again and deletes
+it only if it is still one that ``ephemeral up`` made for that deployment, is not
+termination-protected and — when the caller asks, as ``reap`` does — is still expired.
+A stack that fails any of these is reported, never deleted.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..aws import Aws, error_code, paginate, wait_until
-from .clusters import StackRef, find_cluster
-from .names import TAG_EPHEMERAL, TAG_NAME, _tags, check_name, cluster_name_for, cluster_tagged, owned_by
+from .clusters import StackRef, find_cluster, ownership_problem
+from .names import (
+    TAG_DEPLOYMENT_ID,
+    TAG_EPHEMERAL,
+    TAG_NAME,
+    EphemeralError,
+    _tags,
+    check_name,
+    cluster_name_for,
+    cluster_tagged,
+    iso,
+    owned_by,
+)
 from .runner import DEFAULT_TIMEOUTS, Timeouts
 
 
@@ -29,23 +48,27 @@ class DownReport:
     failed_stacks: list[str] = field(default_factory=list)
     deleted: list[Leftover] = field(default_factory=list)
     reported: list[Leftover] = field(default_factory=list)
+    deployment_id: str = ""
+    dry_run: bool = False
+    would_delete: list[str] = field(default_factory=list)
+    """Dry run: the stacks and resources a real run would delete."""
+    skipped_stacks: list[str] = field(default_factory=list)
+    """Stacks the re-check refused to delete, with the reason."""
 
     @property
     def clean(self) -> bool:
-        return not (self.failed_stacks or self.reported)
+        return not (self.failed_stacks or self.reported or self.skipped_stacks)
 
 
 class Sweeper:
     """Finds, deletes and re-checks what an ephemeral cluster may leave behind outside its stacks."""
 
-    def __init__(self, aws: Aws, name: str, *, dry_run: bool = False):
+    def __init__(self, aws: Aws, name: str, deployment_id: str, *, dry_run: bool = False):
         self.aws, self.name, self.cluster, self.dry_run = aws, name, cluster_name_for(name), dry_run
+        self.deployment_id = deployment_id
 
-    def _filters(self) -> list[dict[str, Any]]:
-        return [
-            {"Name": f"tag:{TAG_EPHEMERAL}", "Values": ["true"]},
-            {"Name": f"tag:{TAG_NAME}", "Values": [self.name]},
-        ]
+    def _ours(self, tags: Mapping[str, str]) -> bool:
+        return owned_by(tags, self.name, self.deployment_id)
 
     # Each scan returns (ours, foreign): ours is safe to delete, foreign only to report.
 
@@ -115,7 +138,7 @@ class Sweeper:
         for g in paginate(logs, "describe_log_groups", "logGroups"):
             arn = g["arn"].removesuffix(":*")
             tags = logs.list_tags_for_resource(resourceArn=arn).get("tags", {})
-            if owned_by(tags, self.name):
+            if self._ours(tags):
                 ours.append(g)
             elif g["logGroupName"].startswith((f"/aws/eks/{self.cluster}/", f"/aws/containerinsights/{self.cluster}/")):
                 foreign.append(g)
@@ -127,7 +150,7 @@ class Sweeper:
         ours, foreign = [], []
         for item in items:
             tags = tags_of(item)
-            if owned_by(tags, self.name):
+            if self._ours(tags):
                 ours.append(item)
             elif cluster_tagged(tags, self.cluster):
                 foreign.append(item)
@@ -151,7 +174,7 @@ class Sweeper:
             for item in ours:
                 leftover = Leftover(kind, ident(item))
                 if self.dry_run:
-                    report.reported.append(Leftover(kind, ident(item), "would be deleted"))
+                    report.would_delete.append(str(leftover))
                     continue
                 try:
                     delete(item)
@@ -167,7 +190,8 @@ class Sweeper:
                     Leftover(
                         kind,
                         ident(item),
-                        f"tagged for cluster {self.cluster} but not '{TAG_EPHEMERAL}=true'; not deleted",
+                        f"tagged for cluster {self.cluster} but not as deployment {self.deployment_id} "
+                        f"of '{self.name}'; not deleted",
                     )
                 )
         for arn in self._untyped_leftovers():
@@ -213,9 +237,42 @@ class Sweeper:
             tagging,
             "get_resources",
             "ResourceTagMappingList",
-            TagFilters=[{"Key": TAG_EPHEMERAL, "Values": ["true"]}, {"Key": TAG_NAME, "Values": [self.name]}],
+            TagFilters=[
+                {"Key": TAG_EPHEMERAL, "Values": ["true"]},
+                {"Key": TAG_NAME, "Values": [self.name]},
+                {"Key": TAG_DEPLOYMENT_ID, "Values": [self.deployment_id]},
+            ],
         )
         return sorted(m["ResourceARN"] for m in found if not any(h in m["ResourceARN"] for h in self._HANDLED))
+
+
+def _describe(cfn: Any, stack_id: str) -> StackRef | None:
+    """The stack as it is now (None once deleted)."""
+    try:
+        s = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    except Exception as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return None if s["StackStatus"] == "DELETE_COMPLETE" else StackRef.from_description(s)
+
+
+def recheck(stack: StackRef | None, name: str, deployment_id: str, expired_before: datetime | None) -> str | None:
+    """Why ``stack`` (as described just now) must not be deleted, or None if it may."""
+    if stack is None:
+        return None
+    problem = ownership_problem(stack, name, deployment_id)
+    if problem:
+        return problem
+    if stack.protected:
+        return "termination protection is on"
+    if expired_before is not None:
+        expires = stack.expires_at
+        if expires is None:
+            return "it has no valid expires-at tag now"
+        if expires > expired_before:
+            return f"it no longer expires before {iso(expired_before)} (expires-at {iso(expires)})"
+    return None
 
 
 def _stack_status(cfn: Any, stack_id: str) -> tuple[str, str]:
@@ -265,34 +322,81 @@ def down(
     aws: Aws,
     name: str,
     *,
+    deployment_id: str | None = None,
+    stack_ids: Sequence[str] | None = None,
+    expired_before: datetime | None = None,
+    dry_run: bool = False,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> DownReport:
-    """Delete the cluster's stacks (reverse dependency order), then sweep and verify leftovers."""
+    """Delete one deployment's stacks (reverse dependency order), then sweep and verify leftovers.
+
+    Without ``stack_ids``, the stacks of ``name`` (and ``deployment_id``, needed when the name
+    has several deployments) are looked up now. With them (as ``reap`` passes what it judged),
+    exactly those stacks are candidates, and ``deployment_id`` is required. Each is re-described
+    right before its delete and must pass :func:`recheck`; ``expired_before`` adds the expiry
+    test. ``dry_run`` deletes nothing and lists what would go.
+    """
     check_name(name)
-    report = DownReport(name)
-    cluster = find_cluster(aws, name)
-    stacks = sorted(cluster.stacks, key=lambda s: s.order, reverse=True) if cluster else []
+    cfn = aws.client("cloudformation")
+    if stack_ids is None:
+        cluster = find_cluster(aws, name, deployment_id)
+        candidates = list(cluster.stacks) if cluster else []
+        deployment_id = deployment_id or (cluster.deployment_id if cluster else None)
+    else:
+        if not deployment_id:
+            raise EphemeralError("down: deleting given stack ids needs the deployment id they were judged by")
+        candidates = [s for s in (_describe(cfn, i) for i in stack_ids) if s is not None]
+    report = DownReport(name, deployment_id=deployment_id or "", dry_run=dry_run)
+    if not deployment_id:
+        progress(f"no ephemeral stacks of '{name}' made by 'ephemeral up'; nothing to delete")
+        return report
+    stacks = sorted(candidates, key=lambda s: s.order, reverse=True)
     if not stacks:
-        progress(f"no stacks left for '{name}'; checking for leftovers")
-    sweeper = Sweeper(aws, name)
+        progress(f"no stacks left for '{name}' (deployment {deployment_id}); checking for leftovers")
+    sweeper = Sweeper(aws, name, deployment_id, dry_run=dry_run)
     swept = False
     for stack in stacks:
-        progress(f"deleting stack {stack.name} ({stack.status})")
-        ok, status = _delete_stack(aws, stack, timeouts, progress, sleep)
+        # Re-read right before the delete: what was judged may have changed since.
+        now_stack = _describe(cfn, stack.stack_id)
+        refusal = recheck(now_stack, name, deployment_id, expired_before)
+        if refusal:
+            progress(f"not deleting stack {stack.name}: {refusal}")
+            report.skipped_stacks.append(f"{stack.name}: {refusal}")
+            continue
+        if now_stack is None:
+            report.deleted_stacks.append(stack.name)
+            continue
+        if dry_run:
+            report.would_delete.append(f"stack {stack.name} ({stack.stack_id})")
+            continue
+        progress(f"deleting stack {stack.name} ({now_stack.status})")
+        ok, status = _delete_stack(aws, now_stack, timeouts, progress, sleep)
         if not ok and not swept:
             # Controller-made load balancers, ENIs and volumes are what usually block a
             # VPC or subnet delete: remove them and try the stack once more.
             progress(f"stack {stack.name} did not delete ({status}); removing leftovers and retrying")
             sweeper.sweep(report, progress)
             swept = True
-            ok, status = _delete_stack(aws, stack, timeouts, progress, sleep)
+            again = _describe(cfn, stack.stack_id)
+            refusal = recheck(again, name, deployment_id, expired_before)
+            ok, status = (
+                (False, f"not retried: {refusal}")
+                if refusal
+                else _delete_stack(aws, now_stack, timeouts, progress, sleep)
+            )
         if ok:
             report.deleted_stacks.append(stack.name)
         else:
             report.failed_stacks.append(f"{stack.name}: {status}")
-    final = DownReport(name, report.deleted_stacks, report.failed_stacks, list(report.deleted))
+    if report.skipped_stacks:
+        # Something of this deployment is still there and was refused: its leftovers stay too.
+        return report
+    final = DownReport(
+        name, report.deleted_stacks, report.failed_stacks, list(report.deleted),
+        deployment_id=deployment_id, dry_run=dry_run, would_delete=list(report.would_delete),
+    )  # fmt: skip
     # Verify after the stacks are gone: anything still tagged is deleted now or reported.
     sweeper.sweep(final, progress)
     return final

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -95,6 +98,49 @@ def _model_namespace(kubeconfig: Path, model: str) -> str:
     return str(items[0]["metadata"]["namespace"])
 
 
+# -- EFA: NCCL must run over the aws-ofi-nccl plugin, not fall back to TCP sockets --------------------
+
+#: NCCL's log lines (NCCL_DEBUG=INFO, which EFA pods set) when it loads the OFI network plugin, and
+#: when it falls back to plain sockets.
+_OFI_LINE = re.compile(r"NET/OFI|Using network (AWS )?Libfabric")
+_SOCKET_LINE = re.compile(r"Using network Socket|NET/Socket : Using")
+
+
+def nccl_transport_problem(log: str) -> str | None:
+    """Why an NCCL log shows EFA unused (None when the OFI plugin carries the traffic)."""
+    if _OFI_LINE.search(log) and not _SOCKET_LINE.search(log):
+        return None
+    seen = "it fell back to TCP sockets (NET/Socket)" if _SOCKET_LINE.search(log) else "no NCCL network line at all"
+    return (
+        f"NCCL did not load the aws-ofi-nccl network plugin: {seen}. EFA is reserved but unused -- run the "
+        "EFA-capable vLLM image (eks_llm_stack.versions.VLLM_EFA_IMAGE) with NCCL_DEBUG=INFO"
+    )
+
+
+def leader_nccl_problem(kubeconfig: Path, model: str) -> str | None:
+    """For a multi-node (EFA) model, :func:`nccl_transport_problem` of its leader pod's log; None for
+    a model without a LeaderWorkerSet group (single node: no inter-node NCCL traffic)."""
+    import json
+
+    base = ["kubectl", "--kubeconfig", str(kubeconfig)]
+    pods = subprocess.run(
+        [*base, "get", "pods", "--all-namespaces", "-l",
+         f"app.kubernetes.io/instance={model},eks-llm-stack.io/role=leader", "-o", "json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if pods.returncode != 0:
+        return f"cannot list the pods of '{model}': {pods.stderr.strip()[:300]}"
+    items = json.loads(pods.stdout or "{}").get("items", [])
+    if not items:
+        return None
+    meta = items[0]["metadata"]
+    log = subprocess.run(
+        [*base, "logs", "--namespace", meta["namespace"], meta["name"], "-c", "vllm"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return nccl_transport_problem(log.stdout + log.stderr)
+
+
 def smoke(
     aws: Aws,
     name: str,
@@ -103,17 +149,27 @@ def smoke(
     harness: BenchHarness,
     output_dir: Path,
     kubeconfig: Path | None = None,
+    transport_check: Callable[[Path, str], str | None] = leader_nccl_problem,
 ) -> Path:
-    """Run the baseline scenario; raise :class:`EphemeralError` if the harness reports errors."""
+    """Run the baseline scenario; raise :class:`EphemeralError` if the harness reports errors, or if
+    a multi-node model's NCCL runs without the OFI (EFA) plugin (``transport_check``)."""
     cluster = find_cluster(aws, name)
     if cluster is None:
         raise EphemeralError(f"no ephemeral cluster named '{name}' (see 'eks-llm-stack ephemeral list')")
-    kubeconfig = kubeconfig or output_dir / f"kubeconfig-{name}"
-    write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+    if kubeconfig is not None and kubeconfig.resolve().is_relative_to(output_dir.resolve()):
+        # The report directory is uploaded as a CI artifact; a kubeconfig names the API endpoint.
+        raise EphemeralError(f"--kubeconfig {kubeconfig} is inside the report directory {output_dir}; put it elsewhere")
     output_dir.mkdir(parents=True, exist_ok=True)
-    code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
+    with tempfile.TemporaryDirectory(prefix="eks-llm-stack-") as tmp:
+        kubeconfig = kubeconfig or Path(tmp) / f"kubeconfig-{name}"
+        write_kubeconfig(aws, cluster_name_for(name), kubeconfig)
+        code = harness(kubeconfig=kubeconfig, model=model, output_dir=output_dir)
+        # Still inside: the kubeconfig lives only as long as the temporary directory.
+        problem = transport_check(kubeconfig, model) if code == 0 else None
     if code != 0:
         raise EphemeralError(
             f"smoke test of '{name}' failed: the baseline scenario against '{model}' exited {code} (report in {output_dir})"
         )
+    if problem is not None:
+        raise EphemeralError(f"smoke test of '{name}' failed: {problem}")
     return output_dir

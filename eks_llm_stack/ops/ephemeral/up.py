@@ -1,19 +1,42 @@
-"""``ephemeral up``: deploy every stack under a unique name and wait until the first model is ready."""
+"""``ephemeral up``: deploy every stack under a new name and wait until the first model is ready.
+
+Before anything is deployed, ``up`` makes sure it cannot land on something it did not make:
+the name must map to stack names that do not exist at all (whoever made them, tagged or not),
+and must not be the prefix of a shipped or user profile (``llm``, ``llm-prod``, ...). Then it
+draws a random deployment id, which the app writes as a tag and a stack output and which
+``down`` and ``reap`` require before they delete anything.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ...config import Profile, list_profiles, load_profile
+from ...config.profile import PROFILE_DIR, stack_prefix_of
+from ...errors import ConfigError, EksLlmStackError, Problem
 from ..aws import Aws, error_code, wait_until
 from ..requirements import refuse_for_ephemeral
-from .clusters import find_cluster
 from .kubeconfig import write_kubeconfig
-from .names import EphemeralError, check_name, cluster_name_for, ephemeral_tags, iso, new_name, parse_ttl
+from .names import (
+    EphemeralError,
+    check_name,
+    cluster_name_for,
+    ephemeral_tags,
+    iso,
+    new_deployment_id,
+    new_name,
+    parse_ttl,
+    stack_names_for,
+)
 from .runner import DEFAULT_TIMEOUTS, Runner, Timeouts, cdk_command
+
+#: Environment variable ``up`` reads when ``--admin-arn`` is not given.
+ADMIN_ARN_ENV = "EKS_LLM_STACK_ADMIN_ARN"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,22 +44,40 @@ class UpResult:
     name: str
     cluster_name: str
     endpoint: str
-    kubeconfig: Path
+    kubeconfig: Path | None
     expires_at: datetime
     model: str | None
+    deployment_id: str
+    dry_run: bool = False
 
 
-def deploy_argv(profile_name: str, name: str, tags: Mapping[str, str], outputs_file: Path) -> list[str]:
+def deploy_argv(
+    profile_ref: str,
+    name: str,
+    tags: Mapping[str, str],
+    outputs_file: Path,
+    *,
+    expires_at: str = "",
+    deployment_id: str = "",
+    admin_arns: Sequence[str] = (),
+) -> list[str]:
     argv = [
         cdk_command(), "deploy", "--all",
         "--require-approval", "never",
         "--progress", "events",
-        "-c", f"profile={profile_name}",
+        "-c", f"profile={profile_ref}",
         "-c", f"name={name}",
-        "--outputs-file", str(outputs_file),
     ]  # fmt: skip
+    if expires_at:
+        argv += ["-c", f"expires_at={expires_at}"]
+    if deployment_id:
+        argv += ["-c", f"deployment_id={deployment_id}"]
+    if admin_arns:
+        argv += ["-c", f"admin_arns={','.join(admin_arns)}"]
+    argv += ["--outputs-file", str(outputs_file)]
     for key, value in tags.items():
-        # Stack tags: CloudFormation copies them to every taggable resource of the stack.
+        # The CDK CLI's --tags replace the stack tags the app computed, so pass the whole set
+        # (the same function computes both): CloudFormation copies them to every taggable resource.
         argv += ["--tags", f"{key}={value}"]
     return argv
 
@@ -64,45 +105,129 @@ def model_ready_probe(runner: Runner, kubeconfig: Path, model: str) -> Callable[
     return probe
 
 
-def first_model(profile: Any) -> str | None:
-    models = getattr(profile, "models", ()) or ()
-    return str(models[0].name) if models else None
+def first_model(profile: Profile) -> str | None:
+    return profile.models[0].name if profile.models else None
+
+
+def known_prefixes(extra_dirs: Sequence[Path] = ()) -> dict[str, str]:
+    """Stack prefix -> profile, for every profile shipped in ``config/`` and in ``extra_dirs``."""
+    found: dict[str, str] = {}
+    for directory in (PROFILE_DIR, *extra_dirs):
+        for profile_name in list_profiles(directory):
+            try:
+                prefix = load_profile(profile_name, directory).prefix
+            except EksLlmStackError:
+                continue  # a broken profile deploys nothing; 'profile validate' reports it
+            found.setdefault(stack_prefix_of(prefix), f"{directory / profile_name}.yaml (prefix '{prefix}')")
+    return found
+
+
+def existing_stacks(aws: Aws, name: str) -> list[str]:
+    """The stacks of ``name`` that exist in any live state, whoever made them and however they are tagged."""
+    cfn = aws.client("cloudformation")
+    found = []
+    for stack in stack_names_for(name):
+        try:
+            status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        except Exception as exc:
+            if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
+                continue
+            raise
+        if status != "DELETE_COMPLETE":
+            found.append(f"{stack} ({status})")
+    return found
+
+
+def check_name_is_free(aws: Aws, name: str, profile: Profile, profile_dirs: Sequence[Path] = ()) -> None:
+    """Refuse a name whose stacks exist, or that is the prefix of a shipped or user profile."""
+    prefixes = known_prefixes(profile_dirs)
+    prefixes.setdefault(stack_prefix_of(profile.prefix), f"profile '{profile.name}' (prefix '{profile.prefix}')")
+    owner = prefixes.get(stack_prefix_of(name))
+    if owner:
+        raise ConfigError(
+            "ephemeral cluster",
+            [
+                Problem(
+                    "--name",
+                    f"is the prefix of {owner}: its stacks are that platform's, not a throw-away cluster's",
+                    "pick a name of its own, e.g. ci-<run id> (or leave --name out for a generated one)",
+                    name,
+                )
+            ],
+        )
+    existing = existing_stacks(aws, name)
+    if existing:
+        raise EphemeralError(
+            f"stacks of '{name}' exist already: {', '.join(existing)}; 'ephemeral up' deploys only where nothing "
+            f"exists. Pick another --name, or remove an earlier ephemeral cluster of that name with "
+            f"'eks-llm-stack ephemeral down {name}'"
+        )
 
 
 def up(
     aws: Aws,
-    profile: Any,
+    profile: Profile,
     *,
     runner: Runner,
     name: str | None = None,
     ttl: str | None = None,
     kubeconfig: Path | None = None,
     workdir: Path = Path("."),
+    profile_ref: str | None = None,
+    profile_dirs: Sequence[Path] = (),
+    admin_arns: Sequence[str] = (),
+    dry_run: bool = False,
     now: datetime | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     progress: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
+    deployment_id: str | None = None,
 ) -> UpResult:
+    """Deploy ``profile`` as ephemeral cluster ``name``; ``dry_run`` checks everything and deploys nothing.
+
+    ``profile_ref`` is what the app is given as ``-c profile=`` (default: the profile's name);
+    ``profile_dirs`` are further directories whose profiles' prefixes are refused as names;
+    ``admin_arns`` get cluster-admin through an EKS access entry (the CI role, so it can wait
+    for the model and run the smoke test).
+    """
     refuse_for_ephemeral(profile)
     now = now or datetime.now(UTC)
     name = check_name(name) if name else new_name(now)
-    expires = now + parse_ttl(ttl or profile.ttl)
-    if find_cluster(aws, name):
-        raise EphemeralError(
-            f"an ephemeral cluster named '{name}' exists already; pick another --name or run 'ephemeral down {name}'"
-        )
-    tags = ephemeral_tags(name, expires)
-    workdir.mkdir(parents=True, exist_ok=True)
-    progress(f"deploying ephemeral cluster '{name}' (profile {profile.name}), expires {iso(expires)}")
-    result = runner.run(
-        deploy_argv(profile.name, name, tags, workdir / f"{name}-outputs.json"), timeout=timeouts.deploy
+    expires = now + parse_ttl(ttl or profile.ttl, profile.max_ttl)
+    check_name_is_free(aws, name, profile, profile_dirs)
+    deployment_id = deployment_id or new_deployment_id()
+    tags = ephemeral_tags(name, expires, deployment_id, profile_name=profile.name, user_tags=profile.tags)
+    argv = deploy_argv(
+        profile_ref or profile.name,
+        name,
+        tags,
+        workdir / f"{name}-outputs.json",
+        expires_at=iso(expires),
+        deployment_id=deployment_id,
+        admin_arns=admin_arns,
     )
+    cluster_name = cluster_name_for(name)
+    if dry_run:
+        progress(f"dry run: would deploy '{name}' (deployment {deployment_id}), expires {iso(expires)}:")
+        progress("  " + " ".join(argv))
+        return UpResult(
+            name=name, cluster_name=cluster_name, endpoint="", kubeconfig=None, expires_at=expires,
+            model=first_model(profile), deployment_id=deployment_id, dry_run=True,
+        )  # fmt: skip
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Written before the deploy, so a job that dies half-way still knows what to tear down.
+    (workdir / f"{name}-deployment.json").write_text(
+        json.dumps({"name": name, "deployment_id": deployment_id, "expires_at": iso(expires)}) + "\n"
+    )
+    progress(
+        f"deploying ephemeral cluster '{name}' (profile {profile.name}, deployment {deployment_id}), expires {iso(expires)}"
+    )
+    result = runner.run(argv, timeout=timeouts.deploy)
     if result.returncode != 0:
         raise EphemeralError(
             f"cdk deploy of '{name}' failed (exit {result.returncode}); its partial stacks are tagged, "
-            f"remove them with 'eks-llm-stack ephemeral down {name}'"
+            f"remove them with 'eks-llm-stack ephemeral down {name} --deployment-id {deployment_id}'"
         )
-    cluster_name = cluster_name_for(name)
     eks = aws.client("eks")
 
     def cluster_probe() -> tuple[bool, str]:
@@ -141,4 +266,5 @@ def up(
         kubeconfig=kubeconfig,
         expires_at=expires,
         model=model,
+        deployment_id=deployment_id,
     )

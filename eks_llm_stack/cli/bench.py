@@ -13,9 +13,20 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, Problems
 
 if TYPE_CHECKING:
-    from .workload import LevelSpec
+    from ..bench.workload import LevelSpec
 
 _CLOSED_LOOP_DEFAULT_REQUESTS = 100
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535 (argparse turns the error into one usage line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number; give 1-65535, e.g. 8000") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1-65535; give a port such as 8000")
+    return port
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -50,6 +61,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument("--prompt-tokens", help="N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C (default 128)")
     run.add_argument("--output-tokens", help="as --prompt-tokens (default 128)")
     run.add_argument("--dataset", type=Path, help="ShareGPT JSON or JSONL of prompts")
+    run.add_argument(
+        "--shared-prefix",
+        metavar="GROUPSxPROMPTS",
+        help="synthetic prompts sharing a prefix: GROUPS groups x PROMPTS each, e.g. 8x16 (with --prefix-tokens)",
+    )
+    run.add_argument(
+        "--prefix-tokens", type=int, default=512, help="--shared-prefix: tokens of each group's prefix (default 512)"
+    )
+    run.add_argument(
+        "--trace",
+        type=Path,
+        help="replay a timestamped trace (JSONL: timestamp_s, prompt or prompt_tokens, output_tokens) open loop",
+    )
     run.add_argument("--instance", help="EC2 instance type whose on-demand price costs the tokens")
     run.add_argument("--hourly-usd", type=float, help="price per hour to cost the tokens with")
     run.add_argument("--slo-ttft-ms", type=float, default=500.0, help="goodput TTFT limit (default 500)")
@@ -67,6 +91,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     run.add_argument(
         "--no-preflight", action="store_true", help="skip the request that checks URL, model, key and streaming"
+    )
+    run.add_argument(
+        "--sla-sweep",
+        choices=("concurrency", "rate"),
+        help="find the highest concurrency or rate meeting the SLOs by bisection over --sweep-range",
+    )
+    run.add_argument("--sweep-range", help="LO:HI of the SLA sweep, e.g. 1:256 (concurrency) or 0.5:50 (rate)")
+    run.add_argument(
+        "--slo-attainment",
+        type=float,
+        default=90.0,
+        help="SLA sweep: percent of requests that must meet every SLO for a load to pass (default 90)",
     )
     run.add_argument(
         "--barrier",
@@ -110,7 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
     sim = sub.add_parser("simulate", help="serve a vLLM-compatible simulator with known timings")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sim.add_argument("--port", type=tcp_port, default=8000, help="port (default 8000)")
     sim.add_argument("--model", default="simulated-model", help="model name served (default simulated-model)")
     sim.add_argument("--ttft-ms", type=float, default=50.0, help="time to first token (default 50)")
     sim.add_argument("--itl-ms", type=float, default=10.0, help="time between tokens (default 10)")
@@ -129,9 +165,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the options of ``bench run`` (every problem at once) and return what to run."""
-    from .harness import Target
-    from .results import Price
-    from .workload import SCENARIOS, LengthSpec, LevelSpec, load_dataset, scenario_levels
+    from ..bench.harness import Target
+    from ..bench.results import Price
+    from ..bench.workload import (
+        SCENARIOS,
+        LengthSpec,
+        LevelSpec,
+        load_dataset,
+        load_trace,
+        scenario_levels,
+        shared_prefix_prompts,
+    )
 
     p = Problems("bench run")
     if not str(args.url).startswith(("http://", "https://")):
@@ -143,7 +187,13 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         )
     chosen = [
         n
-        for n, v in (("--scenario", args.scenario), ("--concurrency", args.concurrency), ("--rate", args.rate))
+        for n, v in (
+            ("--scenario", args.scenario),
+            ("--concurrency", args.concurrency),
+            ("--rate", args.rate),
+            ("--sla-sweep", args.sla_sweep),
+            ("--trace", args.trace),
+        )
         if v is not None
     ]
     if len(chosen) != 1:
@@ -169,6 +219,28 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             )
     if args.rate is not None and not args.rate > 0:
         p.add("--rate", "must be a positive number of requests per second", "e.g. --rate 5", args.rate)
+    sweep_range: tuple[float, float] | None = None
+    if args.sla_sweep is not None:
+        try:
+            lo_text, hi_text = str(args.sweep_range).split(":")
+            sweep_range = (float(lo_text), float(hi_text))
+            if not 0 < sweep_range[0] < sweep_range[1]:
+                raise ValueError
+            if args.sla_sweep == "concurrency" and not all(x == int(x) for x in sweep_range):
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--sweep-range",
+                "must be LO:HI with 0 < LO < HI (whole numbers for concurrency)",
+                "e.g. --sla-sweep concurrency --sweep-range 1:256",
+                args.sweep_range,
+            )
+        if args.requests is None and args.duration is None:
+            p.add(
+                "--sla-sweep", "each trial level needs a bound", "add --requests N and/or --duration S", args.sla_sweep
+            )
+        if not 0 < args.slo_attainment <= 100:
+            p.add("--slo-attainment", "must be a percentage above 0", "e.g. --slo-attainment 90", args.slo_attainment)
     if args.burstiness is not None and (args.arrival != "gamma" or not args.burstiness > 0):
         p.add(
             "--burstiness",
@@ -235,11 +307,43 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 args.api_key_env,
             )
     prompts = None
+    trace_times: tuple[float, ...] = ()
     if args.dataset is not None:
         try:
             prompts = load_dataset(args.dataset)
         except ConfigError as exc:
             p.extend(exc, "--dataset")
+    if args.trace is not None:
+        try:
+            prompts, trace_times = load_trace(args.trace, seed=args.seed)
+        except ConfigError as exc:
+            p.extend(exc, "--trace")
+    if args.shared_prefix is not None:
+        try:
+            g_text, m_text = str(args.shared_prefix).lower().split("x")
+            groups, per_group = int(g_text), int(m_text)
+            if groups < 1 or per_group < 1 or args.prefix_tokens < 1:
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--shared-prefix",
+                "must be GROUPSxPROMPTS with positive numbers (and --prefix-tokens positive)",
+                "e.g. --shared-prefix 8x16 --prefix-tokens 1024",
+                args.shared_prefix,
+            )
+        else:
+            if args.dataset is not None or args.trace is not None:
+                p.add(
+                    "--shared-prefix", "is a dataset of its own", "drop --dataset/--trace, or this", args.shared_prefix
+                )
+            suffix = prompt.values[0] if prompt is not None and prompt.kind == "fixed" else 128
+            prompts = shared_prefix_prompts(
+                groups=groups,
+                per_group=per_group,
+                prefix_tokens=args.prefix_tokens,
+                suffix_tokens=suffix,
+                seed=args.seed,
+            )
     price = None
     if args.instance:
         try:
@@ -304,8 +408,26 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
     elif concurrency:
         default = None if (args.requests or args.duration) else _CLOSED_LOOP_DEFAULT_REQUESTS
         levels = tuple(bounded(LevelSpec(concurrency=c, requests=default)) for c in concurrency)
+    elif args.sla_sweep:
+        levels = ()
+    elif args.trace is not None:
+        span = trace_times[-1] if trace_times and trace_times[-1] > 0 else 1.0
+        levels = (
+            dataclasses.replace(
+                bounded(LevelSpec(rate=len(trace_times) / span, arrival="trace")),
+                trace_offsets_s=trace_times,
+                requests=len(trace_times),
+                duration_s=None,
+            ),
+        )
     else:
         levels = (bounded(LevelSpec(rate=args.rate, arrival=args.arrival or "poisson")),)
+
+    def sweep_level(x: float) -> LevelSpec:
+        if args.sla_sweep == "concurrency":
+            return bounded(LevelSpec(concurrency=int(x)))
+        return bounded(LevelSpec(rate=x, arrival=args.arrival or "poisson"))
+
     target = Target(
         url=args.url,
         model=args.model,
@@ -327,6 +449,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "prices": prices,
         "shard": shard,
         "seed": args.seed + 7919 * shard[0],
+        "sweep": (args.sla_sweep, sweep_range, sweep_level) if args.sla_sweep else None,
     }
 
 
@@ -381,13 +504,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from .harness import RunState, run_levels
-    from .metrics import Slo
-    from .plots import render_plots
-    from .preflight import check_url, prefix_cache_counters, prefix_cache_report, preflight
-    from .progress import LiveProgress, error_lines, knee_line, summary_table
-    from .report import write_report
-    from .results import ResultWriter, build_summary, run_metadata
+    from ..bench.harness import RunState, run_levels
+    from ..bench.metrics import Slo
+    from ..bench.plots import render_plots
+    from ..bench.preflight import check_url, prefix_cache_counters, prefix_cache_report, preflight
+    from ..bench.progress import LiveProgress, error_lines, knee_line, summary_table
+    from ..bench.report import write_report
+    from ..bench.results import ResultWriter, build_summary, run_metadata
 
     plan = plan_from_args(args)
     check_url(plan["target"].url)
@@ -400,7 +523,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         server = None if args.no_preflight else asyncio.run(preflight(plan["target"]))
         slo = Slo(ttft_ms=args.slo_ttft_ms, itl_ms=args.slo_itl_ms, e2e_ms=args.slo_e2e_ms)
-        meta = run_metadata(state, started=started, server=server, dataset=args.dataset, shard=plan["shard"])
+        meta = run_metadata(
+            state, started=started, server=server, dataset=args.dataset or args.trace, shard=plan["shard"]
+        )
 
         def summary(interrupted: bool) -> dict[str, Any]:
             return build_summary(
@@ -418,6 +543,30 @@ def _run(args: argparse.Namespace) -> int:
 
         interrupted = False
         barrier = _barrier(args, plan)
+        sweep_result: dict[str, Any] = {}
+
+        async def sweep(plan: dict[str, Any], done: Any) -> None:
+            from ..bench.harness import run_level
+            from ..bench.sweep import bisect
+
+            kind, (lo, hi), make = plan["sweep"]
+
+            async def run_one(x: float) -> dict[str, Any]:
+                spec = make(x)
+                plan["levels"] = (*plan["levels"], spec)
+                i = len(plan["levels"]) - 1
+                live.start_level(spec)
+                await run_level(
+                    plan["target"], spec, level=i, state=state, prompts=plan["prompts"], seed=plan["seed"], on_done=done
+                )
+                doc = summary(False)
+                writer.write_summary(doc)
+                return doc["levels"][-1]
+
+            sweep_result.update(
+                await bisect(run_one, lo=lo, hi=hi, integer=kind == "concurrency", attainment=args.slo_attainment / 100)
+            )
+            sweep_result["kind"] = kind
 
         with LiveProgress(console, enabled=not args.no_progress) as live:
 
@@ -440,6 +589,9 @@ def _run(args: argparse.Namespace) -> int:
                 before = await prefix_cache_counters(plan["target"])
                 meta["prefix_cache"] = prefix_cache_report(before, None)
                 try:
+                    if plan["sweep"]:
+                        await sweep(plan, done)
+                        return False
                     await run_levels(
                         plan["target"],
                         plan["levels"],
@@ -469,6 +621,8 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 interrupted = True
         final = summary(interrupted)
+        if sweep_result:
+            final["sla_sweep"] = sweep_result
         final["metadata"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         paths = writer.write_summary(final)
     finally:
@@ -482,6 +636,8 @@ def _run(args: argparse.Namespace) -> int:
     for line in error_lines(final):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(knee_line(final), markup=False, highlight=False, soft_wrap=True)
+    if sweep_result:
+        console.print(_sweep_line(sweep_result), markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in paths)}")
     if args.upload_s3:
         keys = upload_results(out_dir, args.upload_s3)
@@ -502,11 +658,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_line(result: dict[str, Any]) -> str:
+    target = f"{result['attainment_target'] * 100:g} % of requests within every SLO"
+    if result.get("reached"):
+        return (
+            f"SLA sweep: highest {result['kind']} meeting the SLOs is {result['best']:g} ({target}); "
+            f"{result['first_missing']:g} misses - reached, after {len(result['trials'])} levels"
+        )
+    return f"SLA sweep: limit not reached - {result['why']} ({target})"
+
+
 def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
     """The start barrier of a sharded run (``--barrier``), or None."""
     if not getattr(args, "barrier", None):
         return None
-    from .barrier import Barrier
+    from ..bench.barrier import Barrier
 
     index, count = plan["shard"]
     return Barrier(args.barrier, index=index, count=count, timeout_s=args.barrier_timeout)
@@ -518,9 +684,9 @@ def _barrier(args: argparse.Namespace, plan: dict[str, Any]) -> Any:
 def _report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .plots import render_plots
-    from .progress import comparison_table, summary_table
-    from .results import load_summary
+    from ..bench.plots import render_plots
+    from ..bench.progress import comparison_table, summary_table
+    from ..bench.results import load_summary
 
     docs = [load_summary(d) for d in args.dirs]
     labels: list[str] = []
@@ -545,11 +711,11 @@ def _merge(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from .merge import merge_runs
-    from .plots import render_plots
-    from .progress import error_lines, knee_line, summary_table
-    from .report import write_report
-    from .results import REQUESTS, SUMMARY, write_csv
+    from ..bench.merge import merge_runs
+    from ..bench.plots import render_plots
+    from ..bench.progress import error_lines, knee_line, summary_table
+    from ..bench.report import write_report
+    from ..bench.results import REQUESTS, SUMMARY, write_csv
 
     merged, records, origin = merge_runs(args.dirs)
     out: Path = args.out
@@ -579,7 +745,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .simulator import SimulatorConfig, serve
+    from ..bench.simulator import SimulatorConfig, serve
 
     config = SimulatorConfig(
         model=args.model,
