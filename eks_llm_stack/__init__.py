@@ -78,3 +78,8 @@ def _pin_node() -> None:
 
 
 _pin_node()
+
+# Old module paths of moved modules resolve to the moved modules for one release (see the module).
+from . import _moved  # noqa: E402
+
+_moved.install()
