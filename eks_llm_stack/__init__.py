@@ -79,7 +79,7 @@ def _pin_node() -> None:
 
 _pin_node()
 
-
-from . import _moved  # noqa: E402  (old module paths; see the module)
+# Old module paths of moved modules resolve to the moved modules for one release (see the module).
+from . import _moved  # noqa: E402
 
 _moved.install()

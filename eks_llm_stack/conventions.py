@@ -39,6 +39,10 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "eks-llm-stack"}
 VLLM_MULTINODE_PORT = 29501
 #: Port of vLLM's OpenAI-compatible server (and of the simulator).
 VLLM_PORT = 8000
+#: Secrets Manager name (without the profile prefix) and Kubernetes Secret name of the Hugging Face token.
+HF_TOKEN_SECRET = "huggingface-token"
+#: The PersistentVolumeClaims the storage chart creates for the model caches, by cache kind.
+CACHE_CLAIMS: dict[str, str] = {"fsx": "model-cache-fsx", "efs": "model-cache-efs"}
 #: Name of that port: the vLLM PodMonitor of the monitoring chart scrapes the port of this name.
 VLLM_PORT_NAME = "http"
 #: uid/gid vLLM and the model-fetch Job run as; also the owner of the EFS model-cache access point.

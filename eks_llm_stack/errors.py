@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _MISSING = object()
+#: The ``value`` of a :class:`Problem` about an absent field.
+MISSING = _MISSING
 
 
 class EksLlmStackError(Exception):
@@ -42,6 +44,18 @@ class Problem:
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ProblemsError(ValueError):
+    """Problems raised from inside a pydantic validator: they reach :class:`ConfigError` as objects.
+
+    Each problem's ``field`` is relative to the validated location ("" for the location itself);
+    the profile loader prefixes the location's path.
+    """
+
+    def __init__(self, problems: tuple[Problem, ...] | list[Problem]):
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{p.field + ': ' if p.field else ''}{p.message}" for p in self.problems))
 
 
 class ConfigError(EksLlmStackError, ValueError):

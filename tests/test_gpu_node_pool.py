@@ -230,7 +230,8 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_profile_pool_errors_name_the_pool() -> None:
-    with pytest.raises(ConfigError, match=r"(?s)compute\.pools\[0\]: efa: EFA is on but .*fix: pin instance_types"):
+    # Each pool problem keeps its own field under the pool's path (no message flattened into another's).
+    with pytest.raises(ConfigError, match=r"(?s)compute\.pools\[0\]\.efa: EFA is on but .*fix: pin instance_types"):
         validate_profile({"compute": {"pools": [{"name": "gpu", "instance_types": ["g5.xlarge"], "efa": True}]}})
 
 

@@ -21,11 +21,8 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
         "catalog.models re-exports the config.json parser that imports ModelSpec from it"
     ),
     frozenset({"eks_llm_stack.constructs.gpu_node_pool", "eks_llm_stack.constructs.karpenter"}): (
-        "Karpenter's add_gpu_node_pool factory imports GpuNodePool, which takes a Karpenter"
-    ),
-    frozenset({"eks_llm_stack.stacks.platform", "eks_llm_stack.stacks.serving"}): (
-        "stacks.serving subclasses PlatformStack and platform asks serving which controllers it needs "
-        "(the plan layer removes it)"
+        "Karpenter's add_gpu_node_pool factory imports GpuNodePool, which takes a Karpenter "
+        "(the aws-eks-v2 shape: Cluster and Nodegroup import each other)"
     ),
 }
 

@@ -385,3 +385,43 @@ def test_quota_warns_about_families_outside_g_and_p(aws: Aws) -> None:
         results = preflight.check_quotas(aws, req(pools=(pool,)))
     assert statuses(results) == [Status.WARN, Status.PASS]
     assert "trn1.2xlarge is outside the G/VT and P quotas" in results[0].detail
+
+
+# --- the shipped production profile, through the plan -----------------------------------------
+
+
+def _production_requirements() -> Requirements:
+    import dataclasses
+
+    from eks_llm_stack.config import load_profile
+
+    return dataclasses.replace(requirements_of(load_profile("production.example")), region=REGION, account=None)
+
+
+def test_production_family_pools_reach_preflight_with_their_instance_types_and_limits() -> None:
+    pools = {p.name: p for p in _production_requirements().pools}
+    for name in ("inference-spot", "inference-on-demand"):
+        # Family-based pools (g5/g6/g6e): the plan resolves them to concrete catalog types.
+        assert len(pools[name].instance_types) > 1 and "g6e.12xlarge" in pools[name].instance_types
+        assert pools[name].max_gpus == 16
+    assert pools["training"].instance_types == ("p5.48xlarge",)
+
+
+def test_production_offerings_are_checked_for_the_inference_pools(aws: Aws) -> None:
+    results = preflight.check_offerings(aws, _production_requirements())
+    checked = {r.detail.split("'")[1]: r for r in results if r.detail.startswith("pool '")}
+    assert set(checked) >= {"inference-spot", "inference-on-demand", "training"}
+    assert "g6e.12xlarge in us-east-1a" in checked["inference-spot"].detail
+
+
+def test_production_quotas_cover_the_inference_pools(aws: Aws) -> None:
+    with Stubber(aws.client("service-quotas")) as stub:
+        _quota(stub, "L-DB2E81BA", 10_000)  # on-demand G and VT
+        _quota(stub, "L-417A185B", 10_000)  # on-demand P
+        _quota(stub, "L-3819A6DF", 10)  # spot G and VT: too small for the spot inference pool
+        results = preflight.check_quotas(aws, _production_requirements())
+        stub.assert_no_pending_responses()
+    details = " | ".join(r.detail for r in results)
+    assert "inference-on-demand" in details and "training" in details
+    [spot] = [r for r in results if "L-3819A6DF" in r.detail]
+    assert spot.status is Status.FAIL and "inference-spot" in spot.detail

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from .. import versions
 from ..config.data import parse_s3_path
-from ..conventions import MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL
+from ..conventions import CACHE_CLAIMS, HF_TOKEN_SECRET, MANAGED_BY, POOL_LABEL, SYSTEM_NODE_LABEL
 from ..errors import Problems, collecting
 from ..gates.checkov import (
     HF_TOKEN_ENV,
@@ -51,7 +51,7 @@ class FsxVolume:
     dns_name: str
     mount_name: str
     capacity_gib: int
-    claim_name: str = "model-cache-fsx"
+    claim_name: str = CACHE_CLAIMS["fsx"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +64,7 @@ class EfsVolume:
 
     file_system_id: str
     access_point_id: str
-    claim_name: str = "model-cache-efs"
+    claim_name: str = CACHE_CLAIMS["efs"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +94,7 @@ class ModelFetch:
     hf_repo: str | None = None
     hf_revision: str = "main"
     target_dir: str | None = None
-    hf_token_secret: str = "huggingface-token"
+    hf_token_secret: str = HF_TOKEN_SECRET
     service_account: str | None = None
     uid: int = 1000
     gid: int = 1000

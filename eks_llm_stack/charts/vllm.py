@@ -37,6 +37,7 @@ from constructs import Construct, IValidation
 from .. import versions
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
+    HF_TOKEN_SECRET,
     MANAGED_BY,
     MODEL_UID,
     SYSTEM_NODE_LABEL,
@@ -195,7 +196,7 @@ class VllmModelProps:
     memory_gib: int | None = None
     shm_gib: int | None = None
     replicas: int | None = 1
-    hf_token_secret: str | None = "huggingface-token"
+    hf_token_secret: str | None = HF_TOKEN_SECRET
     hf_token_key: str = "token"
     termination_grace_seconds: int = 110
     startup_seconds: int | None = None

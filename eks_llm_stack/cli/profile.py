@@ -32,11 +32,14 @@ def _validate(args: argparse.Namespace) -> int:
 
     from ..config import list_profiles, load_profile
     from ..errors import ConfigError
+    from ..plan import plan_platform
 
     failed = 0
     for name in args.names or list_profiles():
         try:
-            load_profile(name)
+            # The plan is what synthesis builds from: its cross-section checks (pools x models x
+            # storage x sizing) run here too, so validate and synth agree.
+            plan_platform(load_profile(name))
             print(f"ok      {name}")
         except ConfigError as exc:
             failed += 1

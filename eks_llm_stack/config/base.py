@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import ConfigError, Problem
+from ..errors import MISSING, ConfigError, Problem, ProblemsError
 from ..naming import is_dns_label
 
 
@@ -90,13 +90,17 @@ def problems_from_validation_error(exc: ValidationError, model: type[BaseModel])
             fix = f"{hint}remove it; allowed keys here: {', '.join(allowed) or '(none)'}"
             problems.append(Problem(field, "unknown key", fix))
             continue
+        raised = (err.get("ctx") or {}).get("error")
+        if isinstance(raised, ProblemsError):
+            # Our own validators hand their problems over as objects (field relative to here).
+            for prob in raised.problems:
+                sub = f"{field}.{prob.field}" if prob.field and field != "(profile)" else prob.field or field
+                problems.append(Problem(sub, prob.message, prob.fix, value if prob.value is MISSING else prob.value))
+            continue
         msg = str(err.get("msg", "invalid value"))
         fix = ""
         if kind == "value_error":
-            # Our own validators write "what is wrong -- fix: what to do".
             msg = msg.removeprefix("Value error, ")
-            if " -- fix: " in msg:
-                msg, fix = msg.split(" -- fix: ", 1)
         if not fix:
             fix = _TYPE_FIXES.get(kind, "correct the value")
         if kind == "missing":
@@ -124,6 +128,6 @@ def check_namespace(value: str) -> str:
     return value
 
 
-def fail(message: str, fix: str) -> ValueError:
-    """A validator error in the form :func:`problems_from_validation_error` splits into message and fix."""
-    return ValueError(f"{message} -- fix: {fix}")
+def fail(message: str, fix: str) -> ProblemsError:
+    """A validator error: one problem at the validated location, carried as an object."""
+    return ProblemsError([Problem("", message, fix)])

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..conventions import POOL_LABEL, WORKLOAD_LABEL
-from ..errors import ConfigError, Problem, Problems, collecting
+from ..errors import ConfigError, Problem, Problems, ProblemsError, collecting
 from ..naming import is_dns_label
 from .base import StrictModel, fail
 
@@ -819,6 +819,14 @@ class GpuPoolConfig(StrictModel):
     security_group_ids: tuple[str, ...] = ()
     security_group_tags: dict[str, str] = Field(default_factory=dict)
     device_plugin: DevicePluginConfig | None = None
+    _built: GpuNodePoolProps | None = PrivateAttr(default=None)
+
+    @property
+    def props(self) -> GpuNodePoolProps:
+        """The construct props, as built when this pool was validated."""
+        if self._built is None:
+            self._built = self.to_props()
+        return self._built
 
     @field_validator("families")
     @classmethod
@@ -847,18 +855,12 @@ class GpuPoolConfig(StrictModel):
     @model_validator(mode="after")
     def _props(self) -> GpuPoolConfig:
         try:
-            self.to_props()
+            # Built once here and kept: the plan reads these props instead of building them again.
+            self._built = self.to_props()
         except ConfigError as err:
-            # One pydantic error per pool: join every problem so none is lost.
-            raise fail(
-                "; ".join(_problem_text(p) for p in err.problems), "; ".join(p.fix for p in err.problems)
-            ) from None
+            # Every problem of the pool, as objects, under the pool's own path.
+            raise ProblemsError(err.problems) from None
         return self
-
-
-def _problem_text(p: Problem) -> str:
-    rendered = p.render().split("\n", 1)[0].strip().removeprefix("- ")
-    return rendered
 
 
 class ComputeConfig(StrictModel):
@@ -882,7 +884,8 @@ class ComputeConfig(StrictModel):
         return bool(self.pools)
 
     def pool_props(self) -> tuple[GpuNodePoolProps, ...]:
-        return tuple(p.to_props() for p in self.pools)
+        """Each pool's props, built (and checked) once, when the profile was validated."""
+        return tuple(p.props for p in self.pools)
 
 
 def problems_of(props: GpuNodePoolProps) -> list[Problem]:

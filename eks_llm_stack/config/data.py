@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..conventions import HF_TOKEN_SECRET
 from .base import StrictModel, fail
 
 DeploymentType = Literal["PERSISTENT_2", "SCRATCH_2"]
@@ -261,7 +262,7 @@ class SecretsConfig(StrictModel):
         "Grafana's admin login is synced the same way).",
     )
     names: tuple[str, ...] = Field(
-        default=("huggingface-token", "ngc-api-key"),
+        default=(HF_TOKEN_SECRET, "ngc-api-key"),
         description="Secret names; each is created as '<prefix>/<name>'. Default: huggingface-token, ngc-api-key.",
     )
     refresh_interval: str = Field(

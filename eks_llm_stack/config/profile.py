@@ -462,7 +462,7 @@ def region_problems(profile: Profile) -> list[Problem]:
     zones = set(profile.network.availability_zones)
     offered = instance_types_offered(region) if region else None
     for i, pool in enumerate(profile.compute.pools):
-        props = pool.to_props()
+        props = pool.props
         where = f"compute.pools[{i}]"
         az = props.availability_zone
         pg = props.placement_group

@@ -20,11 +20,12 @@ from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config.data import SECRET_NAME_PATTERN, kubernetes_secret_name
+from ..conventions import HF_TOKEN_SECRET
 from ..errors import collecting
 from ..gates.nag import acknowledge
 
 #: Default secret names (the profile can add more).
-HUGGINGFACE_TOKEN = "huggingface-token"
+HUGGINGFACE_TOKEN = HF_TOKEN_SECRET
 NGC_API_KEY = "ngc-api-key"
 
 

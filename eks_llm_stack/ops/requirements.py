@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..config import Profile
+from ..config.compute import GpuNodePoolProps
 from ..errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -137,7 +139,27 @@ def pool_from(pool: Any, index: int) -> PoolRequirement:
     )
 
 
+def pool_requirement(props: GpuNodePoolProps) -> PoolRequirement:
+    """The capacity of one planned pool, typed: presets applied and families resolved to the catalog's
+    instance types (what Karpenter may launch), the GPU limit as the plan has it."""
+    capacity = tuple(props.capacity_types)
+    return PoolRequirement(
+        name=props.name,
+        instance_types=tuple(sorted(i.name for i in props.catalog_instances())),
+        capacity_types=tuple(c for c in capacity if c != "reserved") or ("on-demand",),
+        max_vcpus=props.limits.cpu,
+        max_gpus=props.limits.gpus,
+        zones=(props.availability_zone,) if props.availability_zone else (),
+        placement_group=props.placement_group is not None,
+        reserved="reserved" in capacity or bool(props.capacity_reservation_ids),
+        capacity_reservation_ids=tuple(props.capacity_reservation_ids),
+    )
+
+
 def pools_of(profile: Any) -> tuple[PoolRequirement, ...]:
+    if isinstance(profile, Profile):
+        # The validated profile: read the pools the plan builds (the same props the stacks use).
+        return tuple(pool_requirement(props) for props in profile.compute.pool_props())
     pools = _get(profile, "compute.pools", "compute.gpu_pools", default=())
     return tuple(pool_from(p, i) for i, p in enumerate(pools or ()))
 

@@ -14,16 +14,9 @@ from constructs import Construct
 
 from ..config import Profile
 from ..gates.nag import acknowledge
+from ..plan.models import api_key_models
 from .base import PlatformStackBase
 from .network import NetworkStack
-
-
-def api_key_models(profile: Profile) -> tuple[str, ...]:
-    """The models that get a generated API key: vLLM models with ``api_key`` (the simulator takes none),
-    when the profile syncs secrets."""
-    if not profile.secrets.enabled:
-        return ()
-    return tuple(m.name for m in profile.models if m.engine == "vllm" and m.api_key)
 
 
 class DataStack(PlatformStackBase):

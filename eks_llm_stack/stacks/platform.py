@@ -13,6 +13,7 @@ from ..charts.namespaces import NamespacesChart, NamespacesChartProps, Namespace
 from ..config import Profile
 from ..config.ephemeral import pool_node_tags
 from ..constructs.cluster import LlmCluster, LlmClusterProps
+from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
 from .network import NetworkStack
@@ -29,6 +30,7 @@ class PlatformStack(PlatformStackBase):
         scope: Construct,
         *,
         profile: Profile,
+        plan: PlatformPlan,
         network: NetworkStack,
         data: DataStack,
         charts: ChartRegistry,
@@ -114,11 +116,15 @@ class PlatformStack(PlatformStackBase):
 
                 client_tags = {"eks-llm-stack.io/gpu-node-group": profile.cluster_name}
                 Tags.of(data.model_storage.client_security_group).add(*next(iter(client_tags.items())))
-            pool_props = profile.compute.pool_props()
+            pool_props = plan.pools
             for props in pool_props:
-                if client_tags:
-                    props = dataclasses.replace(props, security_group_tags={**props.security_group_tags, **client_tags})
-                props = dataclasses.replace(props, node_tags=pool_node_tags(self.resource_tags, props.node_tags))
+                # One replace (each one re-checks the props): stack tags under the pool's own, plus the
+                # storage client group's tag when there is storage.
+                props = dataclasses.replace(
+                    props,
+                    node_tags=pool_node_tags(self.resource_tags, props.node_tags),
+                    security_group_tags={**props.security_group_tags, **client_tags},
+                )
                 if props.ami_version == "latest" and not profile.ephemeral:
                     from aws_cdk import Annotations
 
@@ -301,14 +307,12 @@ class PlatformStack(PlatformStackBase):
             )
 
         # -- serving controllers (LeaderWorkerSet, KEDA, AWS Load Balancer Controller) ---------------
-        from .serving import load_balancer_controller_enabled, serving_controllers_enabled
-
         #: Helm releases the model charts of the Serving stack are applied after.
         self.serving_controller_charts: tuple = ()
-        if serving_controllers_enabled(profile):
+        if plan.serving_controllers:
             from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
 
-            lbc = load_balancer_controller_enabled(profile)
+            lbc = plan.load_balancer_controller
             self.serving_controllers = ServingControllers(
                 self,
                 "ServingControllers",
