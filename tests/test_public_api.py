@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-FACES = ("eks_llm_stack.constructs", "eks_llm_stack.charts", "eks_llm_stack.config", "eks_llm_stack.gates")
+FACES = (
+    "eks_llm_stack.constructs",
+    "eks_llm_stack.charts",
+    "eks_llm_stack.config",
+    "eks_llm_stack.gates",
+    "eks_llm_stack.bench",
+    "eks_llm_stack.sizing",
+)
 
 
 @pytest.mark.parametrize("face", FACES)

@@ -8,3 +8,82 @@ the modules are importable for other tools:
 - :mod:`.metrics` - definitions, :func:`~.metrics.summarize_level`, :func:`~.metrics.find_knee`
 - :mod:`.results` / :mod:`.plots` - summary.json, requests.jsonl, summary.csv and PNG plots
 """
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .harness import RunState, Target, run_level, run_levels
+    from .metrics import Slo, distribution, find_knee, summarize_level
+    from .results import Price, ResultWriter, build_summary, load_summary, write_results
+    from .simulator import Simulator, SimulatorConfig, running, serve
+    from .workload import (
+        LengthSpec,
+        LevelSpec,
+        Prompt,
+        load_dataset,
+        load_trace,
+        scenario_levels,
+        shared_prefix_prompts,
+    )
+
+__all__ = [
+    "LengthSpec",
+    "LevelSpec",
+    "Price",
+    "Prompt",
+    "ResultWriter",
+    "RunState",
+    "Simulator",
+    "SimulatorConfig",
+    "Slo",
+    "Target",
+    "build_summary",
+    "distribution",
+    "find_knee",
+    "load_dataset",
+    "load_summary",
+    "load_trace",
+    "run_level",
+    "run_levels",
+    "running",
+    "scenario_levels",
+    "serve",
+    "shared_prefix_prompts",
+    "summarize_level",
+    "write_results",
+]
+
+# Loaded on first use: the CLI imports submodules of this package and its --help must stay fast.
+_HOMES = {
+    "LengthSpec": ".workload",
+    "LevelSpec": ".workload",
+    "Price": ".results",
+    "Prompt": ".workload",
+    "ResultWriter": ".results",
+    "RunState": ".harness",
+    "Simulator": ".simulator",
+    "SimulatorConfig": ".simulator",
+    "Slo": ".metrics",
+    "Target": ".harness",
+    "build_summary": ".results",
+    "distribution": ".metrics",
+    "find_knee": ".metrics",
+    "load_dataset": ".workload",
+    "load_summary": ".results",
+    "load_trace": ".workload",
+    "run_level": ".harness",
+    "run_levels": ".harness",
+    "running": ".simulator",
+    "scenario_levels": ".workload",
+    "serve": ".simulator",
+    "shared_prefix_prompts": ".workload",
+    "summarize_level": ".metrics",
+    "write_results": ".results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
