@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import cast
 
-from aws_cdk import ArnFormat, RemovalPolicy, Size, Stack
+from aws_cdk import RemovalPolicy, Size, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -27,6 +27,7 @@ from ..config.network import check_cidr
 from ..conventions import SYSTEM_NODE_LABEL, SYSTEM_TAINT_KEY
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov_generated, acknowledge_generated
+from .network import allow_logs_to_use_key
 from .pod_identity import pod_identity_role
 
 #: How long control-plane logs (the audit log among them) are kept.
@@ -216,23 +217,7 @@ class LlmCluster(Construct):
             removal_policy=self.props.removal_policy,
         )
         # CloudWatch Logs encrypts with the key only for this one log group (encryption context).
-        self.logs_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={
-                    "ArnEquals": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name=name,
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
+        allow_logs_to_use_key(self.logs_key, stack, log_group_name=name)
         self.control_plane_logs = logs.LogGroup(
             self,
             "ControlPlaneLogs",

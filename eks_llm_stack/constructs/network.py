@@ -56,6 +56,29 @@ def s3_endpoint_statements(partition: str, region: str, account: str) -> list[ia
     ]
 
 
+def allow_logs_to_use_key(key: kms.IKey, stack: Stack, *, log_group_name: str) -> None:
+    """Let CloudWatch Logs of this region use ``key``, only for ``log_group_name`` (``*``: any group of this account
+    and region), through the encryption context it sends."""
+    operator = "ArnLike" if "*" in log_group_name else "ArnEquals"
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={
+                operator: {
+                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=log_group_name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
+        )
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterNetworkProps:
     """How to get a VPC.
@@ -173,23 +196,7 @@ class ClusterNetwork(Construct):
                 removal_policy=RemovalPolicy.DESTROY if props.ephemeral else RemovalPolicy.RETAIN,
             )
             # CloudWatch Logs may use the key for log groups of this account and region only.
-            self.flow_logs_key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                    actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                    resources=["*"],
-                    conditions={
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                                service="logs",
-                                resource="log-group",
-                                resource_name="*",
-                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                            )
-                        }
-                    },
-                )
-            )
+            allow_logs_to_use_key(self.flow_logs_key, stack, log_group_name="*")
             log_group = logs.LogGroup(self, "FlowLogs", retention=FLOW_LOG_RETENTION, encryption_key=self.flow_logs_key)
             vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group))
         else:
