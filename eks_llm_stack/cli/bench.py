@@ -6,11 +6,11 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, Problems
+from .console import console as table_console
 
 if TYPE_CHECKING:
     from ..bench.workload import LevelSpec
@@ -630,9 +630,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_plots and final["levels"]:
         paths += render_plots([(out_dir.name, final)], out_dir)
         paths.append(write_report(out_dir, final, [p for p in paths if p.suffix == ".png"]))
-    Console(width=None if sys.stdout.isatty() else 160).print(
-        summary_table(final, title=f"{plan['target'].model} ({plan['target'].api})")
-    )
+    table_console().print(summary_table(final, title=f"{plan['target'].model} ({plan['target'].api})"))
     for line in error_lines(final):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(knee_line(final), markup=False, highlight=False, soft_wrap=True)
@@ -730,9 +728,7 @@ def _merge(args: argparse.Namespace) -> int:
         paths += render_plots([(out.name, merged)], out)
         paths.append(write_report(out, merged, [p for p in paths if p.suffix == ".png"]))
     console = Console(stderr=True)
-    Console(width=None if sys.stdout.isatty() else 160).print(
-        summary_table(merged, title=f"merged: {len(args.dirs)} harnesses")
-    )
+    table_console().print(summary_table(merged, title=f"merged: {len(args.dirs)} harnesses"))
     for line in [*error_lines(merged), knee_line(merged)]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in paths)}")
