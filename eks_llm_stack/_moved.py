@@ -27,7 +27,6 @@ MOVED: dict[str, str] = {
     "eks_llm_stack.bench.cli": "eks_llm_stack.cli.bench",
     "eks_llm_stack.charts.scheduling": "eks_llm_stack.charts.kube",
     "eks_llm_stack.charts.names": "eks_llm_stack.naming",
-    "eks_llm_stack.config.compute": "eks_llm_stack.config.gpu_pool",
 }
 
 

@@ -1,30 +1,27 @@
-"""Profile section ``compute``: Karpenter GPU node pools, and the plain-data props behind them.
+"""Karpenter GPU node pools as plain data: :class:`GpuNodePoolProps` and its parts, presets and checks.
 
 A GPU pool is described once, as :class:`GpuNodePoolProps` (a frozen dataclass, no AWS types),
-and validated once, in its ``__post_init__``: the profile model :class:`GpuPoolConfig` builds
-the props from YAML, and :class:`~eks_llm_stack.constructs.gpu_node_pool.GpuNodePool` takes
-them from Python. Keeping them here, free of ``aws_cdk``, lets ``load_profile`` reject a bad
-pool without importing the CDK.
+and validated once, in its ``__post_init__``: the profile section
+(:class:`~eks_llm_stack.config.compute.GpuPoolConfig`) merges a preset with the YAML into these
+props, and :class:`~eks_llm_stack.constructs.gpu_node_pool.GpuNodePool` takes them from Python.
+Keeping them free of ``aws_cdk`` lets ``load_profile`` reject a bad pool without importing the CDK.
 
 Checks that need the instance catalog (EFA support, network-card layout, GPU requirements)
 run here too; checks that need the construct tree (subnets, availability zones, tokens) run
-in the construct.
+in the construct, and so does the rendering into Karpenter manifests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from typing import Any, Literal
 
 from ..conventions import POOL_LABEL, WORKLOAD_LABEL
-from ..errors import ConfigError, Problem, Problems, ProblemsError, collecting
+from ..errors import Problem, Problems, collecting
 from ..naming import is_dns_label
-from .base import StrictModel, fail
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
 AmiFamily = Literal["AL2023", "Bottlerocket"]
@@ -117,16 +114,6 @@ class DisruptionBudget:
                 "is not a budget duration",
                 "use hours and/or minutes: '8h', '90m', '1h30m'",
             )
-
-    def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"nodes": self.nodes}
-        if self.reasons:
-            out["reasons"] = list(self.reasons)
-        if self.schedule is not None:
-            out["schedule"] = self.schedule
-        if self.duration is not None:
-            out["duration"] = self.duration
-        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -707,185 +694,6 @@ class GpuNodePoolProps:
 
 def _gpu_summary(gpu: GpuRequirements) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(gpu).items() if v is not None}
-
-
-# -- the profile section -------------------------------------------------------------------
-
-
-class _Section(StrictModel):
-    """A profile mapping that overrides only the fields it sets on a props dataclass."""
-
-    _target: ClassVar[type[Any]]
-
-    def apply(self, base: Any | None) -> Any:
-        base = base if base is not None else self._target()
-        changes: dict[str, Any] = {}
-        for name in self.model_fields_set:
-            value = getattr(self, name)
-            current = getattr(base, name)
-            if isinstance(value, _Section):
-                value = value.apply(current)
-            elif isinstance(value, tuple) and value and isinstance(value[0], _Section):
-                value = tuple(v.apply(None) for v in value)
-            changes[name] = value
-        return dataclasses.replace(base, **changes)
-
-
-class BudgetConfig(_Section):
-    """A disruption budget (see ``DisruptionBudget``)."""
-
-    _target = DisruptionBudget
-    nodes: str = Field(default="10%", description="Nodes disrupted at once: a count or a percentage; '0' freezes.")
-    schedule: str | None = Field(default=None, description="UTC cron when the budget applies; needs duration.")
-    duration: str | None = Field(default=None, description="How long the budget applies after each schedule tick.")
-    reasons: tuple[BudgetReason, ...] = Field(default=(), description="Disruption reasons limited (default all).")
-
-
-class DisruptionConfig(_Section):
-    """When Karpenter may remove nodes (see ``Disruption``); unset keys keep the preset's."""
-
-    _target = Disruption
-    consolidation_policy: ConsolidationPolicy = "WhenEmptyOrUnderutilized"
-    consolidate_after: str = "5m"
-    expire_after: str = "720h"
-    termination_grace_period: str | None = None
-    budgets: tuple[BudgetConfig, ...] = ()
-
-
-class GpuRequirementsConfig(_Section):
-    _target = GpuRequirements
-    name: str | None = None
-    min_count: int | None = Field(default=None, ge=1)
-    max_count: int | None = Field(default=None, ge=1)
-    min_memory_gib: float | None = Field(default=None, gt=0)
-
-
-class RootVolumeConfig(_Section):
-    _target = RootVolume
-    size_gib: int = 200
-    iops: int = 3000
-    throughput_mibps: int = 125
-    kms_key_id: str | None = None
-
-
-class PlacementGroupConfig(_Section):
-    _target = PlacementGroupSpec
-    strategy: PlacementStrategy = "cluster"
-    partitions: int | None = None
-
-
-class DevicePluginConfig(_Section):
-    _target = GpuSharing
-    time_slicing_replicas: int = 1
-    mig_strategy: MigStrategy = "none"
-
-
-class LimitsConfig(_Section):
-    _target = PoolLimits
-    gpus: int | None = 16
-    cpu: int | None = None
-
-
-_PRESETS: dict[str, Callable[..., GpuNodePoolProps]] = {
-    "inference": GpuNodePoolProps.inference,
-    "training": GpuNodePoolProps.training,
-}
-
-
-class GpuPoolConfig(StrictModel):
-    """One GPU pool. ``preset`` supplies the defaults; every key given here overrides it."""
-
-    name: str = Field(description="Pool name: NodePool / EC2NodeClass name and pool label value.")
-    preset: Literal["inference", "training", "custom"] = Field(
-        default="custom",
-        description="inference (G5/G6/G6e, spot + on-demand), training (P5, EFA, placement group) or custom.",
-    )
-    families: tuple[str, ...] | None = None
-    instance_types: tuple[str, ...] = ()
-    gpu: GpuRequirementsConfig | None = None
-    capacity_types: tuple[CapacityType, ...] = ("on-demand",)
-    capacity_reservation_ids: tuple[str, ...] = ()
-    capacity_reservation_tags: dict[str, str] = Field(default_factory=dict)
-    ami_family: AmiFamily = "AL2023"
-    ami_version: str = "latest"
-    root_volume: RootVolumeConfig | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    limits: LimitsConfig | None = None
-    disruption: DisruptionConfig | None = None
-    weight: int | None = None
-    efa: bool = False
-    placement_group: PlacementGroupConfig | None = None
-    availability_zone: str | None = None
-    security_group_ids: tuple[str, ...] = ()
-    security_group_tags: dict[str, str] = Field(default_factory=dict)
-    device_plugin: DevicePluginConfig | None = None
-    _built: GpuNodePoolProps | None = PrivateAttr(default=None)
-
-    @property
-    def props(self) -> GpuNodePoolProps:
-        """The construct props, as built when this pool was validated."""
-        if self._built is None:
-            self._built = self.to_props()
-        return self._built
-
-    @field_validator("families")
-    @classmethod
-    def _families(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None and not v:
-            raise fail(
-                "families is empty: the pool could launch nothing",
-                "name at least one family, e.g. [g6, g6e], or leave the key out",
-            )
-        return v
-
-    def to_props(self) -> GpuNodePoolProps:
-        """The construct props this pool describes (raises ``ConfigError`` on bad values)."""
-        preset = _PRESETS.get(self.preset)
-        base = preset(name=self.name) if preset is not None else None
-        changes: dict[str, Any] = {}
-        for name in self.model_fields_set - {"preset"}:
-            value = getattr(self, name)
-            if isinstance(value, _Section):
-                value = value.apply(getattr(base, name) if base is not None else None)
-            changes[name] = value
-        if base is not None:
-            return dataclasses.replace(base, **changes)
-        return GpuNodePoolProps(**changes)
-
-    @model_validator(mode="after")
-    def _props(self) -> GpuPoolConfig:
-        try:
-            # Built once here and kept: the plan reads these props instead of building them again.
-            self._built = self.to_props()
-        except ConfigError as err:
-            # Every problem of the pool, as objects, under the pool's own path.
-            raise ProblemsError(err.problems) from None
-        return self
-
-
-class ComputeConfig(StrictModel):
-    """GPU capacity managed by Karpenter. Empty: no Karpenter, no GPU pools."""
-
-    pools: tuple[GpuPoolConfig, ...] = Field(default=(), description="GPU node pools; names must be unique.")
-
-    @model_validator(mode="after")
-    def _unique(self) -> ComputeConfig:
-        seen: set[str] = set()
-        dupes = [p.name for p in self.pools if p.name in seen or seen.add(p.name)]  # type: ignore[func-returns-value]
-        if dupes:
-            raise fail(
-                f"pool names {sorted(set(dupes))} are used more than once (each names a NodePool and an EC2NodeClass)",
-                "give every pool a different name",
-            )
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.pools)
-
-    def pool_props(self) -> tuple[GpuNodePoolProps, ...]:
-        """Each pool's props, built (and checked) once, when the profile was validated."""
-        return tuple(p.props for p in self.pools)
 
 
 def problems_of(props: GpuNodePoolProps) -> list[Problem]:
