@@ -274,6 +274,12 @@ async def run_levels(
     """
     for i, spec in enumerate(levels):
         if before_level:
+            # Collect before waiting at the barrier, not after: a full collection takes tens of
+            # milliseconds, a different amount in every process, and would shift each harness's
+            # start (and an open loop's whole schedule) by that much. Frozen survivors make
+            # run_level's own collection, after the barrier, nearly free.
+            gc.collect()
+            gc.freeze()
             await before_level(i)
         if on_level:
             on_level(spec)
@@ -291,8 +297,7 @@ async def _closed_loop(
     def more() -> bool:
         return not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        ready = requests.next() if more() else None
+    async def worker(session: aiohttp.ClientSession, ready: tuple[str, int, int | None, bool] | None) -> None:
         while ready is not None:
             prompt, max_tokens, asked, warm = ready
             body = build_body(target, prompt, max_tokens)
@@ -320,7 +325,11 @@ async def _closed_loop(
 
     async with _session(spec.concurrency) as session:
         await warm_connections(session, target, spec.concurrency)
-        await asyncio.gather(*(worker(session) for _ in range(spec.concurrency)))
+        # Every worker's first request is drawn before any worker reserves its second: otherwise
+        # with fewer than 2 x concurrency requests the first workers would reserve them all and
+        # the level would run at half its concurrency.
+        firsts = [requests.next() if more() else None for _ in range(spec.concurrency)]
+        await asyncio.gather(*(worker(session, first) for first in firsts))
 
 
 def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:

@@ -273,6 +273,20 @@ def load_trace(path: Path, *, seed: int = 0) -> tuple[tuple[Prompt, ...], tuple[
     return tuple(prompts), tuple(t - start for t in times)
 
 
+def shard_trace(
+    prompts: tuple[Prompt, ...], offsets_s: tuple[float, ...], index: int, count: int
+) -> tuple[tuple[Prompt, ...], tuple[float, ...]]:
+    """Harness ``index`` of ``count``'s part of a trace: every ``count``-th request from ``index``.
+
+    The parts are disjoint and together are the whole trace. Arrival times stay on the trace's
+    own clock (not re-based): with the start barrier every harness starts the level at one
+    instant, so each request leaves at its trace time, whichever harness sends it. Round robin
+    rather than contiguous blocks, so every harness carries the trace's load shape all along.
+    """
+    keep = range(index, len(prompts), count)
+    return tuple(prompts[i] for i in keep), tuple(offsets_s[i] for i in keep)
+
+
 def scenario_levels(
     name: str, *, prompt: LengthSpec | None, output: LengthSpec | None, dataset_size: int | None
 ) -> tuple[LevelSpec, ...]:

@@ -174,6 +174,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         load_dataset,
         load_trace,
         scenario_levels,
+        shard_trace,
         shared_prefix_prompts,
     )
 
@@ -313,11 +314,22 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             prompts = load_dataset(args.dataset)
         except ConfigError as exc:
             p.extend(exc, "--dataset")
+    whole_trace: tuple[float, ...] = ()
     if args.trace is not None:
         try:
-            prompts, trace_times = load_trace(args.trace, seed=args.seed)
+            prompts, whole_trace = load_trace(args.trace, seed=args.seed)
         except ConfigError as exc:
             p.extend(exc, "--trace")
+        else:
+            # Each harness replays its own disjoint part of the trace, on the trace's clock.
+            prompts, trace_times = shard_trace(prompts, whole_trace, *shard)
+            if not trace_times:
+                p.add(
+                    "--trace / --shard",
+                    f"the trace has {len(whole_trace)} requests: harness {shard[0]} of {shard[1]} gets none",
+                    "use at most as many harnesses as the trace has requests",
+                    (str(args.trace), args.shard),
+                )
     if args.shared_prefix is not None:
         try:
             g_text, m_text = str(args.shared_prefix).lower().split("x")
@@ -412,9 +424,10 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         levels = ()
     elif args.trace is not None:
         span = trace_times[-1] if trace_times and trace_times[-1] > 0 else 1.0
+        # The whole trace's rate; shard_level (in bounded) takes this harness's share of it.
         levels = (
             dataclasses.replace(
-                bounded(LevelSpec(rate=len(trace_times) / span, arrival="trace")),
+                bounded(LevelSpec(rate=len(whole_trace) / span, arrival="trace")),
                 trace_offsets_s=trace_times,
                 requests=len(trace_times),
                 duration_s=None,
