@@ -162,10 +162,11 @@ def test_prefill_delays_the_first_token_by_the_prompt_length() -> None:
             return [t[0] for t in server.timings]
 
     short, long = asyncio.run(go())
-    # 0.5 ms per prompt token: 5 ms more for 10 tokens, 55 ms for 110 (lower bounds tight, as the
-    # simulator wakes at most 2 ms early; the difference bounded loosely above).
+    # 0.5 ms per prompt token: 5 ms more for 10 tokens, 55 ms for 110. Lower bounds tight (the
+    # simulator wakes at most 2 ms early; without prefill both would be 5 ms), the difference
+    # bounded loosely above (a loaded machine wakes it late, by a different amount each time).
     assert short >= 10.0 - 2.0 and long >= 60.0 - 2.0
-    assert 50.0 - 4.0 <= long - short < 50.0 + 30.0
+    assert long - short < 50.0 + 30.0
 
 
 def test_negative_prefill_is_refused() -> None:

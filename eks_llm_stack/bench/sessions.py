@@ -216,7 +216,7 @@ async def run_session_level(
     assert spec.concurrency is not None and spec.think_time is not None
     think = spec.think_time
     state.levels_started = level + 1
-    deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9) if spec.duration_s is not None else None
+    deadline: int | None = None  # set when the users start, after the collection and the warm-up
     queue = list(sessions)
     queue.reverse()  # pop() from the end hands them out in order
 
@@ -268,6 +268,8 @@ async def run_session_level(
     try:
         async with _session(spec.concurrency) as session:
             await warm_connections(session, target, spec.concurrency)
+            if spec.duration_s is not None:
+                deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9)
             await asyncio.gather(*(user(session) for _ in range(spec.concurrency)))
     finally:
         gc.unfreeze()
