@@ -414,6 +414,13 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 p.extend(exc, "--instance")
     elif args.hourly_usd is not None and args.hourly_usd > 0:
         price = Price(hourly_usd=args.hourly_usd, source="--hourly-usd")
+    if shard[1] > 1 and args.sla_sweep is not None:
+        p.add(
+            "--sla-sweep / --shard",
+            "an SLA sweep picks each next level from its own results, so the harnesses would diverge",
+            "run the sweep in one harness, then the load it finds with --shard",
+            (args.sla_sweep, args.shard),
+        )
     if shard[1] > 1 and concurrency and min(concurrency) < shard[1]:
         p.add(
             "--concurrency / --shard",
