@@ -17,7 +17,9 @@ from eks_llm_stack.gates.manifests import validate_manifests
 from tests.conftest import CRD_DIR
 
 NS = "llm-serving"
-FETCH = ModelFetch(name="llama", claim_name="model-cache-efs", hf_repo="meta-llama/Llama-3.1-8B", service_account="llama")
+FETCH = ModelFetch(
+    name="llama", claim_name="model-cache-efs", hf_repo="meta-llama/Llama-3.1-8B", service_account="llama"
+)
 MODEL = VllmModelProps(
     name="llama",
     namespace=NS,
