@@ -1,30 +1,33 @@
 """Build and synthesize the platform for a profile: CloudFormation to ``cdk.out``, manifests to YAML.
 
-``app.py`` (run by the CDK CLI) and the test suite both go through :func:`build`, so the
-tests exercise exactly what ``cdk synth`` produces.
+``app.py`` (run by the CDK CLI, or directly by ``make synth``) and the test suite both go through
+:func:`build`, so the tests exercise exactly what ``cdk synth`` produces.
+
+``make synth`` runs ``app.py`` itself (:func:`synthesize_direct`): the app writes the cloud assembly
+with the context the CDK CLI would pass, prints the CLI's warnings and the summary in the same
+process. That saves the CLI's own start-up (Node.js, the toolkit) and a second Python process for the
+summary; ``cdk synth``/``diff``/``deploy`` still run the same app from ``cdk.json``.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import yaml
 from aws_cdk import App
 
-from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, manifest_layout, placeholders
+from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, dump_documents, manifest_layout, placeholders
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
-from .errors import ConfigError
+from .errors import ConfigError, EksLlmStackError
 from .stacks import LlmPlatform, build_platform
-
-if TYPE_CHECKING:
-    import cdk8s
 
 #: Context keys read by the app (``cdk synth -c key=value``).
 CONTEXT_PROFILE = "profile"
@@ -42,6 +45,21 @@ DEFAULT_PROFILE = "default"
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
 #: Beside the manifests directory: the controllers' Helm releases (:func:`write_helm_releases`).
 HELM_RELEASES_DIR = "helm-releases"
+#: What the CDK CLI adds to the context of every app it runs (``aws-cdk`` ``exec.ts``, defaults of
+#: ``--path-metadata``, ``--asset-metadata``, ``--version-reporting``): resource path metadata, the
+#: ``CDKMetadata`` resource, every stack bundled. A direct run passes the same, so the templates match.
+CLI_CONTEXT: dict[str, Any] = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": True,
+    "aws:cdk:bundling-stacks": ["**"],
+}
+#: ``cdk.json`` settings that turn the keys above off, as the CLI reads them.
+_CLI_SETTINGS = {
+    "pathMetadata": "aws:cdk:enable-path-metadata",
+    "assetMetadata": "aws:cdk:enable-asset-metadata",
+    "versionReporting": "aws:cdk:version-reporting",
+}
 
 
 @dataclass(frozen=True)
@@ -138,7 +156,7 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
 
     serving = built.platform.serving
     sources: list[tuple[str, list[dict[str, Any]], bool]] = [
-        (name, chart_documents(cast("cdk8s.Chart", chart), resolver=stack), stack is serving)
+        (name, chart_documents(cast(Any, chart), stack), stack is serving)
         for name, chart, stack in built.platform.charts.entries
     ]
     crd_texts: dict[str, str] = {}
@@ -149,7 +167,8 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
                 f"---\n{c.decode().strip()}\n" for c in crd_files(construct.pin).values()
             )
     for applied in applied_manifests(built.app):
-        docs = [placeholders(applied.stack.resolve(dict(d))) for d in applied.documents]
+        # One resolve per construct: each call is a round trip to the jsii runtime.
+        docs = placeholders(applied.stack.resolve([dict(d) for d in applied.documents]))
         sources.append((applied.name, docs, applied.stack is serving))
     layout = manifest_layout(sources)
     stems = {Path(rel).stem for rel in layout}
@@ -159,7 +178,7 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
     _clear_manifest_dir(out_dir)
     written: list[Path] = []
     for rel, docs in layout.items():
-        written.append(_write(out_dir / rel, yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)))
+        written.append(_write(out_dir / rel, dump_documents(docs)))
     for name, text in crd_texts.items():
         written.append(_write(out_dir / CRDS_STEP / f"{name}.yaml", text))
     return sorted(written)
@@ -223,7 +242,7 @@ def write_helm_releases(templates: Mapping[str, Mapping[str, Any]], out_dir: Pat
     return written
 
 
-def synthesize_app(profile: str | None = None, manifests_dir: str | None = None) -> Built:
+def synthesize_app(profile: str | None = None, manifests_dir: str | None = None, *, app: App | None = None) -> Built:
     """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests.
 
     Every CLI command runs the app (``cdk ls`` and ``cdk diff`` too, often for another profile), so
@@ -231,7 +250,7 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     output is chosen: ``manifests_dir`` here or ``-c manifests_dir=...`` (``make synth`` passes
     ``dist/manifests``). A ``cdk ls`` or ``cdk diff`` therefore never overwrites ``dist/manifests``.
     """
-    built = build(profile)
+    built = build(profile, app=app)
     chosen = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
     out = Path(chosen) if chosen else Path(built.app.outdir) / "manifests"
     write_chart_manifests(built, out)
@@ -244,3 +263,83 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     # Beside the manifests too: the controllers' Helm releases, read from the templates just written.
     write_helm_releases({s.stack_name: s.template for s in assembly.stacks}, out.parent / HELM_RELEASES_DIR)
     return built
+
+
+def cli_context(root: Path, overrides: Mapping[str, str] = {}) -> dict[str, Any]:
+    """The context ``cdk synth -c key=value ...`` would pass from ``root``: ``~/.cdk.json``, then
+    ``cdk.context.json``, then ``cdk.json``'s ``context``, then the command line win in turn."""
+    context: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for path, key in (
+        (Path.home() / ".cdk.json", "context"),
+        (root / "cdk.context.json", None),
+        (root / "cdk.json", "context"),
+    ):
+        if path.is_file():
+            data = json.loads(path.read_text())
+            context.update(data.get(key, {}) if key else data)
+            if key:
+                settings.update({k: v for k, v in data.items() if k in _CLI_SETTINGS})
+    context.update(CLI_CONTEXT)
+    context.update({_CLI_SETTINGS[k]: bool(v) for k, v in settings.items()})
+    context.update(overrides)
+    return context
+
+
+def synthesis_messages(outdir: Path) -> list[tuple[str, str, str]]:
+    """``(level, construct path, message)`` of every annotation in the cloud assembly at ``outdir``,
+    read from its files as the CDK CLI reads them after a synth."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    found = []
+    for artifact in manifest.get("artifacts", {}).values():
+        metadata = dict(artifact.get("metadata") or {})
+        extra = artifact.get("additionalMetadataFile")
+        if extra and (outdir / extra).is_file():
+            metadata.update(json.loads((outdir / extra).read_text()))
+        for path, entries in metadata.items():
+            for entry in entries:
+                level = {"aws:cdk:error": "error", "aws:cdk:warning": "warning", "aws:cdk:info": "info"}.get(
+                    entry.get("type", "")
+                )
+                if level:
+                    found.append((level, path, str(entry.get("data", ""))))
+    return found
+
+
+def synthesize_direct(
+    overrides: Mapping[str, str], *, outdir: Path, summary: bool = False, root: Path = Path(".")
+) -> int:
+    """``make synth``: what ``cdk synth -c ... -o outdir`` does, in this process, plus the summary.
+
+    Warnings and errors of the synthesis are printed as the CLI prints them, and an error fails the
+    run (exit 1) as it fails ``cdk synth``. Returns the exit code.
+    """
+    app = App(context=cli_context(root, overrides), outdir=str(outdir), builtin_cloud_formation_validation=False)
+    try:
+        built = synthesize_app(app=app)
+    except EksLlmStackError as exc:
+        print(f"\n{exc}\n", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        # cdk-nag's findings (policy validation): the report, as `cdk synth` shows it, without the jsii
+        # traceback around it.
+        if "ValidationFailed" not in str(exc):
+            raise
+        print(f"\n{str(exc).removeprefix('ValidationFailed: ')}\n", file=sys.stderr)
+        return 1
+    messages = synthesis_messages(outdir)
+    for level, path, text in messages:
+        if level == "info":
+            continue
+        print(f"{level.upper()} {text}\n   {path.lstrip('/')}", file=sys.stderr)
+    if any(level == "error" for level, _, _ in messages):
+        print("Found errors", file=sys.stderr)
+        return 1
+    print(f"Successfully synthesized to {outdir.resolve()}")
+    if summary:
+        from .cli.summary import print_summary
+
+        chosen = app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
+        manifests = Path(chosen) if chosen else outdir / "manifests"
+        print_summary(outdir, manifests, profile=built.profile.name)
+    return 0

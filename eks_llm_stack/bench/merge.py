@@ -16,11 +16,12 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, Problem
-from .metrics import DEFINITIONS, KNEE_DEFINITION, Slo, find_knee, summarize_level
+from .metrics import KNEE_DEFINITION, Slo, find_knee, summarize_level
 from .records import RequestRecord
-from .results import REQUESTS, SCHEMA_VERSION, cost_by_price, load_summary
+from .results import REQUESTS, SCHEMA_VERSION, cost_by_price, definitions, load_summary
+from .sessions import session_figures
 
-_LOAD_KEYS = ("arrival", "burstiness", "prompt_length", "output_length")
+_LOAD_KEYS = ("mode", "think_time_s", "arrival", "burstiness", "prompt_length", "output_length")
 
 
 def _records(run_dir: Path, origin_unix_ns: int) -> list[RequestRecord]:
@@ -71,10 +72,12 @@ def merge_runs(dirs: Sequence[Path]) -> tuple[dict[str, Any], list[RequestRecord
         }
         load.update({k: lv[k] for k in _LOAD_KEYS if k in lv})
         level_no = lv["level"]
-        summary = summarize_level(
-            [r for r in records if r.level == level_no], level=level_no, load=load, slo=slo, hourly_usd=hourly
-        )
+        mine = [r for r in records if r.level == level_no]
+        summary = summarize_level(mine, level=level_no, load=load, slo=slo, hourly_usd=hourly)
         summary["cost_per_1m_tokens_usd_by_price"] = cost_by_price(summary, prices)
+        # Sessions are whole within one harness (each takes a disjoint part of the set), so the
+        # per-session figures pool like any other sample.
+        summary.update(session_figures(mine))
         summary["parts"] = len(parts)
         levels.append(summary)
     merged = {
@@ -95,7 +98,7 @@ def merge_runs(dirs: Sequence[Path]) -> tuple[dict[str, Any], list[RequestRecord
             "origin_unix_ns": min(origins),
             "server": (first.get("metadata") or {}).get("server"),
         },
-        "definitions": DEFINITIONS,
+        "definitions": definitions(levels),
         "knee": find_knee(levels),
         "knee_definition": KNEE_DEFINITION,
         "levels": levels,

@@ -43,11 +43,17 @@ def placeholders(value: Any) -> Any:
     return {k: placeholders(v) for k, v in value.items()}
 
 
+def dump_documents(docs: list[dict[str, Any]]) -> str:
+    """``docs`` as a multi-document YAML stream, keys in their order, block style."""
+    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+
+
 def chart_documents(chart: cdk8s.Chart, resolver: Any | None = None) -> list[dict[str, Any]]:
     """The manifests of ``chart``; with ``resolver`` (a CDK ``Stack``), tokens become placeholders."""
     docs: list[dict[str, Any]] = list(chart.to_json())
     if resolver is not None:
-        docs = [placeholders(resolver.resolve(d)) for d in docs]
+        # One resolve for the whole chart: each call is a round trip to the jsii runtime.
+        docs = placeholders(resolver.resolve(docs))
     return docs
 
 
@@ -62,7 +68,7 @@ def write_manifests(
     for name, chart in charts:
         path = out_dir / f"{name}.yaml"
         docs = chart_documents(chart, resolver)
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+        path.write_text(dump_documents(docs))
         written.append(path)
     return written
 

@@ -35,7 +35,7 @@ from .pod_identity import pod_identity
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
 
-    from ..config.compute import GpuNodePoolProps
+    from ..config.gpu_pool import GpuNodePoolProps
     from .gpu_node_pool import GpuNodePool
 
 #: The tag Karpenter (v1) puts on every instance, volume, launch template and instance profile
