@@ -100,13 +100,15 @@ async def send_request(
     record: RequestRecord,
     *,
     content_types: bool = False,
+    accumulator: Callable[[RequestRecord, str], StreamAccumulator] = StreamAccumulator,
 ) -> RequestRecord:
     """Send one streaming request and fill ``record``; never raises for a server or network failure.
 
     ``content_types``: a 2xx answer that is not ``text/event-stream`` ends as ``not_streaming``
-    (the preflight's check; under load the body decides).
+    (the preflight's check; under load the body decides). ``accumulator``: the stream parser
+    (a chat session's keeps the answer's text too).
     """
-    acc = StreamAccumulator(record, target.api)
+    acc = accumulator(record, target.api)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if target.api_key:
         headers["Authorization"] = f"Bearer {target.api_key}"
