@@ -291,7 +291,11 @@ async def _closed_loop(
     def more() -> bool:
         return not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker(session: aiohttp.ClientSession, start_s: float) -> None:
+        if start_s > 0:
+            # A ramp: this worker's first request waits its turn. Rounds keep the spacing, since
+            # requests of one level take about equally long.
+            await _wait_until(loop, ramp_origin + start_s)
         ready = requests.next() if more() else None
         while ready is not None:
             prompt, max_tokens, asked, warm = ready
@@ -318,9 +322,12 @@ async def _closed_loop(
             if ready is not None and not (deadline is None or time.perf_counter_ns() < deadline):
                 ready = None
 
+    loop = asyncio.get_running_loop()
+    step = spec.ramp_s / spec.concurrency
     async with _session(spec.concurrency) as session:
         await warm_connections(session, target, spec.concurrency)
-        await asyncio.gather(*(worker(session) for _ in range(spec.concurrency)))
+        ramp_origin = loop.time()
+        await asyncio.gather(*(worker(session, i * step) for i in range(spec.concurrency)))
 
 
 def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:
