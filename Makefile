@@ -49,10 +49,12 @@ setup: $(VENV)/.installed node_modules/.installed
 
 checkov: .venv-checkov/.installed
 
+# The app writes cdk.out itself, with the context `cdk synth` would pass, and prints the CLI's warnings
+# and the summary in the same process: no CDK CLI start-up, no second Python (docs/performance.md).
+# `cdk synth -c profile=...` runs the same app from cdk.json and writes the same templates.
 synth: setup
-	@echo "==> cdk synth -c profile=$(PROFILE)"
-	@$(CDK) synth --quiet --ci -c profile=$(PROFILE) -c manifests_dir=dist/manifests
-	@$(VENV)/bin/eks-llm-stack summary cdk.out dist/manifests --profile $(PROFILE)
+	@echo "==> synth -c profile=$(PROFILE)"
+	@$(PY) app.py -c profile=$(PROFILE) -c manifests_dir=dist/manifests --summary
 
 # promtool and the prometheus server (the real-Prometheus tests) come from one Debian package.
 promtool:

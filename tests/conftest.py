@@ -64,6 +64,42 @@ def _temp_dir_left_clean() -> Any:
     assert left == [], f"tests left these in the temp directory: {left}"
 
 
+@pytest.fixture(autouse=True)
+def _synth_rejects_only_what_the_plan_rejects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every profile that synthesis rejects anywhere in the suite must be rejected the same way by
+    the plan, which is what ``profile validate`` runs: a problem that only a construct finds would
+    let ``profile validate`` say ok for a profile ``make synth`` refuses.
+
+    Wraps the build of :mod:`eks_llm_stack.synth` only when a test has imported it (the CLI tests
+    check that some commands never load aws_cdk)."""
+    synth = sys.modules.get("eks_llm_stack.synth")
+    if synth is None:
+        return
+    from eks_llm_stack.errors import ConfigError
+    from eks_llm_stack.plan import plan_platform
+
+    real = synth.build_platform
+
+    def checked(app: Any, profile: Any, **kwargs: Any) -> Any:
+        try:
+            return real(app, profile, **kwargs)
+        except ConfigError as built:
+            try:
+                plan_platform(profile)
+            except ConfigError as planned:
+                missing = [p for p in built.problems if p not in planned.problems]
+            else:
+                missing = list(built.problems)
+            if missing:
+                pytest.fail(
+                    "synthesis rejected the profile with problems that plan_platform (and so "
+                    f"`profile validate`) does not report: {missing}"
+                )
+            raise
+
+    monkeypatch.setattr(synth, "build_platform", checked)
+
+
 #: The real cdk.json context, as `cdk synth` passes it to the app.
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 CRD_DIR = ROOT / "eks_llm_stack" / "third_party" / "crds"
@@ -118,7 +154,8 @@ def synthesized(profile: str) -> Synthesized:
     for stack in assembly.stacks:
         result.templates[stack.stack_name] = stack.template
     for p in paths:
-        result.manifests[p.stem] = [d for d in yaml.safe_load_all(p.read_text()) if d]
+        # The C loader: dist/manifests/10-crds/ holds CRDs of over a megabyte.
+        result.manifests[p.stem] = [d for d in yaml.load_all(p.read_text(), Loader=yaml.CSafeLoader) if d]
     return result
 
 

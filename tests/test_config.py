@@ -131,3 +131,15 @@ def test_namespace_fields_share_one_rule_and_message() -> None:
     assert "serving_namespace: 'LLM_Serving' is not a Kubernetes namespace name" in text
     assert "observability.namespace: '-monitoring' is not a Kubernetes namespace name" in text
     assert text.count("fix: use at most 63 lowercase letters, digits or '-'") == 2
+
+
+@pytest.mark.parametrize("value", [1.0, 0.0, 1.5])
+def test_gpu_memory_utilization_outside_the_open_interval_is_refused_as_sizing_refuses_it(value: float) -> None:
+    # The sizing engine refuses 1.0 (nothing left for the CUDA context); the profile must too.
+    model = {"name": "m", "source": "hf://Qwen/Qwen2.5-0.5B-Instruct", "gpu_memory_utilization": value}
+    with pytest.raises(ConfigError) as err:
+        validate_profile({"models": [model]})
+    text = str(err.value)
+    assert "models[0].gpu_memory_utilization: must be a fraction strictly between 0 and 1" in text
+    assert f"(got {value})" in text
+    assert "fix: use e.g. 0.90" in text

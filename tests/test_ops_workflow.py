@@ -121,3 +121,15 @@ def test_the_ci_role_gets_cluster_access_and_no_kubeconfig_is_uploaded(workflow:
         r.split("--kubeconfig", 1)[1].split()[0] for r in (s.get("run", "") for s in steps) if "--kubeconfig" in r
     ]
     assert kubeconfigs and all(k.startswith('"$RUNNER_TEMP/') for k in kubeconfigs)
+
+
+def test_preflight_checks_the_bootstrap_the_workflow_deploys_through(workflow: dict[Any, Any]) -> None:
+    """preflight runs before up, with the job's qualifier and boundary env (it reads both variables)."""
+    from eks_llm_stack.ops.ephemeral.up import BOUNDARY_ENV, QUALIFIER_ENV
+
+    steps = workflow["jobs"]["cluster"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    pre = next(i for i, r in enumerate(runs) if r.startswith("eks-llm-stack preflight"))
+    up = next(i for i, r in enumerate(runs) if "ephemeral up" in r)
+    assert pre < up
+    assert {QUALIFIER_ENV, BOUNDARY_ENV} <= set(workflow["env"])

@@ -19,6 +19,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     pre.add_argument("-p", "--profile", default="default", help="profile name or YAML path (default: default)")
     pre.add_argument("--width", type=int, default=None, help="table width in characters (default: 160)")
+    pre.add_argument(
+        "--qualifier",
+        default=None,
+        help="CDK bootstrap qualifier the deploy uses; its toolkit stack must have been bootstrapped with it "
+        "(default: $EKS_LLM_STACK_BOOTSTRAP_QUALIFIER, else not checked)",
+    )
+    pre.add_argument(
+        "--toolkit-stack-name",
+        default=None,
+        help="the bootstrap's toolkit stack (default: CDKToolkit-<qualifier> with a qualifier, else CDKToolkit)",
+    )
+    pre.add_argument(
+        "--permissions-boundary",
+        default=None,
+        help="IAM policy name the bootstrap must carry as --custom-permissions-boundary "
+        "(default: $EKS_LLM_STACK_PERMISSIONS_BOUNDARY, else not checked)",
+    )
     pre.set_defaults(func=_preflight)
 
     eph = sub.add_parser("ephemeral", help="throw-away clusters for CI: up, smoke, down, list, reap")
@@ -142,12 +159,20 @@ def _aws(region: str | None = None) -> Any:
 
 @_aws_access
 def _preflight(args: argparse.Namespace) -> int:
+    import os
+
     from ..config import load_profile
-    from ..ops.preflight import render, run_preflight
+    from ..ops.ephemeral.up import BOUNDARY_ENV, QUALIFIER_ENV
+    from ..ops.preflight import Bootstrap, render, run_preflight
     from ..ops.requirements import requirements_of
 
     profile = load_profile(args.profile)
-    report = run_preflight(_aws(profile.region), requirements_of(profile))
+    bootstrap = Bootstrap(
+        qualifier=args.qualifier or os.environ.get(QUALIFIER_ENV) or None,
+        stack_name=args.toolkit_stack_name or None,
+        permissions_boundary=args.permissions_boundary or os.environ.get(BOUNDARY_ENV) or None,
+    )
+    report = run_preflight(_aws(profile.region), requirements_of(profile), bootstrap)
     print(render(report, width=args.width), end="")
     return report.exit_code
 

@@ -9,6 +9,7 @@ at once.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -266,7 +267,8 @@ class ModelConfig(StrictModel):
         default=8, ge=1, description="Full-length sequences one replica holds at once. Default: 8."
     )
     gpu_memory_utilization: float = Field(
-        default=0.9, gt=0, le=1, description="Share of GPU memory vLLM takes. Default: 0.9."
+        default=0.9,
+        description="Share of GPU memory vLLM takes, strictly between 0 and 1 (the CUDA context and graphs need the rest). Default: 0.9.",
     )
     vllm_args: tuple[str, ...] = Field(
         default=(), description="Extra vLLM arguments, appended after the sizing engine's (later wins). Default: none."
@@ -320,6 +322,17 @@ class ModelConfig(StrictModel):
             raise fail(
                 f"'{v}' is not a valid model name (a DNS label of at most {MAX_NAME_LENGTH} characters)",
                 "use lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. llama-3-8b",
+            )
+        return v
+
+    @field_validator("gpu_memory_utilization")
+    @classmethod
+    def _gpu_memory_utilization(cls, v: float) -> float:
+        # The sizing engine refuses 1.0 too: the same rule at both doors, with the same words.
+        if not (math.isfinite(v) and 0 < v < 1):
+            raise fail(
+                "must be a fraction strictly between 0 and 1 (the CUDA context and graphs need the rest)",
+                "use e.g. 0.90 (vLLM's default), or leave it out",
             )
         return v
 

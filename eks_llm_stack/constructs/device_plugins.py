@@ -21,7 +21,7 @@ from constructs import Construct
 
 from .. import versions
 from ..charts.kube import gpu_tolerations
-from ..config.compute import GpuNodePoolProps, GpuSharing
+from ..config.gpu_pool import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
 from ..errors import Problems, collecting
 from .cluster_type import ClusterLike, as_icluster

@@ -2,7 +2,7 @@
 
 ``GpuNodePool(self, "Infer", cluster=cluster, karpenter=karpenter, props=GpuNodePoolProps.inference())``
 
-The props (plain data, validated on creation) live in :mod:`eks_llm_stack.config.compute`
+The props (plain data, validated on creation) live in :mod:`eks_llm_stack.config.gpu_pool`
 so that a profile can be checked without the CDK; they are re-exported here. What needs the
 construct tree happens here: the placement group, the EFA security group, the single-AZ
 subnet choice, and the manifests, applied after the Karpenter chart has installed its CRDs.
@@ -20,7 +20,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct, IValidation
 
-from ..config.compute import (
+from ..config.gpu_pool import (
     Disruption,
     DisruptionBudget,
     GpuNodePoolProps,
@@ -340,7 +340,7 @@ class GpuNodePool(Construct):
             "disruption": {
                 "consolidationPolicy": d.consolidation_policy,
                 "consolidateAfter": d.consolidate_after,
-                "budgets": [b.manifest() for b in d.budgets],
+                "budgets": [budget_manifest(b) for b in d.budgets],
             },
         }
         limits: dict[str, str] = {}
@@ -438,3 +438,15 @@ class GpuNodePool(Construct):
                 os_volume["kmsKeyID"] = v.kms_key_id
             return [{"deviceName": "/dev/xvda", "ebs": os_volume}, {"deviceName": "/dev/xvdb", "ebs": ebs}]
         return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": ebs}]
+
+
+def budget_manifest(budget: DisruptionBudget) -> dict[str, Any]:
+    """One entry of a NodePool's ``spec.disruption.budgets``."""
+    out: dict[str, Any] = {"nodes": budget.nodes}
+    if budget.reasons:
+        out["reasons"] = list(budget.reasons)
+    if budget.schedule is not None:
+        out["schedule"] = budget.schedule
+    if budget.duration is not None:
+        out["duration"] = budget.duration
+    return out

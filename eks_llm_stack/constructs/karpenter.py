@@ -27,6 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
+from .applied import add_manifest
 from .cluster_type import ClusterLike, as_icluster
 from .crds import CrdChart
 from .pod_identity import pod_identity
@@ -34,7 +35,7 @@ from .pod_identity import pod_identity
 if TYPE_CHECKING:
     from aws_cdk import aws_ec2 as ec2
 
-    from ..config.compute import GpuNodePoolProps
+    from ..config.gpu_pool import GpuNodePoolProps
     from .gpu_node_pool import GpuNodePool
 
 #: The tag Karpenter (v1) puts on every instance, volume, launch template and instance profile
@@ -244,7 +245,9 @@ class Karpenter(Construct):
         if props.namespace != "kube-system":
             from ..charts.namespaces import namespace_manifest
 
-            ns = cluster.add_manifest(f"{id}Namespace", namespace_manifest(props.namespace, "baseline"))
+            ns = add_manifest(
+                self, cluster, f"{id}Namespace", namespace_manifest(props.namespace, "baseline"), name="karpenter"
+            )
             self.chart.node.add_dependency(ns)
         self.chart.node.add_dependency(self.interruption_queue)
 

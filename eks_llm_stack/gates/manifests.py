@@ -58,7 +58,7 @@ def _crd_schemas(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """``(apiVersion, kind) -> JSON schema`` for every served version of every CRD in ``crd_dir``."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(crd_dir.glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
+        for crd in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group = crd["spec"]["group"]

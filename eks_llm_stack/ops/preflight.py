@@ -112,30 +112,96 @@ def check_credentials(aws: Aws, req: Requirements) -> list[CheckResult]:
     return results or [_passed(name, f"account {account}, region {region}, as {arn}")]
 
 
-def check_bootstrap(aws: Aws, req: Requirements) -> list[CheckResult]:
+@dataclass(frozen=True, kw_only=True)
+class Bootstrap:
+    """The CDK bootstrap a deploy goes through: ``cdk bootstrap --qualifier Q --toolkit-stack-name NAME``.
+
+    ``qualifier`` — the bootstrap qualifier the app synthesizes with (default None: the toolkit
+    stack's own, not checked). ``stack_name`` — the toolkit stack (default ``CDKToolkit``, or
+    ``CDKToolkit-<qualifier>`` with a qualifier, as ``ephemeral up`` deploys). ``permissions_boundary``
+    — the IAM policy name the bootstrap must have been given with ``--custom-permissions-boundary``
+    (default None: not checked).
+    """
+
+    qualifier: str | None = None
+    stack_name: str | None = None
+    permissions_boundary: str | None = None
+
+    @property
+    def toolkit_stack(self) -> str:
+        if self.stack_name:
+            return self.stack_name
+        return f"{BOOTSTRAP_STACK}-{self.qualifier}" if self.qualifier else BOOTSTRAP_STACK
+
+    def command(self, account: str, region: str) -> str:
+        """The ``cdk bootstrap`` command that creates this bootstrap."""
+        cmd = f"cdk bootstrap aws://{account}/{region}"
+        if self.qualifier:
+            cmd += f" --qualifier {self.qualifier}"
+        if self.toolkit_stack != BOOTSTRAP_STACK:
+            cmd += f" --toolkit-stack-name {self.toolkit_stack}"
+        if self.permissions_boundary:
+            cmd += f" --custom-permissions-boundary {self.permissions_boundary}"
+        return cmd
+
+
+#: The default bootstrap (qualifier hnb659fds, stack CDKToolkit).
+DEFAULT_BOOTSTRAP = Bootstrap()
+
+
+def check_bootstrap(aws: Aws, req: Requirements, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> list[CheckResult]:
     name = "cdk bootstrap"
-    fix = f"run 'cdk bootstrap aws://{req.account or '<account>'}/{aws.region_name}'"
+    stack_name = bootstrap.toolkit_stack
+    fix = f"run '{bootstrap.command(req.account or '<account>', aws.region_name)}'"
     try:
-        stacks = aws.client("cloudformation").describe_stacks(StackName=BOOTSTRAP_STACK)["Stacks"]
+        stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except Exception as exc:
         if "does not exist" in str(exc):
-            return [_failed(name, f"stack {BOOTSTRAP_STACK} not found in {aws.region_name}", fix)]
+            return [_failed(name, f"stack {stack_name} not found in {aws.region_name}", fix)]
         raise
     stack = stacks[0]
     status = stack["StackStatus"]
     if status not in _USABLE_STACK_STATES:
-        return [_failed(name, f"stack {BOOTSTRAP_STACK} is {status}", f"repair or delete it, then {fix}")]
+        return [_failed(name, f"stack {stack_name} is {status}", f"repair or delete it, then {fix}")]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", ())}
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", ())}
     version = outputs.get("BootstrapVersion")
+    results = []
     if version is None or not str(version).isdigit() or int(version) < MIN_BOOTSTRAP_VERSION:
-        return [
+        results.append(
             _failed(
                 name,
-                f"bootstrap version {version or 'unknown'} is older than {MIN_BOOTSTRAP_VERSION}",
+                f"{stack_name}: bootstrap version {version or 'unknown'} is older than {MIN_BOOTSTRAP_VERSION}",
                 f"re-run the bootstrap with the current CDK CLI: {fix}",
             )
-        ]
-    return [_passed(name, f"{BOOTSTRAP_STACK} {status}, version {version}")]
+        )
+    # The bootstrap template's own parameters say which qualifier and boundary it was created with.
+    found_qualifier = params.get("Qualifier")
+    if bootstrap.qualifier and found_qualifier != bootstrap.qualifier:
+        results.append(
+            _failed(
+                name,
+                f"{stack_name} was bootstrapped with qualifier {found_qualifier or '(none)'}, "
+                f"not {bootstrap.qualifier}: the deploy would look for roles it does not have",
+                f"bootstrap again with the qualifier: {fix}",
+            )
+        )
+    found_boundary = params.get("InputPermissionsBoundary", "")
+    if bootstrap.permissions_boundary and found_boundary != bootstrap.permissions_boundary:
+        results.append(
+            _failed(
+                name,
+                f"{stack_name}'s execution role has permissions boundary {found_boundary or '(none)'}, "
+                f"not {bootstrap.permissions_boundary}",
+                f"bootstrap again with the boundary: {fix}",
+            )
+        )
+    if results:
+        return results
+    extra = "".join(
+        f", {label} {value}" for label, value in (("qualifier", found_qualifier), ("boundary", found_boundary)) if value
+    )
+    return [_passed(name, f"{stack_name} {status}, version {version}{extra}")]
 
 
 # --- EC2 capacity ---------------------------------------------------------------------------
@@ -531,15 +597,21 @@ CHECKS: tuple[tuple[str, Check], ...] = (
 )
 
 
-def run_preflight(aws: Aws, req: Requirements) -> PreflightReport:
-    """Run every check; an unexpected AWS error in one check is a failed row, not a crash."""
+def run_preflight(aws: Aws, req: Requirements, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> PreflightReport:
+    """Run every check; an unexpected AWS error in one check is a failed row, not a crash.
+
+    ``bootstrap``: the toolkit stack, qualifier and boundary the deploy goes through (default: ``CDKToolkit``).
+    """
     results = check_credentials(aws, req)
     if any(r.status is Status.FAIL and "cannot call" in r.detail for r in results):
         skipped = [CheckResult(check=n, status=Status.SKIP, detail="needs working credentials") for n, _ in CHECKS]
         return PreflightReport(tuple(results + skipped))
     for check_name, check in CHECKS:
         try:
-            results.extend(check(aws, req))
+            if check is check_bootstrap:
+                results.extend(check_bootstrap(aws, req, bootstrap))
+            else:
+                results.extend(check(aws, req))
         except Exception as exc:
             code = error_code(exc)
             fix = (

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config import Profile
-from ..config.compute import GpuNodePoolProps
+from ..config.gpu_pool import GpuNodePoolProps
 from ..errors import ConfigError, Problem
 
 if TYPE_CHECKING:

@@ -57,14 +57,8 @@ class ServingStack(PlatformStackBase):
             self._add_models(profile, plan, platform, charts)
 
     def _add_models(self, profile: Profile, plan: PlatformPlan, platform: PlatformStack, charts: ChartRegistry) -> None:
-        import cdk8s
-
-        from ..charts.autoscaling import ModelAutoscaler
-        from ..charts.external_secrets import SyncedSecret, external_secret
-        from ..charts.network_policies import ModelNetworkPolicy
-        from ..charts.prepull import ImagePrepull
-        from ..charts.storage import model_fetch_job
-        from ..charts.vllm import VllmModel
+        from ..charts.external_secrets import SyncedSecret
+        from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
         from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
 
         deployments = plan.models
@@ -80,47 +74,30 @@ class ServingStack(PlatformStackBase):
                 after.append(getattr(platform, attr))
         for d in deployments:
             m = d.config
-            chart = cdk8s.Chart(charts.app, f"model-{m.name}", disable_resource_name_hashes=True)
-            model = VllmModel(chart, "Model", props=d.model)
-            ModelNetworkPolicy(chart, "NetworkPolicy", props=model_network_policy(profile, d))
+            api_key = None
             if d.model.api_key_secret is not None:
                 # The key lives in the Data stack; the serving store's reader may read every model's key.
-                key = external_secret(
-                    chart,
-                    "ApiKey",
+                api_key = ModelApiKey(
                     secret=SyncedSecret(
                         name=d.model.api_key_secret,
                         remote_key=api_key_secret_name(profile.prefix, m.name),
                         secret_key=API_KEY_FILE,
                     ),
-                    namespace=profile.serving_namespace,
                     store_name=platform.external_secrets.store_name,
                     refresh_interval=profile.secrets.refresh_interval,
                 )
-                # Pods mount the Secret: it must exist before they start.
-                model.workload.add_dependency(key)
-            if d.autoscaler is not None:
-                ModelAutoscaler(chart, "Autoscaler", props=d.autoscaler)
-            if d.prepull is not None:
-                ImagePrepull(chart, "Prepull", props=d.prepull)
-            if d.fetch is not None:
-                doc = model_fetch_job(d.fetch, profile.serving_namespace)
-                meta = doc["metadata"]
-                job = cdk8s.ApiObject(
-                    chart,
-                    "Fetch",
-                    api_version=doc["apiVersion"],
-                    kind=doc["kind"],
-                    metadata=cdk8s.ApiObjectMetadata(
-                        name=meta["name"],
-                        namespace=meta["namespace"],
-                        labels=meta["labels"],
-                        annotations=meta.get("annotations"),
-                    ),
-                )
-                job.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
-                # The Job runs as the model's service account (S3 read); create that first.
-                job.add_dependency(model.service_account)
+            chart = ModelChart(
+                charts.app,
+                f"model-{m.name}",
+                props=ModelChartProps(
+                    model=d.model,
+                    network_policy=model_network_policy(profile, d),
+                    api_key=api_key,
+                    autoscaler=d.autoscaler,
+                    prepull=d.prepull,
+                    fetch=d.fetch,
+                ),
+            )
             if d.s3 is not None:
                 self._grant_s3(m.name, profile, d.s3)
             self.models[m.name] = d
