@@ -12,15 +12,17 @@ summary; ``cdk synth``/``diff``/``deploy`` still run the same app from ``cdk.jso
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
 from aws_cdk import App
 
-from .charts.render import chart_documents, dump_documents
+from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, dump_documents, manifest_layout, placeholders
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
@@ -41,6 +43,8 @@ CONTEXT_RUNNER_CIDRS = "runner_cidrs"
 DEFAULT_PROFILE = "default"
 #: Where ``make synth`` writes the manifests (``-c manifests_dir=dist/manifests``).
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
+#: Beside the manifests directory: the controllers' Helm releases (:func:`write_helm_releases`).
+HELM_RELEASES_DIR = "helm-releases"
 #: What the CDK CLI adds to the context of every app it runs (``aws-cdk`` ``exec.ts``, defaults of
 #: ``--path-metadata``, ``--asset-metadata``, ``--version-reporting``): resource path metadata, the
 #: ``CDKMetadata`` resource, every stack bundled. A direct run passes the same, so the templates match.
@@ -140,16 +144,101 @@ def build(
 
 
 def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
-    """Render every chart of the platform to ``out_dir/<chart>.yaml`` (tokens become placeholders)."""
+    """Write every Kubernetes object the stacks apply to ``out_dir/<step>/<name>.yaml`` (tokens become
+    placeholders): the registry's charts, the objects constructs apply themselves (a controller's
+    namespace, the monitoring StorageClass, the Grafana login's ExternalSecret) and the CRDs of the CRD
+    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths.
+
+    The third-party Helm releases are not Kubernetes objects: :func:`write_helm_releases` writes them.
+    """
+    from .constructs.applied import applied_manifests
+    from .constructs.crds import CrdChart, crd_chart_name, crd_files
+
+    serving = built.platform.serving
+    sources: list[tuple[str, list[dict[str, Any]], bool]] = [
+        (name, chart_documents(cast(Any, chart), stack), stack is serving)
+        for name, chart, stack in built.platform.charts.entries
+    ]
+    crd_texts: dict[str, str] = {}
+    for construct in built.app.node.find_all():
+        if isinstance(construct, CrdChart):
+            # Verbatim: the files are the vendored chart's own, and the largest is over 1 MB.
+            crd_texts[crd_chart_name(construct.pin)] = "".join(
+                f"---\n{c.decode().strip()}\n" for c in crd_files(construct.pin).values()
+            )
+    for applied in applied_manifests(built.app):
+        # One resolve per construct: each call is a round trip to the jsii runtime.
+        docs = placeholders(applied.stack.resolve([dict(d) for d in applied.documents]))
+        sources.append((applied.name, docs, applied.stack is serving))
+    layout = manifest_layout(sources)
+    stems = {Path(rel).stem for rel in layout}
+    for name in crd_texts:
+        if name in stems:
+            raise ValueError(f"two manifest sources write '{name}.yaml': rename one")
+    _clear_manifest_dir(out_dir)
     written: list[Path] = []
+    for rel, docs in layout.items():
+        written.append(_write(out_dir / rel, dump_documents(docs)))
+    for name, text in crd_texts.items():
+        written.append(_write(out_dir / CRDS_STEP / f"{name}.yaml", text))
+    return sorted(written)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _clear_manifest_dir(out_dir: Path) -> None:
+    """Remove what a previous synth wrote (flat ``*.yaml`` of older releases, the step directories)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.yaml"):
         old.unlink()
-    for name, chart, stack in built.platform.charts.entries:
-        # Each chart's tokens are resolved by the stack that applies it.
-        path = out_dir / f"{name}.yaml"
-        path.write_text(dump_documents(chart_documents(cast(Any, chart), stack)))
-        written.append(path)
+    for step in APPLY_STEPS:
+        folder = out_dir / step
+        if folder.is_dir():
+            for old in folder.glob("*.yaml"):
+                old.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def write_helm_releases(templates: Mapping[str, Mapping[str, Any]], out_dir: Path) -> list[Path]:
+    """Write the third-party Helm releases of ``templates`` (stack name -> template) to ``out_dir``:
+    ``NN-<release>.values.yaml`` each, ``releases.json`` (chart, repository, version, namespace, the
+    ``helm`` command) and ``install.sh`` running those commands in order. CRD charts (chart assets) are
+    not among them: their CRDs are in ``dist/manifests/10-crds/``.
+
+    Not rendered with ``helm template``: charts generate webhook certificates and keys at render time,
+    which would put private keys in plaintext files and change them at every synth.
+    """
+    from .gates.apply_order import RELEASES_INDEX, helm_release_records
+
+    records = [r for r in helm_release_records(templates) if not r.is_asset]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in (*out_dir.glob("*.values.yaml"), out_dir / RELEASES_INDEX, out_dir / "install.sh"):
+        old.unlink(missing_ok=True)
+    written: list[Path] = []
+    index: list[dict[str, Any]] = []
+    lines = [
+        "#!/bin/sh",
+        "# The Helm releases `cdk deploy` installs, in its order (docs/gitops.md). Run after",
+        "#   kubectl apply -f dist/manifests/00-namespaces/",
+        "#   kubectl apply --server-side -f dist/manifests/10-crds/",
+        "# with every ${...} placeholder in the values files replaced by the stack output it names.",
+        "set -eu",
+        'cd "$(dirname "$0")"',
+    ]
+    for i, record in enumerate(records, start=1):
+        values_file = f"{i:02d}-{record.release}.values.yaml"
+        written.append(_write(out_dir / values_file, yaml.safe_dump(record.values, sort_keys=False)))
+        index.append(record.index_entry(values_file))
+        lines.append(shlex.join(record.helm_command(values_file)))
+    written.append(_write(out_dir / RELEASES_INDEX, json.dumps(index, indent=2) + "\n"))
+    script = _write(out_dir / "install.sh", "\n".join(lines) + "\n")
+    script.chmod(0o755)
+    written.append(script)
     return written
 
 
@@ -170,7 +259,9 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None,
 
         # Beside the manifests: dashboards/*.json, importable into any Grafana.
         write_dashboards(out.parent / "dashboards")
-    built.app.synth()
+    assembly = built.app.synth()
+    # Beside the manifests too: the controllers' Helm releases, read from the templates just written.
+    write_helm_releases({s.stack_name: s.template for s in assembly.stacks}, out.parent / HELM_RELEASES_DIR)
     return built
 
 

@@ -167,7 +167,7 @@ def test_direct_app_writes_what_cdk_synth_writes_and_the_cli_probes_no_notices(t
     for name in ("manifest.json", "tree.json"):
         assert (tmp_path / "direct" / name).read_text() == (tmp_path / "cli" / name).read_text(), name
     assert _files(tmp_path / "direct", "*.assets.json") == _files(tmp_path / "cli", "*.assets.json")
-    manifests = _files(tmp_path / "cli-manifests", "*.yaml")
-    assert manifests and _files(tmp_path / "direct-manifests", "*.yaml") == manifests
+    manifests = _files(tmp_path / "cli-manifests", "*/*.yaml")  # one directory per apply step
+    assert manifests and _files(tmp_path / "direct-manifests", "*/*.yaml") == manifests
     # The summary of the same process, as `eks-llm-stack summary` prints it.
     assert "4 stacks" in direct.stdout and "Deploy: cdk deploy --all" in direct.stdout

@@ -39,6 +39,7 @@ from .. import versions
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     HF_TOKEN_SECRET,
+    HOST_MEMORY_RESERVE_GIB,
     MANAGED_BY,
     MODEL_UID,
     SYSTEM_NODE_LABEL,
@@ -84,8 +85,8 @@ MULTINODE_PORT = VLLM_MULTINODE_PORT
 LWS_GROUP_SIZE_ENV = "LWS_GROUP_SIZE"
 LWS_WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
 LWS_LEADER_ADDRESS_ENV = "LWS_LEADER_ADDRESS"
-#: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
-HOST_MEMORY_RESERVE_GIB = 4.0
+#: Share of host memory the pods of a GPU node may request, besides the reserve
+#: (``conventions.HOST_MEMORY_RESERVE_GIB``) kept for the kubelet, the OS and daemon sets.
 HOST_MEMORY_SHARE = 0.9
 HOST_CPU_RESERVE = 1.0
 
