@@ -41,8 +41,9 @@ def test_write_manifests_replaces_old_files(tmp_path) -> None:
 
 def test_dist_manifests_are_byte_for_byte_what_safe_dump_all_writes(any_synth) -> None:
     # dump_documents remembers scalar analyses between documents; the bytes must stay PyYAML's own.
-    files = sorted((any_synth.outdir / "manifests").glob("*.yaml"))
-    assert files
+    # (10-crds/ holds the vendored CRD files verbatim.)
+    files = [p for p in sorted((any_synth.outdir / "manifests").glob("**/*.yaml")) if p.parent.name != "10-crds"]
+    assert len(files) > 5
     for path in files:
         text = path.read_text()
         docs = list(yaml.safe_load_all(text))
