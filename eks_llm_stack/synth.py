@@ -17,12 +17,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from aws_cdk import App
 
-from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, dump_documents, manifest_layout, placeholders
+from .charts.render import APPLY_STEPS, CRDS_STEP, dump_documents, manifest_layout, placeholders, resolve_documents
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
@@ -155,9 +155,10 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
     from .constructs.crds import CrdChart, crd_chart_name, crd_files
 
     serving = built.platform.serving
+    registry = built.platform.charts
     sources: list[tuple[str, list[dict[str, Any]], bool]] = [
-        (name, chart_documents(cast(Any, chart), stack), stack is serving)
-        for name, chart, stack in built.platform.charts.entries
+        (name, resolve_documents(registry.documents[name], stack), stack is serving)
+        for name, _, stack in registry.entries
     ]
     crd_texts: dict[str, str] = {}
     for construct in built.app.node.find_all():
