@@ -262,8 +262,23 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None,
         write_dashboards(out.parent / "dashboards")
     assembly = built.app.synth()
     # Beside the manifests too: the controllers' Helm releases, read from the templates just written.
-    write_helm_releases({s.stack_name: s.template for s in assembly.stacks}, out.parent / HELM_RELEASES_DIR)
+    write_helm_releases(assembly_templates(Path(assembly.directory)), out.parent / HELM_RELEASES_DIR)
     return built
+
+
+def assembly_templates(outdir: Path) -> dict[str, dict[str, Any]]:
+    """Stack name -> template of the cloud assembly at ``outdir``, read from its files.
+
+    The same as ``{s.stack_name: s.template for s in assembly.stacks}`` without carrying every template
+    through the jsii runtime (a second or more with many models).
+    """
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    templates: dict[str, dict[str, Any]] = {}
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") == "aws:cloudformation:stack":
+            props = artifact.get("properties", {})
+            templates[props.get("stackName", artifact_id)] = json.loads((outdir / props["templateFile"]).read_text())
+    return templates
 
 
 def cli_context(root: Path, overrides: Mapping[str, str] = {}) -> dict[str, Any]:
