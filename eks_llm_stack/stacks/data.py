@@ -15,7 +15,7 @@ from constructs import Construct
 from ..config import Profile
 from ..constructs.model_secrets import ModelApiKeys, ModelApiKeysProps, ModelSecrets, ModelSecretsProps
 from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
-from ..conventions import DATA_STACK
+from ..conventions import DATA_STACK, GRAFANA_ADMIN_SECRET, secret_name
 from ..gates.nag import acknowledge
 from ..plan.models import api_key_models
 from .base import PlatformStackBase
@@ -124,7 +124,7 @@ class DataStack(PlatformStackBase):
                         self, "GrafanaAdmin", obs.grafana_admin_secret
                     )
             else:
-                self.grafana_admin_secret_name = f"{profile.prefix}/grafana-admin"
+                self.grafana_admin_secret_name = secret_name(profile.prefix, GRAFANA_ADMIN_SECRET)
                 secret = sm.Secret(
                     self,
                     "GrafanaAdmin",
