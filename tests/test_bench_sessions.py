@@ -174,8 +174,13 @@ def test_users_think_between_turns_and_ttft_grows_with_the_turn() -> None:
     prompt = [t["prompt_tokens_mean"] for t in turns]
     ttft = [t["ttft_ms"]["p50"] for t in turns]
     assert prompt == sorted(prompt) and len(set(prompt)) == 4
-    # ~30 more prompt tokens a turn, 1 ms of prefill each: TTFT up by ~30 ms a turn.
-    assert all(b - a > 15.0 for a, b in itertools.pairwise(ttft)), ttft
+    # ~30 more prompt tokens a turn, 1 ms of prefill each: TTFT up by ~30 ms a turn. Lower bounds
+    # are tight (no answer before its prefill, the simulator waking at most 2 ms early); machine
+    # load only adds, so the growth from the first turn to the last is bounded loosely (half of it).
+    for r in records:
+        assert r.ttft_ms is not None and r.prompt_tokens is not None
+        assert r.ttft_ms >= 5.0 + r.prompt_tokens * PREFILL_MS_PER_1K / 1000 - 2.0
+    assert ttft[-1] - ttft[0] > 0.5 * (prompt[-1] - prompt[0]) * PREFILL_MS_PER_1K / 1000, ttft
 
 
 def test_a_failed_turn_ends_its_session() -> None:
