@@ -291,6 +291,14 @@ def test_session_run_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     assert [t["turn"] for t in lv["turns"]] == [1, 2, 3] and "sessions" in doc["definitions"]
     rows = [json.loads(x) for x in (tmp_path / "p0" / "requests.jsonl").read_text().splitlines()]
     assert {(r["session"], r["turn"]) for r in rows} == {(s, t) for s in (0, 2, 4) for t in (1, 2, 3)}
+    # The per-turn plot and the report's sessions section (a run without sessions has neither).
+    from eks_llm_stack.bench.plots import TURNS, build_figures
+    from eks_llm_stack.bench.report import render_report
+
+    assert TURNS in build_figures([("p0", doc)])
+    assert "<h2>Chat sessions</h2>" in render_report(doc, [])
+    plain = {**doc, "levels": [{k: v for k, v in lv.items() if k not in ("turns", "sessions")} for lv in doc["levels"]]}
+    assert TURNS not in build_figures([("plain", plain)]) and "Chat sessions" not in render_report(plain, [])
     # The two harnesses' parts merge into the whole set: 5 sessions, every one complete.
     merged, _, _ = merge_runs([tmp_path / "p0", tmp_path / "p1"])
     m = merged["levels"][0]
