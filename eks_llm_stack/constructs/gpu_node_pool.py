@@ -33,6 +33,7 @@ from ..config.gpu_pool import (
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     DISCOVERY_TAG,
+    GPU_COUNT_LABEL,
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_KEY,
@@ -309,13 +310,9 @@ class GpuNodePool(Construct):
                     {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": [gpu.name.lower()]}
                 )
             if gpu.min_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": [str(gpu.min_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Gte", "values": [str(gpu.min_count)]})
             if gpu.max_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Lte", "values": [str(gpu.max_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Lte", "values": [str(gpu.max_count)]})
             if gpu.min_memory_gib is not None:
                 # Karpenter's label is MiB per GPU.
                 mib = math.ceil(gpu.min_memory_gib * 1024)

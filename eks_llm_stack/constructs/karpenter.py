@@ -23,7 +23,7 @@ from constructs import Construct
 
 from .. import versions
 from ..charts.kube import system_tolerations
-from ..conventions import SYSTEM_NODE_LABEL
+from ..conventions import CLUSTER_NAME_TAG, SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from ..config.gpu_pool import GpuNodePoolProps
     from .gpu_node_pool import GpuNodePool
 
-#: The tag Karpenter (v1) puts on every instance, volume, launch template and instance profile
-#: it creates. Its key is a constant, so a policy can scope by it even when the cluster name is
-#: a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key would need CfnJson.
-CLUSTER_NAME_TAG = "eks:eks-cluster-name"
+# CLUSTER_NAME_TAG (conventions): the tag Karpenter (v1) puts on every instance, volume, launch
+# template and instance profile it creates. Its key is a constant, so a policy can scope by it even
+# when the cluster name is a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key
+# would need CfnJson.
 #: Managed policies of the GPU node role.
 GPU_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 

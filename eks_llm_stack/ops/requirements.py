@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Profile
 from ..config.gpu_pool import GpuNodePoolProps
+from ..conventions import GPU_RESOURCE
 from ..errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def pool_from(pool: Any, index: int) -> PoolRequirement:
     if max_gpus is None:
         max_gpus = _int_or_none(_get(limits, "gpus", default=None))
     if max_gpus is None and isinstance(limits, Mapping):
-        max_gpus = _int_or_none(limits.get("nvidia.com/gpu"))
+        max_gpus = _int_or_none(limits.get(GPU_RESOURCE))
     max_vcpus = _int_or_none(_get(pool, "max_vcpus", default=None))
     if max_vcpus is None:
         max_vcpus = _int_or_none(_get(limits, "cpu", default=None))

@@ -6,21 +6,23 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from constructs import Construct
 
 from ..config import Profile
-from ..config.ephemeral import (
+from ..config.ephemeral import platform_tags
+from ..conventions import (
     DEPLOYMENT_ID_OUTPUT,
     TAG_DEPLOYMENT_ID,
     TAG_EPHEMERAL,
     TAG_EXPIRES_AT,
     TAG_NAME,
     TAG_PROFILE,
-    platform_tags,
 )
+from ..naming import pascal_case, stack_name
 
 __all__ = ["TAG_DEPLOYMENT_ID", "TAG_EPHEMERAL", "TAG_EXPIRES_AT", "TAG_NAME", "TAG_PROFILE", "PlatformStackBase"]
 
 
 class PlatformStackBase(Stack):
-    """A stack of the platform: named ``<Prefix>-<Role>``, tagged, in the profile's environment.
+    """A stack of the platform: named ``<Prefix>-<Role>`` (``role`` of ``conventions.STACK_ROLES``), tagged,
+    in the profile's environment.
 
     Environment-agnostic when the profile names no account/region. Availability zones are the
     region's first ``max_azs`` (``Fn::GetAZs``) unless the profile pins them, so a new VPC spans
@@ -41,7 +43,7 @@ class PlatformStackBase(Stack):
         env = Environment(account=profile.account, region=profile.region) if profile.account else None
         super().__init__(
             scope,
-            f"{profile.stack_prefix}-{role}",
+            stack_name(profile.prefix, role),
             env=env,
             description=f"eks-llm-stack {role}: {description} (profile {profile.name})",
             termination_protection=termination_protection,
@@ -111,7 +113,7 @@ class ChartRegistry:
             raise ValueError(f"chart name '{name}' registered twice")
         manifest = eks.KubernetesManifest(
             stack,
-            f"Chart{''.join(part.capitalize() for part in name.split('-'))}",
+            f"Chart{pascal_case(name)}",
             cluster=cluster,
             manifest=list(chart.to_json()),
             # Server-side apply with overwrite: re-deploys converge instead of failing on drift.

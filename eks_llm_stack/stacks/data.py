@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config import Profile
+from ..conventions import DATA_STACK
 from ..gates.nag import acknowledge
 from ..plan.models import api_key_models
 from .base import PlatformStackBase
@@ -31,7 +32,7 @@ class DataStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Data",
+            DATA_STACK,
             profile=profile,
             description="model storage and secrets (stateful)",
             expires_at=expires_at,

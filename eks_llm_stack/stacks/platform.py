@@ -13,6 +13,8 @@ from ..charts.namespaces import NamespacesChart, NamespacesChartProps, Namespace
 from ..config import Profile
 from ..config.ephemeral import pool_node_tags
 from ..constructs.cluster import LlmCluster, LlmClusterProps
+from ..conventions import PLATFORM_STACK
+from ..naming import pascal_case
 from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
@@ -39,7 +41,7 @@ class PlatformStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Platform",
+            PLATFORM_STACK,
             profile=profile,
             description="EKS cluster, GPU capacity, controllers",
             expires_at=expires_at,
@@ -135,7 +137,7 @@ class PlatformStack(PlatformStackBase):
                     )
                 pool = GpuNodePool(
                     self,
-                    "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),
+                    "GpuPool" + pascal_case(props.name),
                     cluster=self.cluster,
                     karpenter=self.karpenter,
                     props=props,

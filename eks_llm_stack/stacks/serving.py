@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from constructs import Construct
 
 from ..config import Profile
+from ..conventions import SERVING_STACK
+from ..naming import pascal_case
 from ..plan import PlatformPlan
 from ..plan.models import (  # noqa: F401  (re-exported: their former home)
     CACHE_CLAIMS,
@@ -40,7 +42,7 @@ class ServingStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Serving",
+            SERVING_STACK,
             profile=profile,
             description="model endpoints (vLLM)",
             expires_at=expires_at,
@@ -111,7 +113,7 @@ class ServingStack(PlatformStackBase):
 
         from ..constructs.pod_identity import pod_identity
 
-        cid = "".join(x.capitalize() for x in name.split("-"))
+        cid = pascal_case(name)
         role = pod_identity(
             self,
             f"{cid}WeightsRole",
