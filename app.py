@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """CDK entry point: reads the profile, builds the stacks. The only place that reads context or env.
 
-cdk synth -c profile=production.example
-cdk synth -c profile=ci-ephemeral -c name=ci-1234 -c expires_at=2026-11-21T18:00:00Z
+Run by the CDK CLI (``cdk.json``), or directly, which is what ``make synth`` does (no CLI round trip)::
+
+    cdk synth -c profile=production.example
+    cdk synth -c profile=ci-ephemeral -c name=ci-1234 -c expires_at=2026-11-21T18:00:00Z
+    python app.py -c profile=production.example -c manifests_dir=dist/manifests --summary
 """
 
 from __future__ import annotations
@@ -16,10 +19,34 @@ _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
-from eks_llm_stack.errors import EksLlmStackError  # noqa: E402
+
+def _direct(argv: list[str]) -> int:
+    """``python app.py [-c key=value]... [-o cdk.out] [--summary]``: the app writes the cloud assembly itself."""
+    import argparse
+
+    from eks_llm_stack.synth import synthesize_direct
+
+    parser = argparse.ArgumentParser(prog="app.py", description="Synthesize without the CDK CLI (as `make synth`).")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("-o", "--output", default="cdk.out", help="cloud assembly directory (default: cdk.out)")
+    parser.add_argument("--summary", action="store_true", help="print the summary of what was written")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"-c {item}: expected KEY=VALUE, e.g. -c profile=production.example")
+        overrides[key] = value
+    root = Path(__file__).resolve().parent
+    return synthesize_direct(overrides, outdir=Path(args.output), summary=args.summary, root=root)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "CDK_OUTDIR" not in os.environ or argv:
+        return _direct(argv)
+
+    from eks_llm_stack.errors import EksLlmStackError
     from eks_llm_stack.synth import synthesize_app
 
     try:

@@ -1,22 +1,32 @@
 """Build and synthesize the platform for a profile: CloudFormation to ``cdk.out``, manifests to YAML.
 
-``app.py`` (run by the CDK CLI) and the test suite both go through :func:`build`, so the
-tests exercise exactly what ``cdk synth`` produces.
+``app.py`` (run by the CDK CLI, or directly by ``make synth``) and the test suite both go through
+:func:`build`, so the tests exercise exactly what ``cdk synth`` produces.
+
+``make synth`` runs ``app.py`` itself (:func:`synthesize_direct`): the app writes the cloud assembly
+with the context the CDK CLI would pass, prints the CLI's warnings and the summary in the same
+process. That saves the CLI's own start-up (Node.js, the toolkit) and a second Python process for the
+summary; ``cdk synth``/``diff``/``deploy`` still run the same app from ``cdk.json``.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import yaml
 from aws_cdk import App
 
-from .charts.render import write_manifests
+from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, dump_documents, manifest_layout, placeholders
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
-from .errors import ConfigError
+from .errors import ConfigError, EksLlmStackError
 from .stacks import LlmPlatform, build_platform
 
 #: Context keys read by the app (``cdk synth -c key=value``).
@@ -33,6 +43,23 @@ CONTEXT_RUNNER_CIDRS = "runner_cidrs"
 DEFAULT_PROFILE = "default"
 #: Where ``make synth`` writes the manifests (``-c manifests_dir=dist/manifests``).
 DEFAULT_MANIFESTS_DIR = "dist/manifests"
+#: Beside the manifests directory: the controllers' Helm releases (:func:`write_helm_releases`).
+HELM_RELEASES_DIR = "helm-releases"
+#: What the CDK CLI adds to the context of every app it runs (``aws-cdk`` ``exec.ts``, defaults of
+#: ``--path-metadata``, ``--asset-metadata``, ``--version-reporting``): resource path metadata, the
+#: ``CDKMetadata`` resource, every stack bundled. A direct run passes the same, so the templates match.
+CLI_CONTEXT: dict[str, Any] = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": True,
+    "aws:cdk:bundling-stacks": ["**"],
+}
+#: ``cdk.json`` settings that turn the keys above off, as the CLI reads them.
+_CLI_SETTINGS = {
+    "pathMetadata": "aws:cdk:enable-path-metadata",
+    "assetMetadata": "aws:cdk:enable-asset-metadata",
+    "versionReporting": "aws:cdk:version-reporting",
+}
 
 
 @dataclass(frozen=True)
@@ -117,29 +144,105 @@ def build(
 
 
 def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
-    """Render every chart of the platform to ``out_dir/<chart>.yaml`` (tokens become placeholders)."""
+    """Write every Kubernetes object the stacks apply to ``out_dir/<step>/<name>.yaml`` (tokens become
+    placeholders): the registry's charts, the objects constructs apply themselves (a controller's
+    namespace, the monitoring StorageClass, the Grafana login's ExternalSecret) and the CRDs of the CRD
+    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths.
+
+    The third-party Helm releases are not Kubernetes objects: :func:`write_helm_releases` writes them.
+    """
+    from .constructs.applied import applied_manifests
+    from .constructs.crds import CrdChart, crd_chart_name, crd_files
+
+    serving = built.platform.serving
+    sources: list[tuple[str, list[dict[str, Any]], bool]] = [
+        (name, chart_documents(cast(Any, chart), stack), stack is serving)
+        for name, chart, stack in built.platform.charts.entries
+    ]
+    crd_texts: dict[str, str] = {}
+    for construct in built.app.node.find_all():
+        if isinstance(construct, CrdChart):
+            # Verbatim: the files are the vendored chart's own, and the largest is over 1 MB.
+            crd_texts[crd_chart_name(construct.pin)] = "".join(
+                f"---\n{c.decode().strip()}\n" for c in crd_files(construct.pin).values()
+            )
+    for applied in applied_manifests(built.app):
+        # One resolve per construct: each call is a round trip to the jsii runtime.
+        docs = placeholders(applied.stack.resolve([dict(d) for d in applied.documents]))
+        sources.append((applied.name, docs, applied.stack is serving))
+    layout = manifest_layout(sources)
+    stems = {Path(rel).stem for rel in layout}
+    for name in crd_texts:
+        if name in stems:
+            raise ValueError(f"two manifest sources write '{name}.yaml': rename one")
+    _clear_manifest_dir(out_dir)
     written: list[Path] = []
+    for rel, docs in layout.items():
+        written.append(_write(out_dir / rel, dump_documents(docs)))
+    for name, text in crd_texts.items():
+        written.append(_write(out_dir / CRDS_STEP / f"{name}.yaml", text))
+    return sorted(written)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _clear_manifest_dir(out_dir: Path) -> None:
+    """Remove what a previous synth wrote (flat ``*.yaml`` of older releases, the step directories)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.yaml"):
         old.unlink()
-    for name, chart, stack in built.platform.charts.entries:
-        written += _write_one(name, chart, stack, out_dir)
+    for step in APPLY_STEPS:
+        folder = out_dir / step
+        if folder.is_dir():
+            for old in folder.glob("*.yaml"):
+                old.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def write_helm_releases(templates: Mapping[str, Mapping[str, Any]], out_dir: Path) -> list[Path]:
+    """Write the third-party Helm releases of ``templates`` (stack name -> template) to ``out_dir``:
+    ``NN-<release>.values.yaml`` each, ``releases.json`` (chart, repository, version, namespace, the
+    ``helm`` command) and ``install.sh`` running those commands in order. CRD charts (chart assets) are
+    not among them: their CRDs are in ``dist/manifests/10-crds/``.
+
+    Not rendered with ``helm template``: charts generate webhook certificates and keys at render time,
+    which would put private keys in plaintext files and change them at every synth.
+    """
+    from .gates.apply_order import RELEASES_INDEX, helm_release_records
+
+    records = [r for r in helm_release_records(templates) if not r.is_asset]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in (*out_dir.glob("*.values.yaml"), out_dir / RELEASES_INDEX, out_dir / "install.sh"):
+        old.unlink(missing_ok=True)
+    written: list[Path] = []
+    index: list[dict[str, Any]] = []
+    lines = [
+        "#!/bin/sh",
+        "# The Helm releases `cdk deploy` installs, in its order (docs/gitops.md). Run after",
+        "#   kubectl apply -f dist/manifests/00-namespaces/",
+        "#   kubectl apply --server-side -f dist/manifests/10-crds/",
+        "# with every ${...} placeholder in the values files replaced by the stack output it names.",
+        "set -eu",
+        'cd "$(dirname "$0")"',
+    ]
+    for i, record in enumerate(records, start=1):
+        values_file = f"{i:02d}-{record.release}.values.yaml"
+        written.append(_write(out_dir / values_file, yaml.safe_dump(record.values, sort_keys=False)))
+        index.append(record.index_entry(values_file))
+        lines.append(shlex.join(record.helm_command(values_file)))
+    written.append(_write(out_dir / RELEASES_INDEX, json.dumps(index, indent=2) + "\n"))
+    script = _write(out_dir / "install.sh", "\n".join(lines) + "\n")
+    script.chmod(0o755)
+    written.append(script)
     return written
 
 
-def _write_one(name: str, chart: Any, stack: Any, out_dir: Path) -> list[Path]:
-    tmp = out_dir / f".{name}"
-    paths = write_manifests([(name, chart)], tmp, resolver=stack)
-    final = []
-    for p in paths:
-        target = out_dir / p.name
-        p.replace(target)
-        final.append(target)
-    tmp.rmdir()
-    return final
-
-
-def synthesize_app(profile: str | None = None, manifests_dir: str | None = None) -> Built:
+def synthesize_app(profile: str | None = None, manifests_dir: str | None = None, *, app: App | None = None) -> Built:
     """What ``cdk synth`` runs: build, synthesize to the CLI's output directory, write manifests.
 
     Every CLI command runs the app (``cdk ls`` and ``cdk diff`` too, often for another profile), so
@@ -147,7 +250,7 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
     output is chosen: ``manifests_dir`` here or ``-c manifests_dir=...`` (``make synth`` passes
     ``dist/manifests``). A ``cdk ls`` or ``cdk diff`` therefore never overwrites ``dist/manifests``.
     """
-    built = build(profile)
+    built = build(profile, app=app)
     chosen = manifests_dir or built.app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
     out = Path(chosen) if chosen else Path(built.app.outdir) / "manifests"
     write_chart_manifests(built, out)
@@ -156,5 +259,87 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None)
 
         # Beside the manifests: dashboards/*.json, importable into any Grafana.
         write_dashboards(out.parent / "dashboards")
-    built.app.synth()
+    assembly = built.app.synth()
+    # Beside the manifests too: the controllers' Helm releases, read from the templates just written.
+    write_helm_releases({s.stack_name: s.template for s in assembly.stacks}, out.parent / HELM_RELEASES_DIR)
     return built
+
+
+def cli_context(root: Path, overrides: Mapping[str, str] = {}) -> dict[str, Any]:
+    """The context ``cdk synth -c key=value ...`` would pass from ``root``: ``~/.cdk.json``, then
+    ``cdk.context.json``, then ``cdk.json``'s ``context``, then the command line win in turn."""
+    context: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for path, key in (
+        (Path.home() / ".cdk.json", "context"),
+        (root / "cdk.context.json", None),
+        (root / "cdk.json", "context"),
+    ):
+        if path.is_file():
+            data = json.loads(path.read_text())
+            context.update(data.get(key, {}) if key else data)
+            if key:
+                settings.update({k: v for k, v in data.items() if k in _CLI_SETTINGS})
+    context.update(CLI_CONTEXT)
+    context.update({_CLI_SETTINGS[k]: bool(v) for k, v in settings.items()})
+    context.update(overrides)
+    return context
+
+
+def synthesis_messages(outdir: Path) -> list[tuple[str, str, str]]:
+    """``(level, construct path, message)`` of every annotation in the cloud assembly at ``outdir``,
+    read from its files as the CDK CLI reads them after a synth."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    found = []
+    for artifact in manifest.get("artifacts", {}).values():
+        metadata = dict(artifact.get("metadata") or {})
+        extra = artifact.get("additionalMetadataFile")
+        if extra and (outdir / extra).is_file():
+            metadata.update(json.loads((outdir / extra).read_text()))
+        for path, entries in metadata.items():
+            for entry in entries:
+                level = {"aws:cdk:error": "error", "aws:cdk:warning": "warning", "aws:cdk:info": "info"}.get(
+                    entry.get("type", "")
+                )
+                if level:
+                    found.append((level, path, str(entry.get("data", ""))))
+    return found
+
+
+def synthesize_direct(
+    overrides: Mapping[str, str], *, outdir: Path, summary: bool = False, root: Path = Path(".")
+) -> int:
+    """``make synth``: what ``cdk synth -c ... -o outdir`` does, in this process, plus the summary.
+
+    Warnings and errors of the synthesis are printed as the CLI prints them, and an error fails the
+    run (exit 1) as it fails ``cdk synth``. Returns the exit code.
+    """
+    app = App(context=cli_context(root, overrides), outdir=str(outdir), builtin_cloud_formation_validation=False)
+    try:
+        built = synthesize_app(app=app)
+    except EksLlmStackError as exc:
+        print(f"\n{exc}\n", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        # cdk-nag's findings (policy validation): the report, as `cdk synth` shows it, without the jsii
+        # traceback around it.
+        if "ValidationFailed" not in str(exc):
+            raise
+        print(f"\n{str(exc).removeprefix('ValidationFailed: ')}\n", file=sys.stderr)
+        return 1
+    messages = synthesis_messages(outdir)
+    for level, path, text in messages:
+        if level == "info":
+            continue
+        print(f"{level.upper()} {text}\n   {path.lstrip('/')}", file=sys.stderr)
+    if any(level == "error" for level, _, _ in messages):
+        print("Found errors", file=sys.stderr)
+        return 1
+    print(f"Successfully synthesized to {outdir.resolve()}")
+    if summary:
+        from .cli.summary import print_summary
+
+        chosen = app.node.try_get_context(CONTEXT_MANIFESTS_DIR)
+        manifests = Path(chosen) if chosen else outdir / "manifests"
+        print_summary(outdir, manifests, profile=built.profile.name)
+    return 0

@@ -154,7 +154,8 @@ def synthesized(profile: str) -> Synthesized:
     for stack in assembly.stacks:
         result.templates[stack.stack_name] = stack.template
     for p in paths:
-        result.manifests[p.stem] = [d for d in yaml.safe_load_all(p.read_text()) if d]
+        # The C loader: dist/manifests/10-crds/ holds CRDs of over a megabyte.
+        result.manifests[p.stem] = [d for d in yaml.load_all(p.read_text(), Loader=yaml.CSafeLoader) if d]
     return result
 
 

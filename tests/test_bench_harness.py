@@ -1,13 +1,19 @@
 """The harness against the simulator with known timings: its numbers must match the truth.
 
-Timings are small (tens of ms) so the module runs in a few seconds; tolerances allow for a
-shared, loaded 2-core machine but stay tight enough that a wrong formula fails (the naive ITL
-denominator is 20 % off in the multi-token case; a counted role chunk makes TTFT ~0).
+Timings are small (tens of ms) so the module runs in a few seconds. On a shared, loaded 2-core
+machine the event loop wakes late by a varying amount, on the server's side as on the client's,
+so the harness is compared with what the simulator itself recorded for the same requests (its
+own TTFT and ITL, and the perf_counter instants it received each request and wrote its first
+token: the same clock as the harness's, in the same process). Lower bounds are tight (causality:
+nothing arrives before it was written, and the simulator never writes more than 2 ms early),
+upper bounds loose, and each tolerance stays well inside the error a wrong formula makes (the
+naive ITL denominator is 1 ms off in the multi-token case; a counted role chunk makes TTFT ~0).
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 from typing import Any
 
 import pytest
@@ -26,15 +32,31 @@ def measure(
     """Run one level against a fresh simulator; return the level summary and its records."""
 
     async def go() -> dict[str, Any]:
-        async with running(sim) as (_, url):
+        async with running(sim) as (server, url):
             state = RunState()
             records = await run_level(
                 Target(url=url, model=MODEL, api=api, timeout_s=timeout_s), spec, level=0, state=state
             )
+            truth = list(server.timings)
         load = spec.load()
-        return {"summary": summarize_level(records, level=0, load=load, slo=Slo(), hourly_usd=None), "records": records}
+        return {
+            "summary": summarize_level(records, level=0, load=load, slo=Slo(), hourly_usd=None),
+            "records": records,
+            # (TTFT ms, ITL ms, received s, first token written s) per finished request, in the
+            # order the simulator finished them (the order they were sent, at concurrency 1).
+            "truth": truth,
+        }
 
     return asyncio.run(go())
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+#: Slack for the causal checks: the simulator stamps its first-token time just after the write
+#: returns, so a read on another thread could in principle see the bytes a hair earlier.
+_CAUSAL_SLACK_MS = 0.5
 
 
 def level(concurrency: int = 1, requests: int = 4, output: int = 16) -> LevelSpec:
@@ -42,21 +64,39 @@ def level(concurrency: int = 1, requests: int = 4, output: int = 16) -> LevelSpe
 
 
 def test_ttft_and_itl_match_the_simulator() -> None:
-    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5), level())["summary"]
-    assert 30.0 <= got["ttft_ms"]["p50"] < 45.0
-    assert got["itl_ms"]["p50"] == pytest.approx(5.0, rel=0.1)
+    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5), level(requests=8))
+    records, truth = got["records"], got["truth"]
+    assert len(records) == len(truth) == 8
+    for r, (_, _, received_s, written_s) in zip(records, truth, strict=True):
+        # Causality, per request: sent before the server had it, first token read after it was written.
+        assert r.sent_ns / 1e6 <= received_s * 1e3 + _CAUSAL_SLACK_MS
+        assert r.chunk_ns[0] / 1e6 >= written_s * 1e3 - _CAUSAL_SLACK_MS
+    # Never below the configured 30 ms by more than the simulator's 2 ms early wake-up.
+    assert got["summary"]["ttft_ms"]["min"] >= 30.0 - 2.5
+    # What the harness adds on top of the server's own TTFT: loosely bounded (machine load).
+    assert _median([r.ttft_ms - t[0] for r, t in zip(records, truth, strict=True)]) < 10.0
+    # ITL against the simulator's own figure for the same request; dividing by n instead of n - 1
+    # would be 0.31 ms off.
+    assert _median([abs(r.itl_ms - t[1]) for r, t in zip(records, truth, strict=True)]) < 0.2
 
 
 def test_multi_token_chunks_use_the_tokens_after_the_first_chunk() -> None:
     # 16 tokens, 4 per chunk: chunks at 30, 50, 70, 90 ms. ITL = 60 ms / 12 tokens = 5 ms,
     # where (t_last - t_first) / (n - 1) would say 4 ms.
-    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5, tokens_per_chunk=4), level())["summary"]
-    assert got["itl_ms"]["p50"] == pytest.approx(5.0, rel=0.08)
+    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5, tokens_per_chunk=4), level(requests=8))
+    pairs = list(zip(got["records"], got["truth"], strict=True))
+    assert _median([abs(r.itl_ms - t[1]) for r, t in pairs]) < 0.3
 
 
 def test_multi_token_chunks_report_the_chunk_gap_separately() -> None:
-    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5, tokens_per_chunk=4), level())["summary"]
-    assert got["inter_chunk_gap_ms"]["p50"] == pytest.approx(20.0, rel=0.15)
+    got = measure(SimulatorConfig(ttft_ms=30, itl_ms=5, tokens_per_chunk=4), level(requests=8))
+    pairs = list(zip(got["records"], got["truth"], strict=True))
+    # A request's mean chunk gap is (t_last - t_first) / 3 chunks: 4 x the simulator's own ITL
+    # (12 tokens over 3 gaps), 20 ms, where an ITL reported as the gap would be 5 ms.
+    mean_gaps = [statistics.fmean(r.inter_chunk_gaps_ms) for r, _ in pairs]
+    assert _median([abs(g - 4 * t[1]) for g, (_, t) in zip(mean_gaps, pairs, strict=True)]) < 1.0
+    # Pooled gaps of every request: 3 per request (4 chunks), apart from the ITL figure.
+    assert got["summary"]["inter_chunk_gap_ms"]["count"] == 8 * 3
 
 
 def test_token_counts_come_from_continuous_usage() -> None:
@@ -126,17 +166,22 @@ def test_closed_loop_stops_issuing_at_the_duration() -> None:
     spec = LevelSpec(concurrency=2, duration_s=0.3, output=LengthSpec(values=(4,)))
     got = measure(SimulatorConfig(ttft_ms=20, itl_ms=5), spec)["records"]
     first = min(r.sent_ns for r in got)
-    # Each request takes >= 35 ms: two workers fit at most 2 x ceil(300 / 35) = 18 sends.
-    assert 4 <= len(got) <= 18
+    # Each request takes >= 35 ms: two workers fit at most 2 x ceil(300 / 35) = 18 sends. (The
+    # lower bound is one request per worker: a loaded machine may fit no second one.)
+    assert 2 <= len(got) <= 18
     assert max(r.sent_ns - first for r in got) < 0.3e9
 
 
 def test_connection_pool_is_not_capped_at_100() -> None:
-    # 120 requests at once, each taking 300 ms to its first token: with a pool of 100 the last
-    # 20 would wait for a free connection and see ~600 ms.
-    got = measure(SimulatorConfig(ttft_ms=300, itl_ms=0), level(concurrency=120, requests=120, output=1))["summary"]
-    assert got["completed"] == 120
-    assert got["ttft_ms"]["max"] < 500.0
+    # 120 requests at once, each taking 500 ms to its first token: with a pool of 100 the last
+    # 20 could only reach the server once a first response had finished, >= 498 ms after the
+    # first arrival. The simulator's own arrival times say when each request got there.
+    got = measure(SimulatorConfig(ttft_ms=500, itl_ms=0), level(concurrency=120, requests=120, output=1))
+    assert got["summary"]["completed"] == 120
+    received = [t[2] for t in got["truth"]]
+    assert max(received) - min(received) < 0.4
+    # ... and each request's own wait for a connection shows as schedule delay, not hidden.
+    assert got["summary"]["schedule_delay_ms"]["max"] < 400.0
 
 
 def test_open_loop_sends_on_schedule() -> None:

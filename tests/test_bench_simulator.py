@@ -142,5 +142,33 @@ def test_simulator_reports_its_own_timings() -> None:
                 return await resp.json()
 
     got = asyncio.run(go())
-    assert got["count"] == 1 and got["ttft_ms"][0] >= 20.0
-    assert got["itl_ms"][0] == pytest.approx(5.0, rel=0.2)
+    # Lower bounds are tight (tokens leave on an absolute schedule from admission and the
+    # simulator wakes at most 2 ms early), upper bounds loose: a loaded machine wakes it late.
+    ttft, itl = got["ttft_ms"][0], got["itl_ms"][0]
+    assert got["count"] == 1 and ttft >= 20.0 - 2.0
+    # 6 tokens in chunks of 2: the last chunk is due 20 + 4 x 5 = 40 ms after admission.
+    assert ttft + 4 * itl >= 40.0 - 2.0
+    assert itl <= 2 * 5.0 and ttft < 20.0 + 50.0
+
+
+def test_prefill_delays_the_first_token_by_the_prompt_length() -> None:
+    async def go() -> list[float]:
+        sim = SimulatorConfig(ttft_ms=5, itl_ms=0, prefill_ms_per_1k_tokens=500.0)
+        async with running(sim) as (server, url), aiohttp.ClientSession() as s:
+            for words in (10, 110):
+                body = {"model": MODEL, "prompt": " ".join(["w"] * words), "max_tokens": 1, "stream": True}
+                async with s.post(url + "/v1/completions", json=body) as resp:
+                    await resp.read()
+            return [t[0] for t in server.timings]
+
+    short, long = asyncio.run(go())
+    # 0.5 ms per prompt token: 5 ms more for 10 tokens, 55 ms for 110. Lower bounds tight (the
+    # simulator wakes at most 2 ms early; without prefill both would be 5 ms), the difference
+    # bounded loosely above (a loaded machine wakes it late, by a different amount each time).
+    assert short >= 10.0 - 2.0 and long >= 60.0 - 2.0
+    assert long - short < 50.0 + 30.0
+
+
+def test_negative_prefill_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"(?s)prefill_ms_per_1k_tokens.*must be >= 0.*per 1000 prompt tokens"):
+        SimulatorConfig(prefill_ms_per_1k_tokens=-1)

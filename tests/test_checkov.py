@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import profile_names, synthesized
 
+from eks_llm_stack.charts.render import CRDS_STEP
 from eks_llm_stack.gates.checkov import (
     CheckovResult,
     CheckovUnavailable,
@@ -44,7 +45,9 @@ spec:
 
 def _files(profile: str) -> list[Path]:
     out = synthesized(profile).outdir
-    return sorted((out / "cdk.out").glob("*.template.json")) + sorted((out / "manifests").glob("*.yaml"))
+    # Every step directory of dist/manifests but the vendored upstream CRDs (10-crds/: schemas, no workload).
+    manifests = [p for p in (out / "manifests").rglob("*.yaml") if p.parent.name != CRDS_STEP]
+    return sorted((out / "cdk.out").glob("*.template.json")) + sorted(manifests)
 
 
 @cache

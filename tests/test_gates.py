@@ -73,16 +73,14 @@ def test_embedded_manifests_validate(any_synth) -> None:
 
 
 def test_every_written_manifest_is_also_applied_by_cloudformation(any_synth) -> None:
-    """dist/manifests is what `cdk deploy` applies, for GitOps users; constructs may apply a few
-    objects of their own (a namespace, a StorageClass) on top, so this is inclusion, not equality."""
+    """dist/manifests holds what `cdk deploy` applies, and nothing else: the objects of the templates'
+    manifests and the CRDs of the CRD charts (the reverse inclusion is tests/test_dist_manifests.py)."""
+    from eks_llm_stack.gates.apply_order import applied_objects, asset_objects, object_key
 
-    def key(d: dict) -> tuple:
-        m = d.get("metadata", {})
-        return (d["apiVersion"], d["kind"], m.get("namespace"), m.get("name"))
-
-    written = {key(d) for docs in any_synth.manifests.values() for d in docs}
-    embedded = {key(d) for t in any_synth.templates.values() for _, d in embedded_manifests(t)}
-    assert written <= embedded
+    written = {object_key(d) for docs in any_synth.manifests.values() for d in docs}
+    assets, problems = asset_objects(any_synth.templates, any_synth.outdir / "cdk.out")
+    assert problems == []
+    assert written <= set(applied_objects(any_synth.templates)) | set(assets)
 
 
 def test_schema_gate_reports_every_error_of_a_bad_manifest() -> None:

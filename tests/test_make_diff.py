@@ -47,8 +47,11 @@ def test_a_synth_for_ls_or_diff_writes_into_its_own_assembly_not_dist(tmp_path: 
 
 
 def test_make_synth_chooses_dist_manifests() -> None:
-    synth = next(x for x in _make_recipe("synth") if "$(CDK) synth" in x)
-    assert "-c manifests_dir=dist/manifests" in synth
+    # make synth runs the app itself (no CDK CLI round trip), with the summary in the same process.
+    synth = next(x for x in _make_recipe("synth") if "app.py" in x)
+    assert synth.startswith("@$(PY) app.py ")
+    assert "-c manifests_dir=dist/manifests" in synth and "--summary" in synth
+    assert not any("$(CDK)" in x or "eks-llm-stack summary" in x for x in _make_recipe("synth"))
 
 
 @pytest.mark.slow

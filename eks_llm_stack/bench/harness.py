@@ -100,13 +100,15 @@ async def send_request(
     record: RequestRecord,
     *,
     content_types: bool = False,
+    accumulator: Callable[[RequestRecord, str], StreamAccumulator] = StreamAccumulator,
 ) -> RequestRecord:
     """Send one streaming request and fill ``record``; never raises for a server or network failure.
 
     ``content_types``: a 2xx answer that is not ``text/event-stream`` ends as ``not_streaming``
-    (the preflight's check; under load the body decides).
+    (the preflight's check; under load the body decides). ``accumulator``: the stream parser
+    (a chat session's keeps the answer's text too).
     """
-    acc = StreamAccumulator(record, target.api)
+    acc = accumulator(record, target.api)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if target.api_key:
         headers["Authorization"] = f"Bearer {target.api_key}"
@@ -274,6 +276,12 @@ async def run_levels(
     """
     for i, spec in enumerate(levels):
         if before_level:
+            # Collect before waiting at the barrier, not after: a full collection takes tens of
+            # milliseconds, a different amount in every process, and would shift each harness's
+            # start (and an open loop's whole schedule) by that much. Frozen survivors make
+            # run_level's own collection, after the barrier, nearly free.
+            gc.collect()
+            gc.freeze()
             await before_level(i)
         if on_level:
             on_level(spec)
@@ -291,8 +299,13 @@ async def _closed_loop(
     def more() -> bool:
         return not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        ready = requests.next() if more() else None
+    async def worker(
+        session: aiohttp.ClientSession, ready: tuple[str, int, int | None, bool] | None, start_s: float
+    ) -> None:
+        if start_s > 0 and ready is not None:
+            # A ramp: this worker's first request waits its turn. Rounds keep the spacing, since
+            # requests of one level take about equally long.
+            await _wait_until(loop, ramp_origin + start_s)
         while ready is not None:
             prompt, max_tokens, asked, warm = ready
             body = build_body(target, prompt, max_tokens)
@@ -318,9 +331,16 @@ async def _closed_loop(
             if ready is not None and not (deadline is None or time.perf_counter_ns() < deadline):
                 ready = None
 
+    loop = asyncio.get_running_loop()
+    step = spec.ramp_s / spec.concurrency
     async with _session(spec.concurrency) as session:
         await warm_connections(session, target, spec.concurrency)
-        await asyncio.gather(*(worker(session) for _ in range(spec.concurrency)))
+        # Every worker's first request is drawn before any worker reserves its second: otherwise
+        # with fewer than 2 x concurrency requests the first workers would reserve them all and
+        # the level would run at half its concurrency.
+        firsts = [requests.next() if more() else None for _ in range(spec.concurrency)]
+        ramp_origin = loop.time()
+        await asyncio.gather(*(worker(session, first, i * step) for i, first in enumerate(firsts)))
 
 
 def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:

@@ -56,6 +56,11 @@ class RequestRecord:
     requested_output_tokens: int | None = None
     #: Sent to warm the level up; kept in requests.jsonl, left out of the level's figures.
     warmup: bool = False
+    #: Multi-turn sessions: the session's number, this request's turn (1-based) and the turns the
+    #: session has (None outside a session run).
+    session: int | None = None
+    turn: int | None = None
+    session_turns: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -157,4 +162,7 @@ class RequestRecord:
             requested_prompt_tokens=row.get("requested_prompt_tokens"),
             requested_output_tokens=row.get("requested_output_tokens"),
             warmup=bool(row.get("warmup", False)),
+            session=row.get("session"),
+            turn=row.get("turn"),
+            session_turns=row.get("session_turns"),
         )

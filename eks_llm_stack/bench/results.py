@@ -20,6 +20,7 @@ from .. import __version__
 from ..errors import ConfigError, Problem
 from .harness import RunState, Target
 from .metrics import DEFINITIONS, KNEE_DEFINITION, Slo, find_knee, summarize_level
+from .sessions import SESSION_DEFINITIONS, session_figures
 from .workload import LevelSpec
 
 SCHEMA_VERSION = 1
@@ -70,6 +71,8 @@ def build_summary(
         )
     for lv in out_levels:
         lv["cost_per_1m_tokens_usd_by_price"] = cost_by_price(lv, prices or {})
+        # Multi-turn sessions: figures per turn and per session (nothing for other levels).
+        lv.update(session_figures(state.of_level(lv["level"])))
     finished = [r for r in state.records if r.done_ns]
     cpu_s = time.process_time() - state.cpu_start_s
     return {
@@ -94,11 +97,18 @@ def build_summary(
             "cpu_s_per_request": (cpu_s / len(finished)) if finished else None,
             "clock": "time.perf_counter_ns, stamped when a read returned",
         },
-        "definitions": DEFINITIONS,
+        "definitions": definitions(out_levels),
         "knee": find_knee(out_levels),
         "knee_definition": KNEE_DEFINITION,
         "levels": out_levels,
     }
+
+
+def definitions(levels: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The metric definitions of summary.json, with the session ones when a level ran sessions."""
+    if any("sessions" in lv for lv in levels):
+        return {**DEFINITIONS, **SESSION_DEFINITIONS}
+    return DEFINITIONS
 
 
 def cost_by_price(level: dict[str, Any], prices: dict[str, float]) -> dict[str, float | None]:

@@ -53,6 +53,10 @@ class SimulatorConfig:
     """Time between tokens, in ms (default 10)."""
     tokens_per_chunk: int = 1
     """Tokens per streamed chunk, like vLLM's stream interval or speculative decoding (default 1)."""
+    prefill_ms_per_1k_tokens: float = 0.0
+    """Extra time to first token per 1000 prompt tokens, like a real server's prefill: a chat
+    session's later turns, with longer prompts, then answer later (default 0: TTFT is ``ttft_ms``
+    whatever the prompt)."""
     max_concurrency: int | None = None
     """Requests generating at once; more wait in a queue (default None: no limit)."""
     default_max_tokens: int = 16
@@ -76,6 +80,13 @@ class SimulatorConfig:
         with collecting("SimulatorConfig") as p:
             p.check(self.ttft_ms >= 0, "ttft_ms", self.ttft_ms, "must be >= 0", "pass a time in ms, e.g. 50")
             p.check(self.itl_ms >= 0, "itl_ms", self.itl_ms, "must be >= 0", "pass a time in ms, e.g. 10")
+            p.check(
+                self.prefill_ms_per_1k_tokens >= 0,
+                "prefill_ms_per_1k_tokens",
+                self.prefill_ms_per_1k_tokens,
+                "must be >= 0",
+                "pass a time in ms per 1000 prompt tokens, e.g. 20, or 0 for none",
+            )
             p.check(
                 self.tokens_per_chunk >= 1,
                 "tokens_per_chunk",
@@ -385,6 +396,8 @@ class Simulator:
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         created = int(time.time())
         sizes = [min(c.tokens_per_chunk, max_tokens - i) for i in range(0, max_tokens, c.tokens_per_chunk)]
+        # Every deadline is from admission: prefill moves the first token and all after it.
+        t0 += prompt_tokens * c.prefill_ms_per_1k_tokens / 1e6
         if not stream:
             await self._sleep_until(loop, t0 + (c.ttft_ms + (max_tokens - sizes[0]) * c.itl_ms) / 1e3)
             now = time.perf_counter()

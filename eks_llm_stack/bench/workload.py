@@ -89,6 +89,67 @@ class LengthSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ThinkTime:
+    """How long a chat user waits between an answer and their next message, in seconds.
+
+    Written ``S``, ``uniform:LO:HI``, ``exp:MEAN`` (exponential) or ``normal:MEAN:SD`` (cut at
+    0) on the command line. Drawn from a seeded generator per session, so runs repeat.
+    """
+
+    kind: str = "fixed"
+    """``fixed`` (default), ``uniform``, ``exp`` or ``normal``."""
+    values: tuple[float, ...] = (0.0,)
+    """Parameters in seconds: (S,), (LO, HI), (MEAN,) or (MEAN, SD) (default (0.0,): no wait)."""
+
+    def draw(self, rng: random.Random) -> float:
+        v = self.values
+        if self.kind == "uniform":
+            return rng.uniform(v[0], v[1])
+        if self.kind == "exp":
+            return rng.expovariate(1.0 / v[0]) if v[0] > 0 else 0.0
+        if self.kind == "normal":
+            return max(0.0, rng.gauss(v[0], v[1]))
+        return v[0]
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return f"{self.values[0]:g}"
+        return f"{self.kind}:{':'.join(f'{x:g}' for x in self.values)}"
+
+    @property
+    def mean_s(self) -> float:
+        """The distribution's mean (the normal's cut at 0 ignored)."""
+        v = self.values
+        return (v[0] + v[1]) / 2 if self.kind == "uniform" else v[0]
+
+    @classmethod
+    def parse(cls, text: str, field: str, problems: Problems) -> ThinkTime | None:
+        """Parse a command-line think time; a bad one is recorded on ``problems`` (field, value, fix)."""
+        fix = "use seconds S, uniform:LO:HI, exp:MEAN or normal:MEAN:SD with numbers >= 0, e.g. exp:5"
+        kind, _, rest = text.partition(":")
+        try:
+            if not rest:
+                spec = cls(kind="fixed", values=(float(kind),))
+            elif kind in ("uniform", "normal"):
+                lo, hi = rest.split(":")
+                spec = cls(kind=kind, values=(float(lo), float(hi)))
+            elif kind == "exp":
+                spec = cls(kind="exp", values=(float(rest),))
+            else:
+                raise ValueError(kind)
+        except ValueError:
+            problems.add(field, "is not a think-time specification", fix, text)
+            return None
+        ok = all(math.isfinite(x) and x >= 0 for x in spec.values)
+        if spec.kind == "uniform" and ok:
+            ok = spec.values[0] <= spec.values[1]
+        if not ok:
+            problems.add(field, "needs finite seconds >= 0 (and LO <= HI)", fix, text)
+            return None
+        return spec
+
+
+@dataclass(frozen=True, kw_only=True)
 class Prompt:
     """One dataset entry: the prompt text and, when the dataset says, the output length to ask for."""
 
@@ -121,13 +182,26 @@ class LevelSpec:
     warmup: int = 0
     """Requests sent first and left out of the level's figures, on top of ``requests``
     (default 0: every request counts)."""
+    ramp_s: float = 0.0
+    """Closed loop: spread the workers' first requests evenly over this many seconds, worker i
+    starting at ``i * ramp_s / concurrency`` (default 0: all at once). Every request still counts;
+    summary.json reports the ramp with the level."""
     trace_offsets_s: tuple[float, ...] = ()
     """Trace replay: the arrival times (s from the level's start) of the dataset's requests, in
     order (default empty: arrivals drawn from ``arrival``). Set by :func:`load_trace`."""
+    think_time: ThinkTime | None = None
+    """Multi-turn chat sessions (:mod:`eks_llm_stack.bench.sessions`): ``concurrency`` is then the
+    number of virtual users, each running whole sessions and waiting this long between an
+    answer and the next turn (default None: independent requests)."""
 
     def load(self) -> dict[str, Any]:
         """The keys that describe this level in summary.json."""
         out: dict[str, Any] = {"concurrency": self.concurrency, "rate": self.rate}
+        if self.concurrency is not None and self.ramp_s:
+            out["ramp_s"] = self.ramp_s
+        if self.think_time is not None:
+            out["mode"] = "sessions"
+            out["think_time_s"] = self.think_time.describe()
         if self.rate is not None:
             out["arrival"] = self.arrival
             if self.arrival == "gamma":
@@ -137,8 +211,11 @@ class LevelSpec:
         return out
 
     def label(self) -> str:
+        if self.think_time is not None:
+            return f"{self.concurrency} chat users"
         if self.concurrency is not None:
-            return f"concurrency {self.concurrency}"
+            ramp = f", ramp {self.ramp_s:g} s" if self.ramp_s else ""
+            return f"concurrency {self.concurrency}{ramp}"
         return f"{self.arrival} {self.rate:g} req/s"
 
 
@@ -271,6 +348,20 @@ def load_trace(path: Path, *, seed: int = 0) -> tuple[tuple[Prompt, ...], tuple[
     p.raise_if_any()
     start = times[0]
     return tuple(prompts), tuple(t - start for t in times)
+
+
+def shard_trace(
+    prompts: tuple[Prompt, ...], offsets_s: tuple[float, ...], index: int, count: int
+) -> tuple[tuple[Prompt, ...], tuple[float, ...]]:
+    """Harness ``index`` of ``count``'s part of a trace: every ``count``-th request from ``index``.
+
+    The parts are disjoint and together are the whole trace. Arrival times stay on the trace's
+    own clock (not re-based): with the start barrier every harness starts the level at one
+    instant, so each request leaves at its trace time, whichever harness sends it. Round robin
+    rather than contiguous blocks, so every harness carries the trace's load shape all along.
+    """
+    keep = range(index, len(prompts), count)
+    return tuple(prompts[i] for i in keep), tuple(offsets_s[i] for i in keep)
 
 
 def scenario_levels(

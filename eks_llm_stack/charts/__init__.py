@@ -8,6 +8,8 @@ from .autoscaling import ModelAutoscaler, ModelAutoscalerProps
 from .benchmark_job import BenchmarkJobChart, BenchmarkJobProps, PvcResults
 from .dcgm_exporter import DcgmExporterChart, DcgmExporterProps
 from .external_secrets import ExternalSecretsChart, ExternalSecretsChartProps, SecretStore, SyncedSecret
+from .model import ModelApiKey, ModelChart, ModelChartProps
+from .model_fetch import ModelFetch, ModelFetchJob
 from .monitoring import MonitoringChart, MonitoringChartProps, VllmMonitorProps, VllmPodMonitor, VllmServiceMonitor
 from .namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
 from .network_policies import (
@@ -17,7 +19,7 @@ from .network_policies import (
     ServingNamespacePoliciesProps,
 )
 from .prepull import ImagePrepull, ImagePrepullProps
-from .storage import EfsVolume, FsxVolume, ModelFetch, StorageChart, StorageChartProps
+from .storage import EfsVolume, FsxVolume, StorageChart, StorageChartProps
 from .vllm import (
     ModelIngress,
     VllmChart,
@@ -40,9 +42,13 @@ __all__ = [
     "FsxVolume",
     "ImagePrepull",
     "ImagePrepullProps",
+    "ModelApiKey",
     "ModelAutoscaler",
     "ModelAutoscalerProps",
+    "ModelChart",
+    "ModelChartProps",
     "ModelFetch",
+    "ModelFetchJob",
     "ModelIngress",
     "ModelNetworkPolicy",
     "ModelNetworkPolicyProps",

@@ -1,6 +1,6 @@
 """Render cdk8s charts to YAML files, without going through CloudFormation.
 
-GitOps users apply ``dist/manifests/*.yaml`` directly. Values that only CloudFormation knows
+GitOps users apply ``dist/manifests/<step>/*.yaml`` directly (docs/gitops.md). Values that only CloudFormation knows
 (a file system's DNS name, a role ARN) are CDK tokens inside the charts; here they become
 ``${LogicalId.Attribute}`` placeholders that name the stack resource to read them from, so
 the YAML stays valid and says exactly what to substitute.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cdk8s
 import yaml
@@ -43,11 +43,36 @@ def placeholders(value: Any) -> Any:
     return {k: placeholders(v) for k, v in value.items()}
 
 
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that analyses each distinct string once.
+
+    The analysis (which styles a scalar allows) depends on the string alone, and the same strings (labels,
+    images, scripts, acknowledgment reasons) recur in every model's chart: remembering it takes about a
+    third off writing ``dist/manifests``, with the same bytes. (libyaml's emitter would be faster still but
+    folds long quoted strings differently, which would rewrite every manifest once.)
+    """
+
+    _analyses: ClassVar[dict[tuple[str, bool], Any]] = {}
+
+    def analyze_scalar(self, scalar: str) -> Any:
+        key = (scalar, bool(self.allow_unicode))
+        found = self._analyses.get(key)
+        if found is None:
+            found = self._analyses[key] = super().analyze_scalar(scalar)
+        return found
+
+
+def dump_documents(docs: list[dict[str, Any]]) -> str:
+    """``docs`` as a multi-document YAML stream, keys in their order, block style (``yaml.safe_dump_all``)."""
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
 def chart_documents(chart: cdk8s.Chart, resolver: Any | None = None) -> list[dict[str, Any]]:
     """The manifests of ``chart``; with ``resolver`` (a CDK ``Stack``), tokens become placeholders."""
     docs: list[dict[str, Any]] = list(chart.to_json())
     if resolver is not None:
-        docs = [placeholders(resolver.resolve(d)) for d in docs]
+        # One resolve for the whole chart: each call is a round trip to the jsii runtime.
+        docs = placeholders(resolver.resolve(docs))
     return docs
 
 
@@ -62,6 +87,52 @@ def write_manifests(
     for name, chart in charts:
         path = out_dir / f"{name}.yaml"
         docs = chart_documents(chart, resolver)
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+        path.write_text(dump_documents(docs))
         written.append(path)
     return written
+
+
+# -- the apply order of dist/manifests -------------------------------------------------------------
+#: Step directories of ``dist/manifests``, applied in this order (docs/gitops.md). Between the CRDs and the
+#: platform objects come the Helm releases of the controllers (``dist/helm-releases/install.sh``).
+NAMESPACES_STEP = "00-namespaces"
+CRDS_STEP = "10-crds"
+CONTROLLERS_STEP = "20-controllers"
+PLATFORM_STEP = "30-platform"
+SERVING_STEP = "40-serving"
+#: Every step, in order; ``CONTROLLERS_STEP`` is the Helm step (no directory under dist/manifests).
+APPLY_STEPS = (NAMESPACES_STEP, CRDS_STEP, CONTROLLERS_STEP, PLATFORM_STEP, SERVING_STEP)
+
+
+def manifest_layout(
+    sources: Iterable[tuple[str, list[dict[str, Any]], bool]],
+) -> dict[str, list[dict[str, Any]]]:
+    """``"<step>/<file>.yaml" -> documents`` for ``(name, documents, serving)`` sources.
+
+    Namespaces go first (``00-namespaces``), CRDs next (``10-crds``), everything else after the
+    controllers: the Serving stack's objects in ``40-serving``, the rest in ``30-platform``. A source
+    keeps one file, ``<name>.yaml``, unless its objects span steps: then its namespaces are
+    ``<name>-namespaces.yaml`` and its CRDs ``<name>-crds.yaml``. File names are unique over all steps.
+    """
+    layout: dict[str, list[dict[str, Any]]] = {}
+    stems: dict[str, str] = {}
+    for name, docs, serving in sources:
+        parts = {
+            NAMESPACES_STEP: [d for d in docs if d.get("kind") == "Namespace"],
+            CRDS_STEP: [d for d in docs if d.get("kind") == "CustomResourceDefinition"],
+            SERVING_STEP if serving else PLATFORM_STEP: [
+                d for d in docs if d.get("kind") not in ("Namespace", "CustomResourceDefinition")
+            ],
+        }
+        used = {step: part for step, part in parts.items() if part}
+        for step, part in used.items():
+            stem = name
+            if len(used) > 1 and step == NAMESPACES_STEP:
+                stem = f"{name}-namespaces"
+            elif len(used) > 1 and step == CRDS_STEP:
+                stem = f"{name}-crds"
+            if stem in stems:
+                raise ValueError(f"two manifest sources write '{stem}.yaml' ({stems[stem]}/ and {step}/): rename one")
+            stems[stem] = step
+            layout[f"{step}/{stem}.yaml"] = part
+    return layout

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, Problems
+from ..errors import ConfigError, Problem, Problems
 from .console import console as table_console
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument(
         "--warmup", type=int, default=0, help="requests per level sent first and left out of its figures (default 0)"
     )
+    run.add_argument(
+        "--ramp",
+        type=float,
+        help="closed loop: spread the first requests of each level over this many seconds (default 0: all at once)",
+    )
     run.add_argument("--prompt-tokens", help="N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C (default 128)")
     run.add_argument("--output-tokens", help="as --prompt-tokens (default 128)")
     run.add_argument("--dataset", type=Path, help="ShareGPT JSON or JSONL of prompts")
@@ -74,6 +79,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         type=Path,
         help="replay a timestamped trace (JSONL: timestamp_s, prompt or prompt_tokens, output_tokens) open loop",
     )
+    run.add_argument(
+        "--sessions",
+        type=Path,
+        help="multi-turn chat sessions from ShareGPT JSON (every user turn is a turn); with --concurrency USERS",
+    )
+    run.add_argument(
+        "--synthetic-sessions",
+        metavar="SESSIONSxTURNS",
+        help="synthetic multi-turn sessions, e.g. 32x5 (user messages of --prompt-tokens, default 64); "
+        "with --concurrency USERS",
+    )
+    run.add_argument(
+        "--think-time",
+        help="sessions: seconds a user waits between an answer and the next turn: S, uniform:LO:HI, exp:MEAN "
+        "or normal:MEAN:SD (default 0; seeded by --seed)",
+    )
+    run.add_argument("--max-turns", type=int, help="sessions: turns per session at most (default: all)")
+    run.add_argument("--max-sessions", type=int, help="--sessions: use the first N conversations (default: all)")
     run.add_argument("--instance", help="EC2 instance type whose on-demand price costs the tokens")
     run.add_argument("--hourly-usd", type=float, help="price per hour to cost the tokens with")
     run.add_argument("--slo-ttft-ms", type=float, default=500.0, help="goodput TTFT limit (default 500)")
@@ -141,6 +164,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     merge.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     merge.add_argument("--out", type=Path, required=True, help="directory of the merged run")
+    merge.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="first wait up to SECONDS until every DIR holds a finished run (harness 0 of a multi-pod Job)",
+    )
     merge.add_argument("--no-plots", action="store_true")
     merge.set_defaults(func=_merge)
 
@@ -151,6 +180,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     sim.add_argument("--ttft-ms", type=float, default=50.0, help="time to first token (default 50)")
     sim.add_argument("--itl-ms", type=float, default=10.0, help="time between tokens (default 10)")
     sim.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per streamed chunk (default 1)")
+    sim.add_argument(
+        "--prefill-ms-per-1k-tokens",
+        type=float,
+        default=0.0,
+        help="extra TTFT per 1000 prompt tokens, like a real prefill (default 0)",
+    )
     sim.add_argument("--max-concurrency", type=int, help="requests generating at once; more queue (default: no limit)")
     sim.add_argument("--error-rate", type=float, default=0.0, help="share answered with HTTP 500 (default 0)")
     sim.add_argument("--disconnect-rate", type=float, default=0.0, help="share cut mid-stream (default 0)")
@@ -174,6 +209,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         load_dataset,
         load_trace,
         scenario_levels,
+        shard_trace,
         shared_prefix_prompts,
     )
 
@@ -274,6 +310,10 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         p.add("--arrival", "only applies to an open loop", "add --rate R, or drop --arrival", args.arrival)
     if args.rate is not None and args.requests is None and args.duration is None:
         p.add("--rate", "an open loop needs a bound", "add --duration S (and/or --requests N)", args.rate)
+    if args.ramp is not None and not (args.ramp >= 0 and args.ramp < 3600):
+        p.add("--ramp", "must be between 0 and 3600 seconds", "pass a time in seconds, e.g. --ramp 1.5", args.ramp)
+    if args.ramp and args.rate is not None:
+        p.add("--ramp", "only applies to a closed loop", "drop --ramp (an open loop is paced by --rate)", args.ramp)
     if args.warmup is not None and args.warmup < 0:
         p.add("--warmup", "must be 0 or more", "pass how many requests to leave out per level, e.g. 128", args.warmup)
     for flag, value in (
@@ -313,11 +353,22 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
             prompts = load_dataset(args.dataset)
         except ConfigError as exc:
             p.extend(exc, "--dataset")
+    whole_trace: tuple[float, ...] = ()
     if args.trace is not None:
         try:
-            prompts, trace_times = load_trace(args.trace, seed=args.seed)
+            prompts, whole_trace = load_trace(args.trace, seed=args.seed)
         except ConfigError as exc:
             p.extend(exc, "--trace")
+        else:
+            # Each harness replays its own disjoint part of the trace, on the trace's clock.
+            prompts, trace_times = shard_trace(prompts, whole_trace, *shard)
+            if not trace_times:
+                p.add(
+                    "--trace / --shard",
+                    f"the trace has {len(whole_trace)} requests: harness {shard[0]} of {shard[1]} gets none",
+                    "use at most as many harnesses as the trace has requests",
+                    (str(args.trace), args.shard),
+                )
     if args.shared_prefix is not None:
         try:
             g_text, m_text = str(args.shared_prefix).lower().split("x")
@@ -344,6 +395,7 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 suffix_tokens=suffix,
                 seed=args.seed,
             )
+    sessions, think = _sessions_from_args(args, p, prompt=prompt, output=output, shard=shard)
     price = None
     if args.instance:
         try:
@@ -371,6 +423,13 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 p.extend(exc, "--instance")
     elif args.hourly_usd is not None and args.hourly_usd > 0:
         price = Price(hourly_usd=args.hourly_usd, source="--hourly-usd")
+    if shard[1] > 1 and args.sla_sweep is not None:
+        p.add(
+            "--sla-sweep / --shard",
+            "an SLA sweep picks each next level from its own results, so the harnesses would diverge",
+            "run the sweep in one harness, then the load it finds with --shard",
+            (args.sla_sweep, args.shard),
+        )
     if shard[1] > 1 and concurrency and min(concurrency) < shard[1]:
         p.add(
             "--concurrency / --shard",
@@ -390,6 +449,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 kw["requests"] = None
         if args.warmup:
             kw["warmup"] = args.warmup
+        if args.ramp and spec.concurrency is not None:
+            kw["ramp_s"] = args.ramp
         if prompt is not None:
             kw["prompt"] = prompt
         if output is not None:
@@ -405,6 +466,9 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 args.scenario, prompt=prompt, output=output, dataset_size=len(prompts) if prompts else None
             )
         )
+    elif concurrency and sessions:
+        # A session level is bounded by its set (every session once) and/or --duration.
+        levels = tuple(bounded(LevelSpec(concurrency=c, requests=None, think_time=think)) for c in concurrency)
     elif concurrency:
         default = None if (args.requests or args.duration) else _CLOSED_LOOP_DEFAULT_REQUESTS
         levels = tuple(bounded(LevelSpec(concurrency=c, requests=default)) for c in concurrency)
@@ -412,9 +476,10 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         levels = ()
     elif args.trace is not None:
         span = trace_times[-1] if trace_times and trace_times[-1] > 0 else 1.0
+        # The whole trace's rate; shard_level (in bounded) takes this harness's share of it.
         levels = (
             dataclasses.replace(
-                bounded(LevelSpec(rate=len(trace_times) / span, arrival="trace")),
+                bounded(LevelSpec(rate=len(whole_trace) / span, arrival="trace")),
                 trace_offsets_s=trace_times,
                 requests=len(trace_times),
                 duration_s=None,
@@ -450,7 +515,94 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "shard": shard,
         "seed": args.seed + 7919 * shard[0],
         "sweep": (args.sla_sweep, sweep_range, sweep_level) if args.sla_sweep else None,
+        "sessions": sessions,
     }
+
+
+def _sessions_from_args(
+    args: argparse.Namespace, p: Problems, *, prompt: Any, output: Any, shard: tuple[int, int]
+) -> tuple[Any, Any]:
+    """The multi-turn sessions of this harness (its shard of the set) and the think time, or (None, None)."""
+    from ..bench.sessions import load_sessions, shard_sessions, synthetic_sessions
+    from ..bench.workload import LengthSpec, ThinkTime
+
+    source = [n for n, v in (("--sessions", args.sessions), ("--synthetic-sessions", args.synthetic_sessions)) if v]
+    if not source:
+        for flag, value in (
+            ("--think-time", args.think_time),
+            ("--max-turns", args.max_turns),
+            ("--max-sessions", args.max_sessions),
+        ):
+            if value is not None:
+                p.add(flag, "only applies to a session run", "add --sessions FILE or --synthetic-sessions NxT", value)
+        return None, None
+    if len(source) > 1:
+        p.add("--sessions / --synthetic-sessions", "both give the sessions", "pass one of them", source)
+    if args.concurrency is None or args.rate is not None or args.scenario or args.sla_sweep or args.trace:
+        p.add(
+            source[0],
+            "sessions run with a number of chat users",
+            "pass --concurrency USERS (e.g. --concurrency 4,16), and no --rate/--scenario/--sla-sweep/--trace",
+            args.concurrency,
+        )
+    for flag, value in (("--dataset", args.dataset), ("--shared-prefix", args.shared_prefix)):
+        if value is not None:
+            p.add(flag, "sessions bring their own prompts", f"drop {flag}, or the sessions", value)
+    for flag, value, fix in (
+        ("--requests", args.requests, "a level runs every session once: size the set (SESSIONSxTURNS, --max-sessions)"),
+        ("--warmup", args.warmup or None, "leave it out: sessions have no warm-up requests"),
+    ):
+        if value is not None:
+            p.add(flag, "does not apply to a session run", fix + ", or bound the level with --duration S", value)
+    for flag, value in (("--max-turns", args.max_turns), ("--max-sessions", args.max_sessions)):
+        if value is not None and value < 1:
+            p.add(flag, "must be at least 1", f"e.g. {flag} 8, or leave it out for all", value)
+    think = ThinkTime.parse(args.think_time, "--think-time", p) if args.think_time else ThinkTime()
+    sessions = None
+    if args.sessions is not None:
+        try:
+            sessions = load_sessions(args.sessions, max_turns=args.max_turns, max_sessions=args.max_sessions)
+        except ConfigError as exc:
+            p.extend(exc, "--sessions")
+    elif args.synthetic_sessions is not None:
+        try:
+            n_text, t_text = str(args.synthetic_sessions).lower().split("x")
+            count, turns = int(n_text), int(t_text)
+            if count < 1 or turns < 1:
+                raise ValueError
+        except ValueError:
+            p.add(
+                "--synthetic-sessions",
+                "must be SESSIONSxTURNS with positive numbers",
+                "e.g. --synthetic-sessions 32x5",
+                args.synthetic_sessions,
+            )
+        else:
+            if args.max_sessions is not None:
+                p.add(
+                    "--max-sessions",
+                    "only applies to --sessions FILE",
+                    "size SESSIONSxTURNS instead",
+                    args.max_sessions,
+                )
+            sessions = synthetic_sessions(
+                count=count,
+                turns=min(turns, args.max_turns or turns),
+                user=prompt or LengthSpec(values=(64,)),
+                output=output or LengthSpec(values=(128,)),
+                seed=args.seed,
+            )
+    if sessions is not None:
+        whole = len(sessions)
+        sessions = shard_sessions(sessions, *shard)
+        if not sessions:
+            p.add(
+                f"{source[0]} / --shard",
+                f"the set has {whole} sessions: harness {shard[0]} of {shard[1]} gets none",
+                "use at most as many harnesses as sessions",
+                args.shard,
+            )
+    return sessions or None, think
 
 
 def shard_level(spec: LevelSpec, index: int, count: int) -> LevelSpec:
@@ -511,6 +663,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..bench.progress import LiveProgress, error_lines, knee_line, summary_table
     from ..bench.report import write_report
     from ..bench.results import ResultWriter, build_summary, run_metadata
+    from ..bench.sessions import session_lines
 
     plan = plan_from_args(args)
     check_url(plan["target"].url)
@@ -524,7 +677,11 @@ def _run(args: argparse.Namespace) -> int:
         server = None if args.no_preflight else asyncio.run(preflight(plan["target"]))
         slo = Slo(ttft_ms=args.slo_ttft_ms, itl_ms=args.slo_itl_ms, e2e_ms=args.slo_e2e_ms)
         meta = run_metadata(
-            state, started=started, server=server, dataset=args.dataset or args.trace, shard=plan["shard"]
+            state,
+            started=started,
+            server=server,
+            dataset=args.dataset or args.trace or args.sessions,
+            shard=plan["shard"],
         )
 
         def summary(interrupted: bool) -> dict[str, Any]:
@@ -592,6 +749,21 @@ def _run(args: argparse.Namespace) -> int:
                     if plan["sweep"]:
                         await sweep(plan, done)
                         return False
+                    if plan["sessions"]:
+                        from ..bench.sessions import run_session_levels
+
+                        await run_session_levels(
+                            plan["target"],
+                            plan["levels"],
+                            plan["sessions"],
+                            state=state,
+                            seed=plan["seed"],
+                            on_done=done,
+                            on_level=live.start_level,
+                            on_level_done=lambda i: (writer.write_summary(summary(False)), None)[1],
+                            before_level=barrier.before_level if barrier else None,
+                        )
+                        return False
                     await run_levels(
                         plan["target"],
                         plan["levels"],
@@ -631,7 +803,7 @@ def _run(args: argparse.Namespace) -> int:
         paths += render_plots([(out_dir.name, final)], out_dir)
         paths.append(write_report(out_dir, final, [p for p in paths if p.suffix == ".png"]))
     table_console().print(summary_table(final, title=f"{plan['target'].model} ({plan['target'].api})"))
-    for line in error_lines(final):
+    for line in [*error_lines(final), *session_lines(final)]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(knee_line(final), markup=False, highlight=False, soft_wrap=True)
     if sweep_result:
@@ -685,6 +857,7 @@ def _report(args: argparse.Namespace) -> int:
     from ..bench.plots import render_plots
     from ..bench.progress import comparison_table, summary_table
     from ..bench.results import load_summary
+    from ..bench.sessions import session_lines
 
     docs = [load_summary(d) for d in args.dirs]
     labels: list[str] = []
@@ -695,6 +868,8 @@ def _report(args: argparse.Namespace) -> int:
     console = Console()
     for label, doc in runs:
         console.print(summary_table(doc, title=label))
+        for line in session_lines(doc):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if len(runs) > 1:
         console.print(comparison_table(runs))
     if not args.no_plots:
@@ -714,7 +889,16 @@ def _merge(args: argparse.Namespace) -> int:
     from ..bench.progress import error_lines, knee_line, summary_table
     from ..bench.report import write_report
     from ..bench.results import REQUESTS, SUMMARY, write_csv
+    from ..bench.sessions import session_lines
 
+    if args.wait is not None:
+        from ..bench.merge import wait_for_parts
+
+        if not args.wait > 0:
+            raise ConfigError(
+                "bench merge", [Problem("--wait", "must be a positive number of seconds", "e.g. --wait 600", args.wait)]
+            )
+        wait_for_parts(args.dirs, timeout_s=args.wait)
     merged, records, origin = merge_runs(args.dirs)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -729,7 +913,7 @@ def _merge(args: argparse.Namespace) -> int:
         paths.append(write_report(out, merged, [p for p in paths if p.suffix == ".png"]))
     console = Console(stderr=True)
     table_console().print(summary_table(merged, title=f"merged: {len(args.dirs)} harnesses"))
-    for line in [*error_lines(merged), knee_line(merged)]:
+    for line in [*error_lines(merged), *session_lines(merged), knee_line(merged)]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"results: {', '.join(str(p) for p in paths)}")
     return 0
@@ -748,6 +932,7 @@ def _simulate(args: argparse.Namespace) -> int:
         ttft_ms=args.ttft_ms,
         itl_ms=args.itl_ms,
         tokens_per_chunk=args.tokens_per_chunk,
+        prefill_ms_per_1k_tokens=args.prefill_ms_per_1k_tokens,
         max_concurrency=args.max_concurrency,
         error_rate=args.error_rate,
         disconnect_rate=args.disconnect_rate,

@@ -43,24 +43,34 @@ def collect(cdk_out: Path, manifests: Path) -> dict[str, Any]:
         types = Counter(r["Type"] for r in template.get("Resources", {}).values())
         stacks.append({"name": name, "resources": sum(types.values()), "types": types})
     files = []
-    for path in sorted(manifests.glob("*.yaml")) if manifests.is_dir() else []:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-        files.append({"file": str(path), "kinds": Counter(d.get("kind", "?") for d in docs)})
+    # One directory per apply step (00-namespaces/, 10-crds/, ...); the C loader: the CRD files are large.
+    for path in sorted(manifests.rglob("*.yaml")) if manifests.is_dir() else []:
+        docs = [d for d in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if d]
+        files.append({"file": str(path.relative_to(manifests)), "kinds": Counter(d.get("kind", "?") for d in docs)})
     dashboards = manifests.parent / "dashboards"
+    releases_index = manifests.parent / "helm-releases" / "releases.json"
     return {
         "stacks": stacks,
         "manifests": files,
+        "helm_releases": json.loads(releases_index.read_text()) if releases_index.is_file() else [],
         "dashboards": sorted(str(p) for p in dashboards.glob("*.json")) if dashboards.is_dir() else [],
     }
 
 
 def _run(args: argparse.Namespace) -> int:
+    print_summary(Path(args.cdk_out), Path(args.manifests), profile=args.profile)
+    return 0
+
+
+def print_summary(cdk_out: Path, manifests: Path, *, profile: str | None = None) -> None:
+    """Print the account of ``cdk_out`` and ``manifests``: what ``make synth`` shows after synthesizing,
+    in the same process (``app.py --summary``) or from the files (``eks-llm-stack summary``)."""
     from rich.console import Console
     from rich.table import Table
 
-    data = collect(Path(args.cdk_out), Path(args.manifests))
+    data = collect(cdk_out, manifests)
     console = Console()
-    title = f"eks-llm-stack synth — profile {args.profile}" if args.profile else "eks-llm-stack synth"
+    title = f"eks-llm-stack synth — profile {profile}" if profile else "eks-llm-stack synth"
     t = Table(title=title, title_justify="left")
     t.add_column("stack")
     t.add_column("resources", justify="right")
@@ -69,21 +79,19 @@ def _run(args: argparse.Namespace) -> int:
         top = ", ".join(f"{k.split('::')[-1]}×{v}" for k, v in s["types"].most_common(6))
         t.add_row(s["name"], str(s["resources"]), top)
     console.print(t)
-    m = Table(title=f"Kubernetes manifests ({args.manifests})", title_justify="left")
+    m = Table(title=f"Kubernetes manifests ({manifests})", title_justify="left")
     m.add_column("file")
     m.add_column("objects", justify="right")
     m.add_column("kinds")
     for f in data["manifests"]:
-        m.add_row(
-            Path(f["file"]).name, str(sum(f["kinds"].values())), ", ".join(f"{k}×{v}" for k, v in f["kinds"].items())
-        )
+        m.add_row(f["file"], str(sum(f["kinds"].values())), ", ".join(f"{k}×{v}" for k, v in f["kinds"].items()))
     console.print(m)
     total = sum(s["resources"] for s in data["stacks"])
     objects = sum(sum(f["kinds"].values()) for f in data["manifests"])
     console.print(
-        f"{len(data['stacks'])} stacks, {total} resources in {args.cdk_out}/; "
-        f"{objects} Kubernetes objects in {len(data['manifests'])} files in {args.manifests}/"
+        f"{len(data['stacks'])} stacks, {total} resources in {cdk_out}/; "
+        f"{objects} Kubernetes objects in {len(data['manifests'])} files in {manifests}/"
         + (f"; {len(data['dashboards'])} dashboards" if data["dashboards"] else "")
+        + (f"; {len(data['helm_releases'])} Helm releases" if data["helm_releases"] else "")
     )
     console.print("Deploy: cdk deploy --all -c profile=<profile>   (see README, 'Deploying to an account')")
-    return 0

@@ -4,7 +4,7 @@
 in ``docs/library.md``.
 """
 
-from ..config.compute import (
+from ..config.gpu_pool import (
     DisruptionBudget,
     GpuNodePoolProps,
     GpuRequirements,

@@ -28,6 +28,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge
 from ..naming import check_dns_label
+from .applied import add_manifest
 from .pod_identity import pod_identity
 
 #: Pod Security level of the operator's namespace (the chart's pods meet restricted).
@@ -121,8 +122,12 @@ class ExternalSecretsOperator(Construct):
         on_system_nodes = {"nodeSelector": {SYSTEM_NODE_LABEL: "true"}, "tolerations": system_tolerations()}
         pin = versions.EXTERNAL_SECRETS
         # A labelled namespace before the release: Helm would create it without Pod Security labels.
-        self.namespace = props.cluster.add_manifest(
-            f"{id}Namespace", namespace_manifest(props.namespace, NAMESPACE_POD_SECURITY)
+        self.namespace = add_manifest(
+            self,
+            props.cluster,
+            f"{id}Namespace",
+            namespace_manifest(props.namespace, NAMESPACE_POD_SECURITY),
+            name="external-secrets-operator",
         )
         self.helm_chart = eks.HelmChart(
             self,

@@ -2,7 +2,7 @@
 
 ``GpuNodePool(self, "Infer", cluster=cluster, karpenter=karpenter, props=GpuNodePoolProps.inference())``
 
-The props (plain data, validated on creation) live in :mod:`eks_llm_stack.config.compute`
+The props (plain data, validated on creation) live in :mod:`eks_llm_stack.config.gpu_pool`
 so that a profile can be checked without the CDK; they are re-exported here. What needs the
 construct tree happens here: the placement group, the EFA security group, the single-AZ
 subnet choice, and the manifests, applied after the Karpenter chart has installed its CRDs.
@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jsii
 from aws_cdk import Annotations, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
 from constructs import Construct, IValidation
 
-from ..config.compute import (
+from ..config.gpu_pool import (
     Disruption,
     DisruptionBudget,
     GpuNodePoolProps,
@@ -33,6 +34,7 @@ from ..config.compute import (
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     DISCOVERY_TAG,
+    GPU_COUNT_LABEL,
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_KEY,
@@ -45,8 +47,23 @@ from ..conventions import (
 )
 from ..errors import collecting
 from .cluster_type import ClusterLike, as_icluster
-from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
+
+
+class KarpenterLike(Protocol):
+    """What a pool needs of its Karpenter (:class:`~eks_llm_stack.constructs.karpenter.Karpenter`): the Helm
+    chart, after which its manifests are applied (the chart installs the CRDs), and the role its nodes run as.
+
+    A protocol rather than the class, so that this module does not import ``karpenter`` (whose
+    ``add_gpu_node_pool`` factory imports this one).
+    """
+
+    @property
+    def chart(self) -> Construct: ...
+
+    @property
+    def node_role(self) -> iam.IRole: ...
+
 
 #: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
 POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
@@ -152,7 +169,7 @@ class GpuNodePool(Construct):
         id: str,
         *,
         cluster: ClusterLike,
-        karpenter: Karpenter,
+        karpenter: KarpenterLike,
         props: GpuNodePoolProps,
         subnets: Sequence[ec2.ISubnet] | None = None,
         placement_group: ec2.IPlacementGroup | None = None,
@@ -309,13 +326,9 @@ class GpuNodePool(Construct):
                     {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": [gpu.name.lower()]}
                 )
             if gpu.min_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": [str(gpu.min_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Gte", "values": [str(gpu.min_count)]})
             if gpu.max_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Lte", "values": [str(gpu.max_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Lte", "values": [str(gpu.max_count)]})
             if gpu.min_memory_gib is not None:
                 # Karpenter's label is MiB per GPU.
                 mib = math.ceil(gpu.min_memory_gib * 1024)
@@ -340,7 +353,7 @@ class GpuNodePool(Construct):
             "disruption": {
                 "consolidationPolicy": d.consolidation_policy,
                 "consolidateAfter": d.consolidate_after,
-                "budgets": [b.manifest() for b in d.budgets],
+                "budgets": [budget_manifest(b) for b in d.budgets],
             },
         }
         limits: dict[str, str] = {}
@@ -438,3 +451,15 @@ class GpuNodePool(Construct):
                 os_volume["kmsKeyID"] = v.kms_key_id
             return [{"deviceName": "/dev/xvda", "ebs": os_volume}, {"deviceName": "/dev/xvdb", "ebs": ebs}]
         return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": ebs}]
+
+
+def budget_manifest(budget: DisruptionBudget) -> dict[str, Any]:
+    """One entry of a NodePool's ``spec.disruption.budgets``."""
+    out: dict[str, Any] = {"nodes": budget.nodes}
+    if budget.reasons:
+        out["reasons"] = list(budget.reasons)
+    if budget.schedule is not None:
+        out["schedule"] = budget.schedule
+    if budget.duration is not None:
+        out["duration"] = budget.duration
+    return out

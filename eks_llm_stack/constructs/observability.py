@@ -35,6 +35,7 @@ from ..charts.monitoring import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE
 from ..config.observability import ObservabilityConfig, check_duration
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
+    GRAFANA_ADMIN_SECRET,
     INSTANCE_TYPE_LABEL,
     MANAGED_BY,
     POOL_LABEL,
@@ -44,18 +45,20 @@ from ..conventions import (
 from ..errors import collecting
 from ..naming import is_dns_label
 from ..versions import HelmChartPin
+from .applied import add_manifest
 from .cluster_type import ClusterLike, as_icluster
 from .pod_identity import pod_identity, pod_identity_role
 
 #: API version of the External Secrets CRDs (v2.x).
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
-#: Kubernetes Secret holding the Grafana admin login, and its keys.
-GRAFANA_ADMIN_SECRET = "grafana-admin"
+#: Keys of the Kubernetes Secret holding the Grafana admin login (``conventions.GRAFANA_ADMIN_SECRET``).
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
 #: Namespace of the agents that need the host (node-exporter, the DCGM exporter): Pod Security
 #: ``privileged``, and nothing else runs there.
 NODE_AGENTS_NAMESPACE = "monitoring-node-agents"
+#: File name of the objects applied here, in dist/manifests (namespaces, StorageClass, ExternalSecret).
+MANIFESTS = "observability"
 
 
 def _system_scheduling() -> dict[str, Any]:
@@ -353,22 +356,33 @@ class Observability(Construct):
         self.props = props
         stack = Stack.of(self)
 
-        self.namespace = cluster.add_manifest(f"{id}Namespace", namespace_manifest(props.namespace))
-        self.node_agents_namespace = cluster.add_manifest(
-            f"{id}NodeAgentsNamespace", namespace_manifest(props.node_agents_namespace, "privileged")
+        self.namespace = add_manifest(
+            self, cluster, f"{id}Namespace", namespace_manifest(props.namespace), name=MANIFESTS
+        )
+        self.node_agents_namespace = add_manifest(
+            self,
+            cluster,
+            f"{id}NodeAgentsNamespace",
+            namespace_manifest(props.node_agents_namespace, "privileged"),
+            name=MANIFESTS,
         )
         self.storage_class: eks.KubernetesManifest | None = None
         if props.create_storage_class:
-            self.storage_class = cluster.add_manifest(f"{id}StorageClass", storage_class_manifest(props.storage_class))
+            self.storage_class = add_manifest(
+                self, cluster, f"{id}StorageClass", storage_class_manifest(props.storage_class), name=MANIFESTS
+            )
 
         self.grafana_admin_secret: eks.KubernetesManifest | None = None
         if not props.managed_grafana:
             assert props.grafana_admin_secret is not None  # checked by the props
-            self.grafana_admin_secret = cluster.add_manifest(
+            self.grafana_admin_secret = add_manifest(
+                self,
+                cluster,
                 f"{id}GrafanaAdmin",
                 grafana_admin_external_secret(
                     namespace=props.namespace, store_name=props.secret_store_name, remote_key=props.grafana_admin_secret
                 ),
+                name=MANIFESTS,
             )
             self.grafana_admin_secret.node.add_dependency(self.namespace)
 

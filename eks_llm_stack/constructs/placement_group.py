@@ -16,7 +16,7 @@ from aws_cdk import Token
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from ..config.compute import PlacementGroupSpec
+from ..config.gpu_pool import PlacementGroupSpec
 from ..errors import collecting
 
 _STRATEGIES = {

@@ -27,6 +27,7 @@ from ..conventions import SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov
 from ..naming import check_dns_label
+from .applied import add_manifest
 from .crds import CrdChart
 from .pod_identity import pod_identity
 
@@ -170,8 +171,12 @@ class ServingControllers(Construct):
             values=values,
         )
         if own_namespace:
-            ns = self.props.cluster.add_manifest(
-                f"{id}Namespace", namespace_manifest(namespace, CONTROLLER_POD_SECURITY.get(namespace, "baseline"))
+            ns = add_manifest(
+                self,
+                self.props.cluster,
+                f"{id}Namespace",
+                namespace_manifest(namespace, CONTROLLER_POD_SECURITY.get(namespace, "baseline")),
+                name="serving-controllers",
             )
             chart.node.add_dependency(ns)
         return chart

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Profile
-from ..config.compute import GpuNodePoolProps
+from ..config.gpu_pool import GpuNodePoolProps
 from .models import (
     CACHE_CLAIMS,
     ModelDeployment,

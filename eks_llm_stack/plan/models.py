@@ -18,8 +18,8 @@ from ..charts.prepull import ImagePrepullProps
 from ..charts.storage import ModelFetch
 from ..charts.vllm import PORT, ModelIngress, VllmModelProps, WeightsFromClaim, WeightsFromHub, WeightsFromS3
 from ..config import Profile
-from ..config.compute import GpuNodePoolProps
 from ..config.data import kubernetes_secret_name
+from ..config.gpu_pool import GpuNodePoolProps
 from ..config.serving import SPOT_NOTICE_SECONDS, ModelConfig, ModelSource, duplicate_names
 from ..constructs.model_secrets import api_key_kubernetes_secret as kubernetes_api_key_secret
 from ..conventions import CACHE_CLAIMS, HF_TOKEN_SECRET

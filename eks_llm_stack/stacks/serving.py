@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aws_cdk import Annotations
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from ..charts.external_secrets import SyncedSecret
+from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
 from ..config import Profile
+from ..config.serving import ModelSource
+from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
+from ..constructs.pod_identity import pod_identity
+from ..constructs.serving_controllers import nag_partition
+from ..conventions import SERVING_STACK
+from ..gates.nag import acknowledge
+from ..naming import pascal_case
 from ..plan import PlatformPlan
 from ..plan.models import (  # noqa: F401  (re-exported: their former home)
     CACHE_CLAIMS,
@@ -21,9 +32,6 @@ from ..plan.models import (  # noqa: F401  (re-exported: their former home)
 )
 from .base import ChartRegistry, PlatformStackBase
 from .platform import PlatformStack
-
-if TYPE_CHECKING:
-    from ..config.serving import ModelSource
 
 
 class ServingStack(PlatformStackBase):
@@ -40,7 +48,7 @@ class ServingStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Serving",
+            SERVING_STACK,
             profile=profile,
             description="model endpoints (vLLM)",
             expires_at=expires_at,
@@ -57,20 +65,8 @@ class ServingStack(PlatformStackBase):
             self._add_models(profile, plan, platform, charts)
 
     def _add_models(self, profile: Profile, plan: PlatformPlan, platform: PlatformStack, charts: ChartRegistry) -> None:
-        import cdk8s
-
-        from ..charts.autoscaling import ModelAutoscaler
-        from ..charts.external_secrets import SyncedSecret, external_secret
-        from ..charts.network_policies import ModelNetworkPolicy
-        from ..charts.prepull import ImagePrepull
-        from ..charts.storage import model_fetch_job
-        from ..charts.vllm import VllmModel
-        from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
-
         deployments = plan.models
         if not profile.ephemeral:
-            from aws_cdk import Annotations
-
             for warning in unpinned_weights(profile):
                 Annotations.of(self).add_warning_v2("eks-llm-stack:unpinned-weights", warning)
         # Controllers, namespace, cache claims and the HF token Secret come from the Platform stack.
@@ -80,47 +76,30 @@ class ServingStack(PlatformStackBase):
                 after.append(getattr(platform, attr))
         for d in deployments:
             m = d.config
-            chart = cdk8s.Chart(charts.app, f"model-{m.name}", disable_resource_name_hashes=True)
-            model = VllmModel(chart, "Model", props=d.model)
-            ModelNetworkPolicy(chart, "NetworkPolicy", props=model_network_policy(profile, d))
+            api_key = None
             if d.model.api_key_secret is not None:
                 # The key lives in the Data stack; the serving store's reader may read every model's key.
-                key = external_secret(
-                    chart,
-                    "ApiKey",
+                api_key = ModelApiKey(
                     secret=SyncedSecret(
                         name=d.model.api_key_secret,
                         remote_key=api_key_secret_name(profile.prefix, m.name),
                         secret_key=API_KEY_FILE,
                     ),
-                    namespace=profile.serving_namespace,
                     store_name=platform.external_secrets.store_name,
                     refresh_interval=profile.secrets.refresh_interval,
                 )
-                # Pods mount the Secret: it must exist before they start.
-                model.workload.add_dependency(key)
-            if d.autoscaler is not None:
-                ModelAutoscaler(chart, "Autoscaler", props=d.autoscaler)
-            if d.prepull is not None:
-                ImagePrepull(chart, "Prepull", props=d.prepull)
-            if d.fetch is not None:
-                doc = model_fetch_job(d.fetch, profile.serving_namespace)
-                meta = doc["metadata"]
-                job = cdk8s.ApiObject(
-                    chart,
-                    "Fetch",
-                    api_version=doc["apiVersion"],
-                    kind=doc["kind"],
-                    metadata=cdk8s.ApiObjectMetadata(
-                        name=meta["name"],
-                        namespace=meta["namespace"],
-                        labels=meta["labels"],
-                        annotations=meta.get("annotations"),
-                    ),
-                )
-                job.add_json_patch(cdk8s.JsonPatch.add("/spec", doc["spec"]))
-                # The Job runs as the model's service account (S3 read); create that first.
-                job.add_dependency(model.service_account)
+            chart = ModelChart(
+                charts.app,
+                f"model-{m.name}",
+                props=ModelChartProps(
+                    model=d.model,
+                    network_policy=model_network_policy(profile, d),
+                    api_key=api_key,
+                    autoscaler=d.autoscaler,
+                    prepull=d.prepull,
+                    fetch=d.fetch,
+                ),
+            )
             if d.s3 is not None:
                 self._grant_s3(m.name, profile, d.s3)
             self.models[m.name] = d
@@ -130,11 +109,8 @@ class ServingStack(PlatformStackBase):
 
     def _grant_s3(self, name: str, profile: Profile, src: ModelSource) -> None:
         """Read access to the model's S3 prefix for its service account, through EKS Pod Identity."""
-        from aws_cdk import aws_iam as iam
 
-        from ..constructs.pod_identity import pod_identity
-
-        cid = "".join(x.capitalize() for x in name.split("-"))
+        cid = pascal_case(name)
         role = pod_identity(
             self,
             f"{cid}WeightsRole",
@@ -159,8 +135,6 @@ class ServingStack(PlatformStackBase):
             ],
         )
         policy.attach_to_role(role)
-        from ..constructs.serving_controllers import nag_partition
-        from ..gates.nag import acknowledge
 
         acknowledge(
             policy,
