@@ -252,8 +252,8 @@ class GpuSharing:
     """How the NVIDIA device plugin advertises this pool's GPUs.
 
     ``time_slicing_replicas`` — each GPU is advertised this many times (default 1: no
-    sharing; time-slicing gives no memory isolation). ``mig_strategy`` — none (default),
-    single or mixed; MIG partitions must already exist on the GPUs (A100/H100/H200 only).
+    sharing; time-slicing gives no memory isolation). ``mig_strategy`` — none (the default and
+    the only value accepted: this library creates no MIG partitions, see :meth:`check`).
     """
 
     time_slicing_replicas: int = 1
@@ -266,6 +266,19 @@ class GpuSharing:
             self.time_slicing_replicas,
             "is outside 1-64",
             "use 1 (no sharing) up to 64 replicas per GPU",
+        )
+        # MIG is refused rather than half-done: the device plugin's migStrategy only advertises MIG
+        # devices that already exist, and nothing here creates them (the EKS NVIDIA AMIs boot with MIG
+        # off), so pods asking for nvidia.com/mig-* would stay Pending for ever. One check, run by the
+        # pool (profile field compute.pools[i].device_plugin) and by DevicePluginsProps alike.
+        p.check(
+            self.mig_strategy == "none",
+            f"{where}.mig_strategy",
+            self.mig_strategy,
+            "MIG partitions are not created by this library, so the device plugin would advertise none and pods "
+            "requesting nvidia.com/mig-* would never schedule",
+            "use mig_strategy: none (time_slicing_replicas shares a GPU without isolation), or run NVIDIA's MIG "
+            "manager yourself and install the device plugin outside this library",
         )
 
     @property
@@ -634,15 +647,6 @@ class GpuNodePoolProps:
                         "or split them into pools",
                         self.instance_types or self.families,
                     )
-        if self.device_plugin is not None and self.device_plugin.mig_strategy != "none":
-            no_mig = sorted({i.gpu.name for i in matching if i.gpu.name not in MIG_CAPABLE_GPUS})
-            p.check(
-                not no_mig,
-                "device_plugin.mig_strategy",
-                self.device_plugin.mig_strategy,
-                f"MIG is not supported by {', '.join(no_mig)}",
-                "use A100/H100/H200 instance types, or mig_strategy: none",
-            )
 
     # -- derived -------------------------------------------------------------------------
 
