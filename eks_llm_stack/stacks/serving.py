@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aws_cdk import Annotations
 from constructs import Construct
 
+from ..charts.external_secrets import SyncedSecret
+from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
 from ..config import Profile
+from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
 from ..plan import PlatformPlan
 from ..plan.models import (  # noqa: F401  (re-exported: their former home)
     CACHE_CLAIMS,
@@ -57,14 +61,8 @@ class ServingStack(PlatformStackBase):
             self._add_models(profile, plan, platform, charts)
 
     def _add_models(self, profile: Profile, plan: PlatformPlan, platform: PlatformStack, charts: ChartRegistry) -> None:
-        from ..charts.external_secrets import SyncedSecret
-        from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
-        from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
-
         deployments = plan.models
         if not profile.ephemeral:
-            from aws_cdk import Annotations
-
             for warning in unpinned_weights(profile):
                 Annotations.of(self).add_warning_v2("eks-llm-stack:unpinned-weights", warning)
         # Controllers, namespace, cache claims and the HF token Secret come from the Platform stack.
