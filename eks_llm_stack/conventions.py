@@ -39,6 +39,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "eks-llm-stack"}
 VLLM_MULTINODE_PORT = 29501
 #: Port of vLLM's OpenAI-compatible server (and of the simulator).
 VLLM_PORT = 8000
+#: Where harness 0 of a multi-pod benchmark Job meets the others (``bench run --barrier``); the
+#: benchmark chart's Service and NetworkPolicy open exactly this port between its pods.
+BENCH_BARRIER_PORT = 7000
 #: Secrets Manager name (without the profile prefix) and Kubernetes Secret name of the Hugging Face token.
 HF_TOKEN_SECRET = "huggingface-token"
 #: The PersistentVolumeClaims the storage chart creates for the model caches, by cache kind.

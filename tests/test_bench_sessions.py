@@ -291,3 +291,10 @@ def test_session_run_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     m = merged["levels"][0]
     assert (m["concurrency"], m["sessions"]["started"], m["sessions"]["completed"]) == (2, 5, 5)
     assert [t["requests"] for t in m["turns"]] == [5, 5, 5]
+
+
+def test_an_sla_sweep_is_not_sharded(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "run", "--url", "http://127.0.0.1:1", "--model", "m", "--sla-sweep", "concurrency", "--sweep-range", "1:8", "--requests", "4", "--shard", "0/2"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--sla-sweep / --shard" in err and "run the sweep in one harness" in err

@@ -44,7 +44,7 @@ def test_pvc_job_validates_against_the_kubernetes_schemas() -> None:
 
 def test_s3_job_and_its_service_account_validate() -> None:
     objs = render(S3)
-    assert sorted(objs) == ["Job", "ServiceAccount"]
+    assert sorted(objs) == ["Job", "NetworkPolicy", "ServiceAccount"]
     assert validate_manifests(objs.values()) == []
 
 

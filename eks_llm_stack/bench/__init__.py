@@ -7,6 +7,7 @@ the modules are importable for other tools:
 - :mod:`.simulator` - :class:`~.simulator.SimulatorConfig`, :func:`~.simulator.running`
 - :mod:`.metrics` - definitions, :func:`~.metrics.summarize_level`, :func:`~.metrics.find_knee`
 - :mod:`.results` / :mod:`.plots` - summary.json, requests.jsonl, summary.csv and PNG plots
+- :mod:`.sessions` - multi-turn chat sessions with think time (:func:`~.sessions.run_session_level`)
 """
 
 from importlib import import_module
@@ -16,11 +17,13 @@ if TYPE_CHECKING:
     from .harness import RunState, Target, run_level, run_levels
     from .metrics import Slo, distribution, find_knee, summarize_level
     from .results import Price, ResultWriter, build_summary, load_summary, write_results
+    from .sessions import Session, Turn, load_sessions, run_session_level, synthetic_sessions
     from .simulator import Simulator, SimulatorConfig, running, serve
     from .workload import (
         LengthSpec,
         LevelSpec,
         Prompt,
+        ThinkTime,
         load_dataset,
         load_trace,
         scenario_levels,
@@ -34,23 +37,29 @@ __all__ = [
     "Prompt",
     "ResultWriter",
     "RunState",
+    "Session",
     "Simulator",
     "SimulatorConfig",
     "Slo",
     "Target",
+    "ThinkTime",
+    "Turn",
     "build_summary",
     "distribution",
     "find_knee",
     "load_dataset",
+    "load_sessions",
     "load_summary",
     "load_trace",
     "run_level",
     "run_levels",
+    "run_session_level",
     "running",
     "scenario_levels",
     "serve",
     "shared_prefix_prompts",
     "summarize_level",
+    "synthetic_sessions",
     "write_results",
 ]
 
@@ -63,22 +72,28 @@ _HOMES = {
     "ResultWriter": ".results",
     "RunState": ".harness",
     "Simulator": ".simulator",
+    "Session": ".sessions",
     "SimulatorConfig": ".simulator",
     "Slo": ".metrics",
     "Target": ".harness",
+    "ThinkTime": ".workload",
+    "Turn": ".sessions",
     "build_summary": ".results",
     "distribution": ".metrics",
     "find_knee": ".metrics",
     "load_dataset": ".workload",
+    "load_sessions": ".sessions",
     "load_summary": ".results",
     "load_trace": ".workload",
     "run_level": ".harness",
     "run_levels": ".harness",
+    "run_session_level": ".sessions",
     "running": ".simulator",
     "scenario_levels": ".workload",
     "serve": ".simulator",
     "shared_prefix_prompts": ".workload",
     "summarize_level": ".metrics",
+    "synthetic_sessions": ".sessions",
     "write_results": ".results",
 }
 

@@ -10,6 +10,7 @@ whole load. A level's load is the sum of the parts: concurrency (users) and rate
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .. import __version__
 from ..errors import ConfigError, Problem
 from .metrics import KNEE_DEFINITION, Slo, find_knee, summarize_level
 from .records import RequestRecord
-from .results import REQUESTS, SCHEMA_VERSION, cost_by_price, definitions, load_summary
+from .results import REQUESTS, SCHEMA_VERSION, SUMMARY, cost_by_price, definitions, load_summary
 from .sessions import session_figures
 
 _LOAD_KEYS = ("mode", "think_time_s", "arrival", "burstiness", "prompt_length", "output_length")
@@ -33,6 +34,38 @@ def _records(run_dir: Path, origin_unix_ns: int) -> list[RequestRecord]:
             "bench merge", [Problem(str(run_dir), f"has no {REQUESTS}", "pass directories written by 'bench run'")]
         ) from None
     return [RequestRecord.from_json(json.loads(line), origin_unix_ns) for line in lines if line.strip()]
+
+
+def wait_for_parts(dirs: Sequence[Path], *, timeout_s: float, poll_s: float = 1.0) -> None:
+    """Wait until every directory holds a finished run (``summary.json`` with
+    ``metadata.finished_at``), as harness 0 of an Indexed Job does before merging the parts on
+    the shared volume. Past ``timeout_s`` the parts still missing are named, with what to do."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = [d for d in dirs if not _finished(d)]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                "bench merge",
+                [
+                    Problem(
+                        str(d),
+                        f"holds no finished run after {timeout_s:g} s",
+                        "check that harness's pod (kubectl logs); merge the finished parts by hand if it failed",
+                    )
+                    for d in waiting
+                ],
+            )
+        time.sleep(poll_s)
+
+
+def _finished(run_dir: Path) -> bool:
+    try:
+        doc = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # not there yet, or being replaced
+    return isinstance(doc, dict) and bool((doc.get("metadata") or {}).get("finished_at"))
 
 
 def merge_runs(dirs: Sequence[Path]) -> tuple[dict[str, Any], list[RequestRecord], int]:

@@ -12,6 +12,12 @@ EKS Pod Identity on the given service account), so a CI pipeline can publish the
   capabilities dropped, seccomp ``RuntimeDefault``; ``/tmp`` is an emptyDir for matplotlib.
 * No GPU: GPU nodes are tainted, so the Job lands on general-purpose nodes and does not steal
   the capacity it measures.
+* Its own NetworkPolicy (``network_policy``, default on), so it works under a default-deny in its
+  namespace: DNS, the model's pods on the URL's port, the other harness pods on the barrier port
+  (:data:`~eks_llm_stack.conventions.BENCH_BARRIER_PORT`), HTTPS and the Pod Identity agent for
+  S3 results; no other egress, and no ingress but the barrier's.
+* Several pods (``harnesses``): an Indexed Job behind a barrier; with results on a claim, pod 0
+  waits for the others' finished parts and merges them into ``merged/`` (``bench merge --wait``).
 """
 
 from __future__ import annotations
@@ -25,25 +31,40 @@ import cdk8s
 from constructs import Construct
 
 from .. import versions
+from ..bench.workload import LengthSpec, ThinkTime
 from ..config.data import parse_s3_path
-from ..conventions import MANAGED_BY
+from ..conventions import BENCH_BARRIER_PORT, MANAGED_BY, VLLM_PORT
 from ..errors import Problems, collecting
 from ..naming import check_dns_label
 from ..versions import ImagePin
 from .kube import api_object, restricted_security_context
-from .network_policies import API_CLIENT_LABEL
+from .network_policies import (
+    API,
+    API_CLIENT_LABEL,
+    DNS_POD_LABELS,
+    MODEL_POD_LABELS,
+    NAMESPACE_NAME_LABEL,
+    POD_IDENTITY_AGENT_CIDR,
+    POD_IDENTITY_AGENT_PORT,
+)
 
 _UID = 65532
 _KEY_DIR = "/etc/eks-llm-stack/api-key"
 # First line of the key file (a rotation may list several keys) into the harness's environment.
-_WITH_KEY = 'read -r BENCH_API_KEY < /etc/eks-llm-stack/api-key/api-key; export BENCH_API_KEY; exec eks-llm-stack "$@"'
+_READ_KEY = "read -r BENCH_API_KEY < /etc/eks-llm-stack/api-key/api-key; export BENCH_API_KEY; "
+_WITH_KEY = _READ_KEY + 'exec eks-llm-stack "$@"'
 _RESULTS_DIR = "/results"
+#: Where the data claim (datasets, traces, sessions) is mounted, read-only.
+DATA_DIR = "/data"
 #: Where harness 0 of a multi-pod run meets the others (``bench run --barrier``).
-BARRIER_PORT = 7000
+BARRIER_PORT = BENCH_BARRIER_PORT
 #: The pod's completion index, from the Indexed Job's annotation.
 INDEX_ENV = "HARNESS_INDEX"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SCENARIOS = ("baseline", "saturation", "production", "dataset", "long-context")
+_ARRIVALS = ("poisson", "gamma", "constant")
+# A cluster-local Service URL: http://NAME.NAMESPACE[.svc[.cluster.local]][:PORT]
+_SERVICE_URL = re.compile(r"https?://[a-z0-9-]+\.([a-z0-9-]+)(?:\.svc(?:\.[a-z0-9.-]+)?)?(?::(\d+))?(?:/.*)?")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +106,9 @@ class BenchmarkJobProps:
     rate: float | None = None
     """Open-loop arrivals per second (default None)."""
     arrival: str = "poisson"
-    """Open-loop arrival process, ``poisson`` or ``constant`` (default poisson)."""
+    """Open-loop arrival process, ``poisson``, ``gamma`` or ``constant`` (default poisson)."""
+    burstiness: float | None = None
+    """Gamma arrivals: shape of the inter-arrival times, below 1 burstier (default None: 1, Poisson)."""
     requests: int | None = None
     """Requests per level (default None: the harness's default, 100 for a closed loop)."""
     duration_s: float | None = None
@@ -100,6 +123,48 @@ class BenchmarkJobProps:
     """Instance type serving the model, priced from the catalog (default None: no cost figures)."""
     hourly_usd: float | None = None
     """Price per hour instead of ``instance_type`` (default None)."""
+    spot_hourly_usd: float | None = None
+    """Also cost the tokens at this spot price per hour (default None)."""
+    capacity_block_hourly_usd: float | None = None
+    """Also cost the tokens at this Capacity Block price per hour (default None)."""
+    slo_ttft_ms: float | None = None
+    """Goodput TTFT limit in ms (default None: the harness's 500)."""
+    slo_itl_ms: float | None = None
+    """Goodput ITL limit in ms (default None: the harness's 50)."""
+    slo_e2e_ms: float | None = None
+    """Goodput end-to-end limit in ms (default None: no E2E objective)."""
+    max_error_rate_percent: float | None = None
+    """Percent of failed requests (any level) above which the run fails, exit 3 (default None:
+    the harness's 5)."""
+    sla_sweep: str | None = None
+    """``concurrency`` or ``rate``: find the highest load meeting the SLOs by bisection over
+    ``sweep_range`` (sets the load; needs ``requests`` and/or ``duration_s``; default None)."""
+    sweep_range: tuple[float, float] | None = None
+    """``(LO, HI)`` of the SLA sweep, e.g. ``(1, 256)`` (default None)."""
+    slo_attainment_percent: float | None = None
+    """SLA sweep: percent of requests that must meet every SLO (default None: the harness's 90)."""
+    data_claim: str | None = None
+    """PersistentVolumeClaim (in the Job's namespace) mounted read-only at ``/data``, holding
+    datasets, traces and sessions - e.g. one bound to the model cache's file system
+    (default None: no data volume; synthetic datasets need none)."""
+    dataset: str | None = None
+    """ShareGPT JSON or JSONL of prompts, a path on ``data_claim`` (default None)."""
+    trace: str | None = None
+    """A timestamped trace to replay (sets the load), a path on ``data_claim`` (default None)."""
+    sessions: str | None = None
+    """Multi-turn chat sessions from ShareGPT JSON, a path on ``data_claim``; ``concurrency`` is
+    then the number of chat users (default None)."""
+    synthetic_sessions: tuple[int, int] | None = None
+    """``(SESSIONS, TURNS)`` of synthetic chat sessions, with ``concurrency`` users (default None)."""
+    think_time: str | None = None
+    """Sessions: the users' think time, ``S``, ``uniform:LO:HI``, ``exp:MEAN`` or ``normal:MEAN:SD``
+    seconds (default None: 0)."""
+    max_turns: int | None = None
+    """Sessions: turns per session at most (default None: all)."""
+    shared_prefix: tuple[int, int] | None = None
+    """``(GROUPS, PROMPTS)``: synthetic prompts sharing a prefix per group (default None)."""
+    prefix_tokens: int | None = None
+    """``shared_prefix``: tokens of each group's prefix (default None: the harness's 512)."""
     service_account_name: str | None = None
     """Service account of the pod; required with S3 results (its Pod Identity association grants
     ``s3:PutObject``). Default None: the namespace's default account."""
@@ -131,6 +196,16 @@ class BenchmarkJobProps:
     """Secret (in the Job's namespace) holding the model's API key under ``api-key`` — the serving
     namespace's ``<model>-api-key``. Mounted as a file; the first line is sent as the bearer token
     (default None: no key, for the simulator or ``api_key: false`` models)."""
+    merge_wait_s: int = 1800
+    """Several harnesses with results on a claim: how long pod 0 waits, after its own run, for
+    the other parts to finish before merging them (default 1800 s; the Job's deadline still
+    applies)."""
+    network_policy: bool = True
+    """Render the Job's NetworkPolicy (default True: the Job keeps working under a default-deny
+    in its namespace). False leaves the namespace's own policies in charge."""
+    model_namespace: str | None = None
+    """Namespace of the model's pods, for the NetworkPolicy (default None: read from ``url``,
+    ``http://NAME.NAMESPACE.svc...``)."""
 
     def __post_init__(self) -> None:
         with collecting("BenchmarkJobProps") as p:
@@ -152,6 +227,19 @@ class BenchmarkJobProps:
                 "use completions or chat",
             )
             self._check_load(p)
+            self._check_data(p)
+            self._check_goodput(p)
+            if self.network_policy:
+                p.check(
+                    self.policy_namespace is not None,
+                    "model_namespace",
+                    None,
+                    f"cannot be read from url {self.url!r}",
+                    "set model_namespace to the namespace of the model's pods, or network_policy=False",
+                )
+                if self.model_namespace is not None:
+                    check_dns_label(p, "model_namespace", self.model_namespace)
+            p.check(self.merge_wait_s > 0, "merge_wait_s", self.merge_wait_s, "must be positive", "e.g. 1800")
             p.check(
                 1 <= self.harnesses <= 64,
                 "harnesses",
@@ -231,22 +319,75 @@ class BenchmarkJobProps:
     def _check_load(self, p: Problems) -> None:
         set_by = [
             n
-            for n, v in (("scenario", self.scenario), ("concurrency", self.concurrency or None), ("rate", self.rate))
+            for n, v in (
+                ("scenario", self.scenario),
+                ("concurrency", self.concurrency or None),
+                ("rate", self.rate),
+                ("sla_sweep", self.sla_sweep),
+                ("trace", self.trace),
+            )
             if v is not None
         ]
         p.check(
             len(set_by) == 1,
             "/".join(set_by) or "scenario/concurrency/rate",
             tuple(set_by),
-            "exactly one of scenario, concurrency or rate must set the load",
-            "set scenario='saturation', concurrency=(1, 5, 10) or rate=5.0 with duration_s",
+            "exactly one of scenario, concurrency, rate, sla_sweep or trace must set the load",
+            "set scenario='saturation', concurrency=(1, 5, 10), rate=5.0 with duration_s, "
+            "sla_sweep='concurrency' with sweep_range, or trace='traces/t.jsonl'",
         )
         p.check(
-            self.scenario is None or (self.scenario in _SCENARIOS and self.scenario != "dataset"),
+            self.scenario is None
+            or (self.scenario in _SCENARIOS and (self.scenario != "dataset" or self.dataset is not None)),
             "scenario",
             self.scenario,
             "is not a scenario the Job can run",
-            "use baseline, saturation, production or long-context (a dataset file needs a custom image)",
+            "use baseline, saturation, production or long-context; 'dataset' needs dataset='PATH' on data_claim",
+        )
+        if self.sla_sweep is not None:
+            p.check(
+                self.sla_sweep in ("concurrency", "rate"),
+                "sla_sweep",
+                self.sla_sweep,
+                "is not a kind of SLA sweep",
+                "use 'concurrency' or 'rate'",
+            )
+            lo, hi = self.sweep_range or (0.0, 0.0)
+            p.check(
+                0 < lo < hi and (self.sla_sweep != "concurrency" or (lo == int(lo) and hi == int(hi))),
+                "sweep_range",
+                self.sweep_range,
+                "must be (LO, HI) with 0 < LO < HI (whole numbers for concurrency)",
+                "e.g. sweep_range=(1, 256) for concurrency, (0.5, 50) for a rate",
+            )
+            p.check(
+                self.requests is not None or self.duration_s is not None,
+                "sla_sweep",
+                self.sla_sweep,
+                "each trial level needs a bound",
+                "set requests and/or duration_s",
+            )
+            p.check(
+                self.harnesses == 1,
+                "sla_sweep/harnesses",
+                (self.sla_sweep, self.harnesses),
+                "an SLA sweep picks each next level from its own results, so the pods would diverge",
+                "run the sweep with harnesses=1, then the load it finds with several harnesses",
+            )
+        else:
+            p.check(
+                self.sweep_range is None and self.slo_attainment_percent is None,
+                "sweep_range/slo_attainment_percent",
+                (self.sweep_range, self.slo_attainment_percent),
+                "only apply to an SLA sweep",
+                "set sla_sweep='concurrency' or 'rate', or drop them",
+            )
+        p.check(
+            self.slo_attainment_percent is None or 0 < self.slo_attainment_percent <= 100,
+            "slo_attainment_percent",
+            self.slo_attainment_percent,
+            "must be a percentage above 0",
+            "e.g. 90",
         )
         p.check(
             all(c >= 1 for c in self.concurrency),
@@ -264,12 +405,23 @@ class BenchmarkJobProps:
             "set duration_s (and/or requests)",
         )
         p.check(
-            self.arrival in ("poisson", "constant"),
+            self.arrival in _ARRIVALS,
             "arrival",
             self.arrival,
             "is not an arrival process",
-            "use poisson or constant",
+            "use poisson, gamma or constant",
         )
+        p.check(
+            self.burstiness is None or (self.arrival == "gamma" and self.burstiness > 0),
+            "burstiness",
+            self.burstiness,
+            "needs arrival='gamma' and a positive value",
+            "e.g. arrival='gamma', burstiness=0.5",
+        )
+        for name in ("prompt_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                LengthSpec.parse(value, name, p)
         p.check(self.requests is None or self.requests > 0, "requests", self.requests, "must be positive", "e.g. 200")
         p.check(self.warmup >= 0, "warmup", self.warmup, "must be 0 or more", "e.g. the concurrency")
         p.check(
@@ -279,6 +431,128 @@ class BenchmarkJobProps:
             "must be positive",
             "e.g. 120",
         )
+
+    def _check_data(self, p: Problems) -> None:
+        files = {"dataset": self.dataset, "trace": self.trace, "sessions": self.sessions}
+        sources = [
+            n
+            for n, v in (
+                *files.items(),
+                ("synthetic_sessions", self.synthetic_sessions),
+                ("shared_prefix", self.shared_prefix),
+            )
+            if v is not None
+        ]
+        p.check(
+            len(sources) <= 1,
+            "/".join(sources),
+            tuple(sources),
+            "give the prompts in different ways",
+            "set one of dataset, trace, sessions, synthetic_sessions or shared_prefix",
+        )
+        for name, path in files.items():
+            if path is None:
+                continue
+            p.check(
+                self.data_claim is not None,
+                "data_claim",
+                None,
+                f"is needed: {name} is a file on it",
+                "set data_claim to the PersistentVolumeClaim that holds the file",
+            )
+            p.check(
+                bool(path) and not path.startswith("/") and ".." not in path.split("/"),
+                name,
+                path,
+                "must be a relative path inside the data claim",
+                f"write it relative to the claim's root (mounted at {DATA_DIR}), e.g. 'sharegpt/chats.json'",
+            )
+        if self.data_claim is not None:
+            check_dns_label(p, "data_claim", self.data_claim)
+        for name, pair in (("synthetic_sessions", self.synthetic_sessions), ("shared_prefix", self.shared_prefix)):
+            if pair is not None:
+                p.check(
+                    len(pair) == 2 and all(isinstance(x, int) and x >= 1 for x in pair),
+                    name,
+                    pair,
+                    "must be two positive whole numbers",
+                    f"e.g. {name}=(32, 5)",
+                )
+        chat = self.sessions is not None or self.synthetic_sessions is not None
+        if chat:
+            p.check(
+                bool(self.concurrency) and self.requests is None and self.warmup == 0,
+                "concurrency",
+                self.concurrency,
+                "sessions run with a number of chat users, bounded by the set (and duration_s)",
+                "set concurrency=(USERS, ...) and no requests/warmup",
+            )
+            if self.think_time is not None:
+                ThinkTime.parse(self.think_time, "think_time", p)
+        else:
+            p.check(
+                self.think_time is None and self.max_turns is None,
+                "think_time/max_turns",
+                (self.think_time, self.max_turns),
+                "only apply to chat sessions",
+                "set sessions or synthetic_sessions, or drop them",
+            )
+        p.check(
+            self.max_turns is None or self.max_turns >= 1, "max_turns", self.max_turns, "must be at least 1", "e.g. 8"
+        )
+        p.check(
+            self.prefix_tokens is None or (self.shared_prefix is not None and self.prefix_tokens >= 1),
+            "prefix_tokens",
+            self.prefix_tokens,
+            "needs shared_prefix and a positive count",
+            "set shared_prefix=(GROUPS, PROMPTS) with it, e.g. prefix_tokens=1024",
+        )
+
+    def _check_goodput(self, p: Problems) -> None:
+        for name in (
+            "slo_ttft_ms",
+            "slo_itl_ms",
+            "slo_e2e_ms",
+            "spot_hourly_usd",
+            "capacity_block_hourly_usd",
+        ):
+            value = getattr(self, name)
+            p.check(
+                value is None or value > 0, name, value, "must be positive", "pass a positive number, or leave it out"
+            )
+        p.check(
+            self.max_error_rate_percent is None or 0 <= self.max_error_rate_percent <= 100,
+            "max_error_rate_percent",
+            self.max_error_rate_percent,
+            "must be a percentage between 0 and 100",
+            "e.g. 5 (percent of failed requests)",
+        )
+
+    @property
+    def policy_namespace(self) -> str | None:
+        """The model pods' namespace for the NetworkPolicy: ``model_namespace``, else from ``url``."""
+        if self.model_namespace is not None:
+            return self.model_namespace
+        m = _SERVICE_URL.fullmatch(self.url)
+        return m.group(1) if m else None
+
+    @property
+    def model_port(self) -> int:
+        """The model's port in ``url`` (default: 8000, vLLM's, for http; 443 for https)."""
+        m = re.match(r"https?://[^/:]+:(\d+)", self.url)
+        if m:
+            return int(m.group(1))
+        return 443 if self.url.startswith("https://") else VLLM_PORT
+
+    @property
+    def part_dirs(self) -> list[str]:
+        """The results folders of the harness pods on the claim (several harnesses)."""
+        return [f"{_RESULTS_DIR}/{self.name}/part-{i}" for i in range(self.harnesses)]
+
+    @property
+    def merges(self) -> bool:
+        """Pod 0 merges the parts itself: several harnesses writing to a shared claim."""
+        return self.harnesses > 1 and isinstance(self.results, PvcResults)
 
     @property
     def image_uri(self) -> str:
@@ -308,14 +582,42 @@ class BenchmarkJobProps:
             args += ["--concurrency", ",".join(str(c) for c in self.concurrency)]
         if self.rate is not None:
             args += ["--rate", f"{self.rate:g}", "--arrival", self.arrival]
+        if self.sla_sweep is not None and self.sweep_range is not None:
+            lo, hi = self.sweep_range
+            args += ["--sla-sweep", self.sla_sweep, "--sweep-range", f"{lo:g}:{hi:g}"]
+            if self.sla_sweep == "rate" and self.arrival != "poisson":
+                args += ["--arrival", self.arrival]
+
+        def on_data(path: str | None) -> str | None:
+            return None if path is None else f"{DATA_DIR}/{path}"
+
+        def pair(xy: tuple[int, int] | None) -> str | None:
+            return None if xy is None else f"{xy[0]}x{xy[1]}"
+
         for flag, value in (
+            ("--burstiness", self.burstiness),
             ("--requests", self.requests),
             ("--warmup", self.warmup or None),
             ("--duration", self.duration_s),
             ("--prompt-tokens", self.prompt_tokens),
             ("--output-tokens", self.output_tokens),
+            ("--dataset", on_data(self.dataset)),
+            ("--trace", on_data(self.trace)),
+            ("--sessions", on_data(self.sessions)),
+            ("--synthetic-sessions", pair(self.synthetic_sessions)),
+            ("--think-time", self.think_time),
+            ("--max-turns", self.max_turns),
+            ("--shared-prefix", pair(self.shared_prefix)),
+            ("--prefix-tokens", self.prefix_tokens),
             ("--instance", self.instance_type),
             ("--hourly-usd", self.hourly_usd),
+            ("--spot-hourly-usd", self.spot_hourly_usd),
+            ("--capacity-block-hourly-usd", self.capacity_block_hourly_usd),
+            ("--slo-ttft-ms", self.slo_ttft_ms),
+            ("--slo-itl-ms", self.slo_itl_ms),
+            ("--slo-e2e-ms", self.slo_e2e_ms),
+            ("--slo-attainment", self.slo_attainment_percent),
+            ("--max-error-rate", self.max_error_rate_percent),
         ):
             if value is not None:
                 args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
@@ -397,6 +699,13 @@ class BenchmarkJobChart(cdk8s.Chart):
             container["args"] = [*props.bench_args(), "--api-key-env", "BENCH_API_KEY"]
             container["volumeMounts"].append({"name": "api-key", "mountPath": _KEY_DIR, "readOnly": True})
             volumes.append({"name": "api-key", "secret": {"secretName": props.api_key_secret, "defaultMode": 0o440}})
+        if props.merges:
+            # Pod 0 runs its part, then waits for every part on the shared claim to finish and
+            # merges them; the pod's exit code stays the run's (a failed merge fails it too).
+            container["command"] = ["/bin/sh", "-c", merge_script(props), "eks-llm-stack"]
+        if props.data_claim is not None:
+            container["volumeMounts"].append({"name": "data", "mountPath": DATA_DIR, "readOnly": True})
+            volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": props.data_claim, "readOnly": True}})
         pod_spec: dict[str, Any] = {
             "restartPolicy": "Never",
             # The harness talks to the model, never to the Kubernetes API. (Pod Identity's own
@@ -462,3 +771,74 @@ class BenchmarkJobChart(cdk8s.Chart):
             metadata=cdk8s.ApiObjectMetadata(name=props.name, namespace=props.namespace, labels=labels),
             body={"spec": job_spec},
         )
+        self.network_policy: cdk8s.ApiObject | None = None
+        if props.network_policy:
+            self.network_policy = api_object(
+                self,
+                "NetworkPolicy",
+                api_version=API,
+                kind="NetworkPolicy",
+                metadata=cdk8s.ApiObjectMetadata(
+                    name=f"{props.name}-harness", namespace=props.namespace, labels=labels
+                ),
+                body={"spec": harness_policy_spec(props)},
+            )
+
+
+def _pods_of(props: BenchmarkJobProps) -> dict[str, Any]:
+    return {"matchLabels": {"app.kubernetes.io/name": "benchmark", "app.kubernetes.io/instance": props.name}}
+
+
+def harness_policy_spec(props: BenchmarkJobProps) -> dict[str, Any]:
+    """The Job's NetworkPolicy: what its pods need under a default-deny, and nothing more."""
+    pods = _pods_of(props)
+    barrier = [{"protocol": "TCP", "port": BENCH_BARRIER_PORT}]
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: "kube-system"}},
+                    "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: props.policy_namespace}},
+                    "podSelector": {"matchLabels": dict(MODEL_POD_LABELS)},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": props.model_port}],
+        },
+    ]
+    ingress: list[dict[str, Any]] = []
+    if props.harnesses > 1:
+        # The barrier: every harness pod connects to pod 0; only this Job's pods, only that port.
+        ingress.append({"from": [{"podSelector": pods}], "ports": barrier})
+        egress.append({"to": [{"podSelector": pods}], "ports": barrier})
+    if isinstance(props.results, S3Results):
+        # S3 has no fixed addresses: HTTPS anywhere, and the Pod Identity agent for credentials.
+        egress += [
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+            {
+                "to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT_CIDR}}],
+                "ports": [{"protocol": "TCP", "port": POD_IDENTITY_AGENT_PORT}],
+            },
+        ]
+    return {"podSelector": pods, "policyTypes": ["Ingress", "Egress"], "ingress": ingress, "egress": egress}
+
+
+def merge_script(props: BenchmarkJobProps) -> str:
+    """The shell of a multi-pod Job on a claim: run this pod's part; pod 0 then merges every part."""
+    key = _READ_KEY if props.api_key_secret is not None else ""
+    parts = " ".join(props.part_dirs)
+    merged = f"{_RESULTS_DIR}/{props.name}/merged"
+    return (
+        f'{key}eks-llm-stack "$@"; rc=$?; '
+        # 0 and 3 (error rate above the limit) leave results to merge; anything else did not run.
+        f'if [ "${INDEX_ENV}" = 0 ] && {{ [ $rc = 0 ] || [ $rc = 3 ]; }}; then '
+        f"eks-llm-stack bench merge --wait {props.merge_wait_s} {parts} --out {merged} || rc=$?; "
+        "fi; exit $rc"
+    )

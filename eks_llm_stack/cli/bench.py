@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, Problems
+from ..errors import ConfigError, Problem, Problems
 from .console import console as table_console
 
 if TYPE_CHECKING:
@@ -159,6 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     merge.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     merge.add_argument("--out", type=Path, required=True, help="directory of the merged run")
+    merge.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="first wait up to SECONDS until every DIR holds a finished run (harness 0 of a multi-pod Job)",
+    )
     merge.add_argument("--no-plots", action="store_true")
     merge.set_defaults(func=_merge)
 
@@ -408,6 +414,13 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 p.extend(exc, "--instance")
     elif args.hourly_usd is not None and args.hourly_usd > 0:
         price = Price(hourly_usd=args.hourly_usd, source="--hourly-usd")
+    if shard[1] > 1 and args.sla_sweep is not None:
+        p.add(
+            "--sla-sweep / --shard",
+            "an SLA sweep picks each next level from its own results, so the harnesses would diverge",
+            "run the sweep in one harness, then the load it finds with --shard",
+            (args.sla_sweep, args.shard),
+        )
     if shard[1] > 1 and concurrency and min(concurrency) < shard[1]:
         p.add(
             "--concurrency / --shard",
@@ -864,6 +877,14 @@ def _merge(args: argparse.Namespace) -> int:
     from ..bench.results import REQUESTS, SUMMARY, write_csv
     from ..bench.sessions import session_lines
 
+    if args.wait is not None:
+        from ..bench.merge import wait_for_parts
+
+        if not args.wait > 0:
+            raise ConfigError(
+                "bench merge", [Problem("--wait", "must be a positive number of seconds", "e.g. --wait 600", args.wait)]
+            )
+        wait_for_parts(args.dirs, timeout_s=args.wait)
     merged, records, origin = merge_runs(args.dirs)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
