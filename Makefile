@@ -4,6 +4,7 @@
 #   make check                  lint (ruff), types (mypy) and the tests
 #   make test-image             build the project's image (buildah, mmdebstrap) and run it
 #   make bench-synth            synth time and memory figures
+#   make bench-peers            this harness side by side with inference-perf and GuideLLM (own virtualenvs)
 
 SHELL := /bin/bash
 PROFILE ?= default
@@ -20,7 +21,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: setup checkov synth test test-image image-tools check lint format typecheck bench-synth bench-harness bench promtool clean deploy diff
+.PHONY: setup checkov synth test test-image image-tools check lint format typecheck bench-synth bench-harness bench-peers bench promtool clean deploy diff
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@echo "==> virtualenv $(VENV) (pinned requirements)"
@@ -97,6 +98,28 @@ bench-harness: setup
 
 bench: bench-synth bench-harness
 
+# The peers need Python >= 3.12 (inference-perf does): the first python3.12/3.13 on PATH or under
+# pyenv, or PEER_PYTHON=/path/to/python3.12. Each peer gets its own virtualenv, pinned here.
+PEERS := .venv-peers
+INFERENCE_PERF_VERSION := 0.7.0
+GUIDELLM_VERSION := 0.8.1
+PEER_PYTHON ?= $(shell for p in $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.1[23]*/bin/python3.1[23]) \
+  python3.12 python3.13; do "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
+PEERS_ARGS ?=
+
+$(PEERS)/.installed: Makefile
+	@test -n "$(PEER_PYTHON)" || { echo "bench-peers needs Python >= 3.12: set PEER_PYTHON=/path/to/python3.12" >&2; exit 2; }
+	@set -e; for pin in inference-perf==$(INFERENCE_PERF_VERSION) guidellm==$(GUIDELLM_VERSION); do \
+	  name=$${pin%%==*}; echo "==> $$pin ($(PEERS)/$$name, $$($(PEER_PYTHON) --version))"; \
+	  test -x $(PEERS)/$$name/bin/python || $(PEER_PYTHON) -m venv $(PEERS)/$$name; \
+	  $(PEERS)/$$name/bin/python -m pip install -q "$$pin" 2>&1 | { grep -v "^WARNING: Location" || true; }; \
+	  $(PEERS)/$$name/bin/python -m pip show -q $$name >/dev/null; \
+	done
+	@touch $@
+
+bench-peers: setup $(PEERS)/.installed
+	@$(PY) benchmarks/peers.py --peers-dir $(PEERS) $(PEERS_ARGS)
+
 deploy: setup
 	@$(CDK) deploy --all -c profile=$(PROFILE)
 
@@ -109,4 +132,4 @@ diff: setup
 	@$(CDK) diff -c profile=$(PROFILE)
 
 clean:
-	rm -rf cdk.out dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out dist .pytest_cache .mypy_cache .ruff_cache .venv-peers

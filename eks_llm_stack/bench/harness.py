@@ -299,7 +299,13 @@ async def _closed_loop(
     def more() -> bool:
         return not requests.exhausted() and (deadline is None or time.perf_counter_ns() < deadline)
 
-    async def worker(session: aiohttp.ClientSession, ready: tuple[str, int, int | None, bool] | None) -> None:
+    async def worker(
+        session: aiohttp.ClientSession, ready: tuple[str, int, int | None, bool] | None, start_s: float
+    ) -> None:
+        if start_s > 0 and ready is not None:
+            # A ramp: this worker's first request waits its turn. Rounds keep the spacing, since
+            # requests of one level take about equally long.
+            await _wait_until(loop, ramp_origin + start_s)
         while ready is not None:
             prompt, max_tokens, asked, warm = ready
             body = build_body(target, prompt, max_tokens)
@@ -325,13 +331,16 @@ async def _closed_loop(
             if ready is not None and not (deadline is None or time.perf_counter_ns() < deadline):
                 ready = None
 
+    loop = asyncio.get_running_loop()
+    step = spec.ramp_s / spec.concurrency
     async with _session(spec.concurrency) as session:
         await warm_connections(session, target, spec.concurrency)
         # Every worker's first request is drawn before any worker reserves its second: otherwise
         # with fewer than 2 x concurrency requests the first workers would reserve them all and
         # the level would run at half its concurrency.
         firsts = [requests.next() if more() else None for _ in range(spec.concurrency)]
-        await asyncio.gather(*(worker(session, first) for first in firsts))
+        ramp_origin = loop.time()
+        await asyncio.gather(*(worker(session, first, i * step) for i, first in enumerate(firsts)))
 
 
 def arrival_offsets_s(spec: LevelSpec, seed: int, level: int) -> list[float]:

@@ -70,7 +70,8 @@ def _load(lv: dict[str, Any]) -> str:
             if lv.get("prompt_length", "").isdigit() and int(lv["prompt_length"]) >= 4096
             else ""
         )
-        return f"c={lv['concurrency']}{extra}"
+        ramp = f" ramp {lv['ramp_s']:g}s" if lv.get("ramp_s") else ""
+        return f"c={lv['concurrency']}{ramp}{extra}"
     return f"{lv.get('rate'):g}/s {lv.get('arrival', '')}".strip()
 
 

@@ -30,33 +30,56 @@ class StreamAccumulator:
     def __init__(self, record: RequestRecord, api: str) -> None:
         self.record = record
         self._chat = api == "chat"
-        self._buffer = bytearray()
+        self._buffer = b""
         self._last_completion_tokens = 0
         self._continuous_chunks = 0
         self._estimated_chunks = 0
+        self._last_arrived_ns = 0
         self.done = False
         self.error: str | None = None
         self.error_detail: str | None = None
 
     def feed(self, data: bytes, arrived_ns: int) -> None:
-        """Consume bytes that arrived at ``arrived_ns``; complete events are processed at once."""
+        """Consume bytes that arrived at ``arrived_ns``; complete events are processed at once.
+
+        One pass over the bytes whatever their size: under load a single read can hold hundreds
+        of events, and searching the whole remaining buffer once per event (and per separator
+        kind) made parsing quadratic in the read size - the slower the client got, the bigger its
+        reads and the slower it got.
+        """
         if self.done or self.error:
             return
-        self._buffer += data
-        while not (self.done or self.error):
-            cut, sep = _find_event_end(self._buffer)
-            if cut < 0:
-                break
-            raw = bytes(self._buffer[:cut])
-            del self._buffer[: cut + sep]
-            self._event(raw, arrived_ns)
-        if len(self._buffer) > _MAX_PENDING:
+        self._last_arrived_ns = arrived_ns
+        buf = self._buffer + data if self._buffer else data
+        if b"\r" in buf:
+            # SSE lines may end in CR LF or a lone CR: normalise to LF. A CR at the very end may
+            # be the first half of a CR LF split across two reads, so it waits for the next read.
+            held = buf.endswith(b"\r")
+            if held:
+                buf = buf[:-1]
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if held:
+                buf += b"\r"
+        events = buf.split(b"\n\n")
+        rest = events.pop()  # the part after the last blank line: an event still arriving
+        for raw in events:
+            if raw:
+                self._event(raw, arrived_ns)
+                if self.done or self.error:
+                    self._buffer = b""
+                    return
+        self._buffer = rest
+        if len(rest) > _MAX_PENDING:
             self._fail("malformed_sse", f"an event exceeded {_MAX_PENDING} bytes without a blank line")
 
     def finish(self) -> None:
         """Called when the body ended: settle token counts and flag streams that stopped early."""
+        if self._buffer.endswith(b"\r") and not (self.done or self.error):
+            # A lone CR held back as a possible CR LF half: the body ended, so it was a line end.
+            held, self._buffer = self._buffer, b""
+            self.feed(held[:-1] + b"\n", self._last_arrived_ns)
         if self._buffer.strip() and not (self.done or self.error):
-            self._fail("malformed_sse", f"stream ended inside an event: {bytes(self._buffer[:80])!r}")
+            self._fail("malformed_sse", f"stream ended inside an event: {self._buffer[:80]!r}")
         if not (self.done or self.error):
             self._fail("incomplete", "stream ended without 'data: [DONE]'")
         rec = self.record
@@ -77,12 +100,12 @@ class StreamAccumulator:
         self.error_detail = detail[:300]
 
     def _event(self, raw: bytes, arrived_ns: int) -> None:
-        if raw.startswith(b"data: ") and b"\n" not in raw and b"\r" not in raw:
+        if raw.startswith(b"data: ") and b"\n" not in raw:
             # The one-line "data: {...}" event every OpenAI-compatible server sends: no line splitting.
             self._payload(raw[6:], arrived_ns)
             return
         data_lines = []
-        for line in raw.splitlines():
+        for line in raw.split(b"\n"):
             if not line or line.startswith(b":"):
                 continue  # comment / keep-alive
             name, _, value = line.partition(b":")
@@ -153,13 +176,3 @@ def _text_of(choice: Any, chat: bool) -> str:
         return ""
     parts = [delta.get(k) for k in ("content", "reasoning_content", "reasoning")]
     return "".join(p for p in parts if isinstance(p, str))
-
-
-def _find_event_end(buf: bytearray) -> tuple[int, int]:
-    """Index of the first blank-line event separator and its length, or (-1, 0)."""
-    best = (-1, 0)
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        i = buf.find(sep)
-        if i >= 0 and (best[0] < 0 or i < best[0]):
-            best = (i, len(sep))
-    return best

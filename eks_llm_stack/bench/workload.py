@@ -182,6 +182,10 @@ class LevelSpec:
     warmup: int = 0
     """Requests sent first and left out of the level's figures, on top of ``requests``
     (default 0: every request counts)."""
+    ramp_s: float = 0.0
+    """Closed loop: spread the workers' first requests evenly over this many seconds, worker i
+    starting at ``i * ramp_s / concurrency`` (default 0: all at once). Every request still counts;
+    summary.json reports the ramp with the level."""
     trace_offsets_s: tuple[float, ...] = ()
     """Trace replay: the arrival times (s from the level's start) of the dataset's requests, in
     order (default empty: arrivals drawn from ``arrival``). Set by :func:`load_trace`."""
@@ -193,6 +197,8 @@ class LevelSpec:
     def load(self) -> dict[str, Any]:
         """The keys that describe this level in summary.json."""
         out: dict[str, Any] = {"concurrency": self.concurrency, "rate": self.rate}
+        if self.concurrency is not None and self.ramp_s:
+            out["ramp_s"] = self.ramp_s
         if self.think_time is not None:
             out["mode"] = "sessions"
             out["think_time_s"] = self.think_time.describe()
@@ -208,7 +214,8 @@ class LevelSpec:
         if self.think_time is not None:
             return f"{self.concurrency} chat users"
         if self.concurrency is not None:
-            return f"concurrency {self.concurrency}"
+            ramp = f", ramp {self.ramp_s:g} s" if self.ramp_s else ""
+            return f"concurrency {self.concurrency}{ramp}"
         return f"{self.arrival} {self.rate:g} req/s"
 
 

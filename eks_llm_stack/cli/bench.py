@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     run.add_argument(
         "--warmup", type=int, default=0, help="requests per level sent first and left out of its figures (default 0)"
     )
+    run.add_argument(
+        "--ramp",
+        type=float,
+        help="closed loop: spread the first requests of each level over this many seconds (default 0: all at once)",
+    )
     run.add_argument("--prompt-tokens", help="N, uniform:LO:HI, normal:MEAN:SD or choice:A,B,C (default 128)")
     run.add_argument("--output-tokens", help="as --prompt-tokens (default 128)")
     run.add_argument("--dataset", type=Path, help="ShareGPT JSON or JSONL of prompts")
@@ -305,6 +310,10 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         p.add("--arrival", "only applies to an open loop", "add --rate R, or drop --arrival", args.arrival)
     if args.rate is not None and args.requests is None and args.duration is None:
         p.add("--rate", "an open loop needs a bound", "add --duration S (and/or --requests N)", args.rate)
+    if args.ramp is not None and not (args.ramp >= 0 and args.ramp < 3600):
+        p.add("--ramp", "must be between 0 and 3600 seconds", "pass a time in seconds, e.g. --ramp 1.5", args.ramp)
+    if args.ramp and args.rate is not None:
+        p.add("--ramp", "only applies to a closed loop", "drop --ramp (an open loop is paced by --rate)", args.ramp)
     if args.warmup is not None and args.warmup < 0:
         p.add("--warmup", "must be 0 or more", "pass how many requests to leave out per level, e.g. 128", args.warmup)
     for flag, value in (
@@ -440,6 +449,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 kw["requests"] = None
         if args.warmup:
             kw["warmup"] = args.warmup
+        if args.ramp and spec.concurrency is not None:
+            kw["ramp_s"] = args.ramp
         if prompt is not None:
             kw["prompt"] = prompt
         if output is not None:
@@ -846,6 +857,7 @@ def _report(args: argparse.Namespace) -> int:
     from ..bench.plots import render_plots
     from ..bench.progress import comparison_table, summary_table
     from ..bench.results import load_summary
+    from ..bench.sessions import session_lines
 
     docs = [load_summary(d) for d in args.dirs]
     labels: list[str] = []
@@ -856,6 +868,8 @@ def _report(args: argparse.Namespace) -> int:
     console = Console()
     for label, doc in runs:
         console.print(summary_table(doc, title=label))
+        for line in session_lines(doc):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if len(runs) > 1:
         console.print(comparison_table(runs))
     if not args.no_plots:
