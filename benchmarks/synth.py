@@ -16,6 +16,9 @@ round-robin order (one of each case per round), so a change of machine load hits
 * peers (``benchmarks/peers/synth/``): the same four-stack EKS + GPU app written with plain aws-cdk-lib
   in TypeScript (compiled once with ``tsc``; ``cdk synth`` runs ``node build/app.js``) and in Python,
   each through ``cdk synth`` and run directly; and the cdk-eks-blueprints GPU blueprint (GpuBuilder).
+  The peers turn aws-cdk-lib's built-in CloudFormation validation off, as this package's App does (it
+  lints the templates in its tests): on this aws-cdk-lib release that validation alone takes several
+  seconds. (cdk-eks-blueprints pins an older aws-cdk-lib, which has none.)
   Their npm packages are pinned by each peer's package-lock.json and installed here (``npm ci``), not
   by ``make setup``.
 

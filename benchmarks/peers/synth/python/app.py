@@ -244,7 +244,8 @@ class ServingStack(Stack):
         )
 
 
-app = App()
+# As eks-llm-stack's App: the built-in CloudFormation validation off (it lints the templates in its tests).
+app = App(builtin_cloud_formation_validation=False)
 network = NetworkStack(app, "Peer-Network")
 DataStack(app, "Peer-Data", network.vpc)
 platform = PlatformStack(app, "Peer-Platform", network.vpc)

@@ -222,7 +222,8 @@ class ServingStack extends Stack {
   }
 }
 
-const app = new App();
+// As eks-llm-stack's App: the built-in CloudFormation validation off (it lints the templates in its tests).
+const app = new App({ builtinCloudFormationValidation: false });
 const network = new NetworkStack(app, "Peer-Network");
 const data = new DataStack(app, "Peer-Data", network.vpc);
 const platform = new PlatformStack(app, "Peer-Platform", network.vpc);
