@@ -33,7 +33,7 @@ from ..constructs.karpenter import Karpenter
 from ..constructs.model_secrets import API_KEY_PATH
 from ..constructs.observability import Observability, ObservabilityProps
 from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
-from ..conventions import PLATFORM_STACK
+from ..conventions import PLATFORM_STACK, secret_name
 from ..naming import pascal_case
 from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
@@ -217,7 +217,7 @@ class PlatformStack(PlatformStackBase):
                     secrets=tuple(secrets.secrets.values()),
                     keys=(secrets.key,),
                     # The models' API keys by prefix: adding a model adds no permission to this stack.
-                    secret_name_prefixes=(f"{profile.prefix}/{API_KEY_PATH}/",),
+                    secret_name_prefixes=(secret_name(profile.prefix, API_KEY_PATH) + "/",),
                 ),
             )
             # One store per consumer: the monitoring namespace gets the Grafana login and nothing else.
