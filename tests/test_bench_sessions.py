@@ -304,6 +304,7 @@ def test_session_run_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     m = merged["levels"][0]
     assert (m["concurrency"], m["sessions"]["started"], m["sessions"]["completed"]) == (2, 5, 5)
     assert [t["requests"] for t in m["turns"]] == [5, 5, 5]
+    assert (m["mode"], m["think_time_s"]) == ("sessions", "uniform:0.01:0.02")
 
 
 def test_an_sla_sweep_is_not_sharded(capsys: pytest.CaptureFixture[str]) -> None:
