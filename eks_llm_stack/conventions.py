@@ -48,6 +48,9 @@ VLLM_PORT = 8000
 BENCH_BARRIER_PORT = 7000
 #: Secrets Manager name (without the profile prefix) and Kubernetes Secret name of the Hugging Face token.
 HF_TOKEN_SECRET = "huggingface-token"
+#: Secrets Manager name (without the profile prefix) of the generated Grafana admin login, and the name of
+#: the Kubernetes Secret External Secrets syncs it into.
+GRAFANA_ADMIN_SECRET = "grafana-admin"
 #: The PersistentVolumeClaims the storage chart creates for the model caches, by cache kind.
 CACHE_CLAIMS: dict[str, str] = {"fsx": "model-cache-fsx", "efs": "model-cache-efs"}
 #: Name of that port: the vLLM PodMonitor of the monitoring chart scrapes the port of this name.
@@ -84,3 +87,8 @@ DEPLOYMENT_ID_OUTPUT = "EphemeralDeploymentId"
 def cluster_name(prefix: str) -> str:
     """The EKS cluster a profile with ``prefix`` creates unless it names one: ``<prefix>-cluster``."""
     return f"{prefix}-cluster"
+
+
+def secret_name(prefix: str, name: str) -> str:
+    """The Secrets Manager name of a secret the Data stack creates for a profile: ``<prefix>/<name>``."""
+    return f"{prefix}/{name}"

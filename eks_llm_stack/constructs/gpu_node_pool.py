@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jsii
 from aws_cdk import Annotations, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
 from constructs import Construct, IValidation
 
 from ..config.gpu_pool import (
@@ -46,8 +47,23 @@ from ..conventions import (
 )
 from ..errors import collecting
 from .cluster_type import ClusterLike, as_icluster
-from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
+
+
+class KarpenterLike(Protocol):
+    """What a pool needs of its Karpenter (:class:`~eks_llm_stack.constructs.karpenter.Karpenter`): the Helm
+    chart, after which its manifests are applied (the chart installs the CRDs), and the role its nodes run as.
+
+    A protocol rather than the class, so that this module does not import ``karpenter`` (whose
+    ``add_gpu_node_pool`` factory imports this one).
+    """
+
+    @property
+    def chart(self) -> Construct: ...
+
+    @property
+    def node_role(self) -> iam.IRole: ...
+
 
 #: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
 POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
@@ -153,7 +169,7 @@ class GpuNodePool(Construct):
         id: str,
         *,
         cluster: ClusterLike,
-        karpenter: Karpenter,
+        karpenter: KarpenterLike,
         props: GpuNodePoolProps,
         subnets: Sequence[ec2.ISubnet] | None = None,
         placement_group: ec2.IPlacementGroup | None = None,

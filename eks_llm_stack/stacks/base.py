@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags
+import cdk8s
+from aws_cdk import CfnOutput, CfnResource, Environment, Fn, Stack, Tags
+from aws_cdk import aws_cloudformation as cfn
+from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..config import Profile
@@ -74,9 +77,6 @@ class PlatformStackBase(Stack):
         Stacks are split by lifecycle, not by content: a profile without models still has a
         ``Serving`` stack, so adding the first model is an update, not a new deployment order.
         """
-        from aws_cdk import CfnResource
-        from aws_cdk import aws_cloudformation as cfn
-
         if not any(isinstance(c, CfnResource) for c in self.node.find_all()):
             cfn.CfnWaitConditionHandle(self, "Empty")
 
@@ -86,7 +86,6 @@ class PlatformStackBase(Stack):
         # region's first N through Fn::GetAZs, resolved by CloudFormation at deploy time.
         if self.profile.network.availability_zones:
             return list(self.profile.network.availability_zones)
-        from aws_cdk import Fn
 
         return [Fn.select(i, Fn.get_azs()) for i in range(self.profile.network.max_azs)]
 
@@ -100,14 +99,11 @@ class ChartRegistry:
     """
 
     def __init__(self) -> None:
-        import cdk8s
-
         self.app = cdk8s.App()
         self.entries: list[tuple[str, object, Stack]] = []
 
     def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):
         """Apply ``chart`` to ``cluster`` from ``stack``; return the manifest construct."""
-        from aws_cdk import aws_eks_v2 as eks
 
         if any(n == name for n, _, _ in self.entries):
             raise ValueError(f"chart name '{name}' registered twice")
