@@ -147,7 +147,8 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
     """Write every Kubernetes object the stacks apply to ``out_dir/<step>/<name>.yaml`` (tokens become
     placeholders): the registry's charts, the objects constructs apply themselves (a controller's
     namespace, the monitoring StorageClass, the Grafana login's ExternalSecret) and the CRDs of the CRD
-    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths.
+    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths, charts
+    first in the order the stacks apply them.
 
     The third-party Helm releases are not Kubernetes objects: :func:`write_helm_releases` writes them.
     """
@@ -181,7 +182,7 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
         written.append(_write(out_dir / rel, dump_documents(docs)))
     for name, text in crd_texts.items():
         written.append(_write(out_dir / CRDS_STEP / f"{name}.yaml", text))
-    return sorted(written)
+    return written
 
 
 def _write(path: Path, text: str) -> Path:
