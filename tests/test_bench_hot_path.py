@@ -143,3 +143,21 @@ def test_a_bad_ramp_is_refused_with_the_fix(extra: list[str], message: str, caps
     assert code == 2
     assert message in err
     assert "--ramp 1.5" in err or "drop --ramp" in err
+
+
+def test_the_json_fallback_reads_streams_exactly_as_orjson_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import eks_llm_stack.bench.sse as sse
+
+    data = _stream(b"\n\n") + b"data: {oops\n\n"
+    fast = _parse(data, 9)
+    assert sse._loads is not json.loads  # orjson is pinned in requirements.txt
+    monkeypatch.setattr(sse, "_loads", json.loads)
+    slow = _parse(data, 9)
+    assert (fast[0].chunk_tokens, fast[0].chunk_ns, fast[1].done) == (
+        slow[0].chunk_tokens,
+        slow[0].chunk_ns,
+        slow[1].done,
+    )
+    monkeypatch.setattr(sse, "_loads", json.loads)
+    _, acc = _parse(b"data: {oops\n\n", 100)
+    assert (acc.error, "data is not JSON" in (acc.error_detail or "")) == ("malformed_sse", True)
