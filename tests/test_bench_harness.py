@@ -95,7 +95,8 @@ def test_multi_token_chunks_report_the_chunk_gap_separately() -> None:
     # (12 tokens over 3 gaps), 20 ms, where an ITL reported as the gap would be 5 ms.
     mean_gaps = [statistics.fmean(r.inter_chunk_gaps_ms) for r, _ in pairs]
     assert _median([abs(g - 4 * t[1]) for g, (_, t) in zip(mean_gaps, pairs, strict=True)]) < 1.0
-    assert got["summary"]["inter_chunk_gap_ms"]["p50"] >= 20.0 - 2.5
+    # Pooled gaps of every request: 3 per request (4 chunks), apart from the ITL figure.
+    assert got["summary"]["inter_chunk_gap_ms"]["count"] == 8 * 3
 
 
 def test_token_counts_come_from_continuous_usage() -> None:

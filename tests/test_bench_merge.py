@@ -107,10 +107,11 @@ def test_two_harnesses_merged_equal_one_harness_with_the_whole_load(tmp_path: Pa
         assert m["ttft_ms"] == pytest.approx(distribution(pooled), abs=1e-6)  # ns rounding of the files
         # Within measurement error of the single run: each is held to the simulator's own TTFT
         # for its requests (lower bound tight: nothing is faster than the server; upper bound
-        # loose: what a loaded client adds), instead of to each other across a changing load.
+        # loose: what a client process starved of CPU adds, measured up to 18 ms with the two
+        # cores saturated), instead of to each other across a changing load.
         for run, truth in ((m, truth_merged), (s, truth_single)):
             assert run["ttft_ms"]["p50"] >= statistics.median(truth) - 0.5
-            assert run["ttft_ms"]["p50"] - statistics.median(truth) < 10.0
+            assert run["ttft_ms"]["p50"] - statistics.median(truth) < 30.0
         assert m["itl_ms"]["p50"] == pytest.approx(s["itl_ms"]["p50"], abs=1.0)
         # A wrong merge (one part's window, halved throughput) is off by 2x.
         assert m["output_tokens_per_s"] == pytest.approx(s["output_tokens_per_s"], rel=0.4)

@@ -174,8 +174,13 @@ def test_users_think_between_turns_and_ttft_grows_with_the_turn() -> None:
     prompt = [t["prompt_tokens_mean"] for t in turns]
     ttft = [t["ttft_ms"]["p50"] for t in turns]
     assert prompt == sorted(prompt) and len(set(prompt)) == 4
-    # ~30 more prompt tokens a turn, 1 ms of prefill each: TTFT up by ~30 ms a turn.
-    assert all(b - a > 15.0 for a, b in itertools.pairwise(ttft)), ttft
+    # ~30 more prompt tokens a turn, 1 ms of prefill each: TTFT up by ~30 ms a turn. Lower bounds
+    # are tight (no answer before its prefill, the simulator waking at most 2 ms early); machine
+    # load only adds, so the growth from the first turn to the last is bounded loosely (half of it).
+    for r in records:
+        assert r.ttft_ms is not None and r.prompt_tokens is not None
+        assert r.ttft_ms >= 5.0 + r.prompt_tokens * PREFILL_MS_PER_1K / 1000 - 2.0
+    assert ttft[-1] - ttft[0] > 0.5 * (prompt[-1] - prompt[0]) * PREFILL_MS_PER_1K / 1000, ttft
 
 
 def test_a_failed_turn_ends_its_session() -> None:
@@ -286,6 +291,14 @@ def test_session_run_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     assert [t["turn"] for t in lv["turns"]] == [1, 2, 3] and "sessions" in doc["definitions"]
     rows = [json.loads(x) for x in (tmp_path / "p0" / "requests.jsonl").read_text().splitlines()]
     assert {(r["session"], r["turn"]) for r in rows} == {(s, t) for s in (0, 2, 4) for t in (1, 2, 3)}
+    # The per-turn plot and the report's sessions section (a run without sessions has neither).
+    from eks_llm_stack.bench.plots import TURNS, build_figures
+    from eks_llm_stack.bench.report import render_report
+
+    assert TURNS in build_figures([("p0", doc)])
+    assert "<h2>Chat sessions</h2>" in render_report(doc, [])
+    plain = {**doc, "levels": [{k: v for k, v in lv.items() if k not in ("turns", "sessions")} for lv in doc["levels"]]}
+    assert TURNS not in build_figures([("plain", plain)]) and "Chat sessions" not in render_report(plain, [])
     # The two harnesses' parts merge into the whole set: 5 sessions, every one complete.
     merged, _, _ = merge_runs([tmp_path / "p0", tmp_path / "p1"])
     m = merged["levels"][0]

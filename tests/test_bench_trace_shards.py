@@ -27,7 +27,7 @@ def _plan(*extra: str) -> dict[str, object]:
 def _fast_trace(path: Path, n: int = 20) -> Path:
     # Distinct prompt lengths (10 + i words) identify every request on the server's side.
     rows = [
-        {"timestamp_s": round(0.05 * i, 3), "prompt": " ".join(["w"] * (10 + i)), "output_tokens": 2} for i in range(n)
+        {"timestamp_s": round(0.1 * i, 3), "prompt": " ".join(["w"] * (10 + i)), "output_tokens": 2} for i in range(n)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -98,9 +98,10 @@ def test_two_harnesses_replay_a_trace_together(tmp_path: Path) -> None:
     # ... at its trace time on the shared clock: both harnesses started the level at one agreed
     # instant, so the merged schedule is the trace's. Due times, not send times, are compared:
     # they come from the schedule, so machine load does not move them; what is left is how late
-    # each process woke at the agreed instant (10 ms allows for a loaded machine). A shard on its
-    # own clock (re-based to its first request) would be off by a whole trace step, 50 ms.
+    # each process woke at the agreed instant (30 ms allows for a loaded machine, where a process
+    # may wait for a core). A shard on its own clock (re-based to its first request) would be off
+    # by a whole trace step, 100 ms.
     by_prompt = {r["prompt_tokens"]: r["scheduled_ms"] for r in rows}
     start = by_prompt[10]
     got = [(by_prompt[10 + i] - start) / 1e3 for i in range(20)]
-    assert got == pytest.approx(list(times), abs=10e-3)
+    assert got == pytest.approx(list(times), abs=30e-3)

@@ -7,6 +7,7 @@ schemas and vendored CRDs judge what it renders. Output is kept in dist/helm/<pr
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import cache
 
 import pytest
@@ -154,3 +155,33 @@ def test_a_chart_asset_without_its_cloud_assembly_is_a_problem(default_synth) ->
     assert check_release(crds) == [
         f"{crds.where}: the chart asset was not found -- fix: pass the cloud assembly directory (cdk.out)"
     ]
+
+
+def test_check_profiles_judges_what_its_caller_synthesizes(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The command-line gate takes the synthesizer from its caller: gates never import the stacks."""
+    from eks_llm_stack.gates.helm_values import check_profiles
+
+    good = release("default", "karpenter")
+    resource = {
+        "Type": "Custom::AWSCDK-EKS-HelmChart",
+        "Properties": {
+            "Chart": good.chart,
+            "Version": good.version,
+            "Release": good.release,
+            "Namespace": good.namespace,
+            "Values": json.dumps({**good.values, "replicaz": 3}),
+        },
+    }
+    seen: list[str] = []
+
+    def synthesize(profile: str, outdir):  # type: ignore[no-untyped-def]
+        seen.append(profile)
+        resources = {"Karpenter": resource} if profile == "bad" else {}
+        return profile, {"Llm-Platform": {"Resources": resources}}, outdir
+
+    monkeypatch.chdir(tmp_path)
+    assert check_profiles(["empty"], synthesize) == 0
+    assert check_profiles(["empty", "bad"], synthesize) == 1
+    assert seen == ["empty", "empty", "bad"]
+    err = capsys.readouterr().err
+    assert "values key 'replicaz' is not defined by the chart" in err

@@ -300,6 +300,49 @@ def test_secrets_fail_when_missing_or_empty_all_reported(aws: Aws) -> None:
     assert "no value set" in results[1].detail and "put-secret-value --secret-id ngc-key" in results[1].fix
 
 
+def test_secrets_the_data_stack_creates_warn_and_never_say_create(aws: Aws) -> None:
+    boto3.client("secretsmanager", region_name=REGION).create_secret(Name="llm/ngc-api-key")
+    boto3.client("secretsmanager", region_name=REGION).create_secret(Name="llm/set", SecretString="x")
+    results = preflight.check_secrets(
+        aws, req(created_secret_names=("llm/huggingface-token", "llm/ngc-api-key", "llm/set"))
+    )
+    assert statuses(results) == [Status.WARN, Status.WARN, Status.PASS]
+    assert "the Data stack creates it" in results[0].detail and "create-secret" not in results[0].fix
+    assert "put-secret-value --secret-id llm/huggingface-token" in results[0].fix
+    assert "no value set" in results[1].detail and "put-secret-value --secret-id llm/ngc-api-key" in results[1].fix
+
+
+def test_secret_requirements_are_the_names_the_stacks_use() -> None:
+    from eks_llm_stack.config import load_profile
+
+    default = requirements_of(load_profile("default"))
+    # What the Data stack creates: '<prefix>/<name>' (constructs/model_secrets.py), not the bare name.
+    assert default.created_secret_names == ("llm/huggingface-token", "llm/ngc-api-key")
+    assert default.secret_names == ()
+    imported = requirements_of(
+        validate_profile({"observability": {"grafana_admin_secret": "team/grafana"}, "secrets": {"names": []}})
+    )
+    assert (imported.secret_names, imported.created_secret_names) == (("team/grafana",), ())
+    off = requirements_of(validate_profile({"secrets": {"enabled": False}, "observability": {"enabled": False}}))
+    assert (off.secret_names, off.created_secret_names) == ((), ())
+
+
+def test_requirements_refuse_what_synth_refuses() -> None:
+    from eks_llm_stack.errors import ConfigError
+
+    profile = validate_profile(
+        {
+            "compute": {"pools": [{"name": "small", "instance_types": ["g6.xlarge"]}]},
+            "models": [{"name": "big", "model": "llama-3.1-8b", "source": "s3://bucket/llama", "pool": "smal"}],
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        requirements_of(profile)
+    assert any(
+        p.field.startswith("models[0]") and "names no pool of compute.pools" in p.message for p in err.value.problems
+    )
+
+
 # --- imported VPC ---------------------------------------------------------------------------
 
 

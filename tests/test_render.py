@@ -7,7 +7,7 @@ import yaml
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
-from eks_llm_stack.charts.render import placeholders, write_manifests
+from eks_llm_stack.charts.render import dump_documents, placeholders, write_manifests
 
 
 def test_placeholders_name_the_resource_to_read() -> None:
@@ -37,3 +37,15 @@ def test_write_manifests_replaces_old_files(tmp_path) -> None:
     cdk8s.ApiObject(chart, "ns", api_version="v1", kind="Namespace", metadata={"name": "x"})
     write_manifests([("x", chart)], tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["x.yaml"]
+
+
+def test_dist_manifests_are_byte_for_byte_what_safe_dump_all_writes(any_synth) -> None:
+    # dump_documents remembers scalar analyses between documents; the bytes must stay PyYAML's own.
+    # (10-crds/ holds the vendored CRD files verbatim.)
+    files = [p for p in sorted((any_synth.outdir / "manifests").glob("**/*.yaml")) if p.parent.name != "10-crds"]
+    assert len(files) > 5
+    for path in files:
+        text = path.read_text()
+        docs = list(yaml.safe_load_all(text))
+        assert text == yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False), path.name
+        assert dump_documents(docs) == text, path.name

@@ -100,3 +100,16 @@ def test_mig_is_refused_at_synth_time_with_the_fix() -> None:
 
 def test_time_slicing_is_still_accepted() -> None:
     assert DevicePluginsProps(default_sharing=GpuSharing(time_slicing_replicas=4)).default_sharing.is_default is False
+
+
+def test_mig_in_a_profile_pool_is_refused_by_profile_validation_with_the_profile_field() -> None:
+    # The device plugins' own refusal names DevicePluginsProps fields; a profile user must see theirs,
+    # from `profile validate` already (not only at synth).
+    from eks_llm_stack.config import validate_profile
+
+    pool = {"name": "mig", "preset": "inference", "families": ["p5"], "device_plugin": {"mig_strategy": "mixed"}}
+    with pytest.raises(ConfigError) as err:
+        validate_profile({"compute": {"pools": [pool]}})
+    text = str(err.value)
+    assert "compute.pools[0].device_plugin.mig_strategy: MIG partitions are not created by this library" in text
+    assert "(got 'mixed')" in text and "fix: use mig_strategy: none" in text

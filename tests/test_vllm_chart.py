@@ -483,3 +483,29 @@ def test_a_model_chart_without_its_namespace_in_the_app_names_the_chart_to_add()
 
     NamespacesChart(app, "namespaces", props=NamespacesChartProps(namespaces=(NamespaceSpec(name="team-x"),)))
     assert any(doc["kind"] == "Deployment" for doc in chart.to_json())
+
+
+def test_the_namespace_check_is_one_per_app_and_names_every_chart_missing_its_namespace() -> None:
+    # cdk8s validates the whole app at each chart's to_json(): one check per app keeps that linear.
+    from eks_llm_stack.charts.vllm import _NAMESPACE_CHECKS
+
+    app = cdk8s.App()
+    charts = [
+        VllmChart(
+            app, f"m{i}", props=VllmChartProps(model=VllmModelProps(name=f"sim{i}", namespace=ns, engine="simulator"))
+        )
+        for i, ns in enumerate(("team-x", "team-y", "team-x"))
+    ]
+    assert _NAMESPACE_CHECKS[app]._expected == [("m0", "team-x"), ("m1", "team-y"), ("m2", "team-x")]
+    with pytest.raises(RuntimeError) as err:
+        charts[0].to_json()
+    text = str(err.value)
+    for chart, ns in (("m0", "team-x"), ("m1", "team-y"), ("m2", "team-x")):
+        assert f"model chart '{chart}': no Namespace '{ns}'" in text
+    from eks_llm_stack.charts import NamespacesChart, NamespacesChartProps, NamespaceSpec
+
+    NamespacesChart(app, "namespaces", props=NamespacesChartProps(namespaces=(NamespaceSpec(name="team-x"),)))
+    with pytest.raises(RuntimeError) as err:
+        charts[0].to_json()
+    assert "model chart 'm1': no Namespace 'team-y'" in str(err.value)
+    assert "'m0'" not in str(err.value) and "'m2'" not in str(err.value)

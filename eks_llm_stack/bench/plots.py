@@ -25,6 +25,7 @@ PERCENTILES = "latency_percentiles.png"
 LATENCY_THROUGHPUT = "latency_throughput.png"
 GOODPUT = "goodput.png"
 COST = "cost.png"
+TURNS = "turns.png"
 
 _COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -282,6 +283,41 @@ def build_figures(runs: Sequence[Run]) -> dict[str, Any]:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right")
         figures[COST] = fig
+
+    # 6. chat sessions: TTFT by turn, one series per level (prefill grows with the conversation).
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    colour = _Palette()
+    turns_seen: set[int] = set()
+    for label, doc in runs:
+        for lv in doc["levels"]:
+            turns = [t for t in lv.get("turns") or () if t["ttft_ms"].get("p50") is not None]
+            if not turns:
+                continue
+            turn_xs = [int(t["turn"]) for t in turns]
+            turns_seen.update(turn_xs)
+            series = name(label, f"{lv.get('concurrency')} users")
+            ax.plot(
+                turn_xs, [t["ttft_ms"]["p50"] for t in turns], marker="o", color=colour(series), label=f"{series} p50"
+            )
+            ax.plot(
+                turn_xs,
+                [t["ttft_ms"]["p99"] for t in turns],
+                marker=".",
+                linestyle=":",
+                color=colour(series),
+                label=f"{series} p99",
+            )
+    if ax.lines:
+        _slo_line(ax, (runs[0][1].get("slo") or {}).get("ttft_ms"), "TTFT SLO")
+        ax.set_title("TTFT by turn of the chat sessions")
+        ax.set_xlabel("turn")
+        ax.set_ylabel("TTFT (ms)")
+        ax.set_xticks(sorted(turns_seen))
+        _from_zero(ax)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left")
+        figures[TURNS] = fig
     return figures
 
 

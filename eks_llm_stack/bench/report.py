@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .progress import error_lines, knee_line
+from .sessions import session_lines
 
 REPORT = "report.html"
 
@@ -70,6 +71,8 @@ def render_report(summary: dict[str, Any], plots: Sequence[Path]) -> str:
     slo = summary.get("slo") or {}
     slo_text = ", ".join(f"{k.replace('_ms', '')} &lt; {v:g} ms" for k, v in slo.items() if v is not None)
     errors = "\n".join(error_lines(summary)) or "no errors"
+    sessions = session_lines(summary)
+    sessions_html = f"<h2>Chat sessions</h2><pre>{html.escape(chr(10).join(sessions))}</pre>" if sessions else ""
     meta = json.dumps(summary.get("metadata") or {}, indent=2)
     target = summary.get("target") or {}
     return f"""<!doctype html>
@@ -86,6 +89,7 @@ th {{ background: #f4f4f4; }} img {{ max-width: 100%; }} pre {{ background: #f8f
 {"".join(rows)}
 </tbody></table>
 <h2>Errors</h2><pre>{html.escape(errors)}</pre>
+{sessions_html}
 <h2>Plots</h2>
 {"".join(images)}
 <h2>Run</h2><pre>{html.escape(meta)}</pre>

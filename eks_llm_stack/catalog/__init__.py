@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from ..errors import ConfigError, Problem
 from .gpus import GPUS, Gpu
 from .hf_config import load_config_json
 from .instances import FAMILIES, INSTANCES, InstanceType
-from .models import MODELS, NATIVE_DTYPES, ModelSpec, get_model, resolve_model
+from .models import MODELS, NATIVE_DTYPES, ModelSpec, get_model
 
 __all__ = [
     "FAMILIES",
@@ -47,3 +48,17 @@ def get_instance(name: str) -> InstanceType:
             )
         ],
     )
+
+
+def resolve_model(model: str | ModelSpec) -> ModelSpec:
+    """A :class:`ModelSpec` from a spec, a catalog name / HF id, or a path to a ``config.json``.
+
+    Here rather than in ``models``: it needs both the table and the ``config.json`` parser, which
+    builds on ``models`` (one direction only).
+    """
+    if isinstance(model, ModelSpec):
+        return model
+    path = Path(str(model)).expanduser()
+    if str(model).endswith(".json") or path.is_file():
+        return load_config_json(path)
+    return get_model(str(model))

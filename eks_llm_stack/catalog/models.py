@@ -1,4 +1,4 @@
-"""Open models with their published architecture numbers, and Hugging Face ``config.json`` parsing.
+"""Open models with their published architecture numbers: the ``ModelSpec`` table (the ``config.json`` parser is ``hf_config``).
 
 Every entry's numbers are the ones in the model's ``config.json`` on the Hugging Face Hub
 (``source``) and its published parameter count. The sizing engine needs: layers, KV heads
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Problem
 
 #: Weight formats a checkpoint can ship in (``native_dtype``).
 NATIVE_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "mxfp4")
@@ -671,9 +669,7 @@ def get_model(name_or_hf_id: str) -> ModelSpec:
     raise ConfigError("model", [_unknown_model_problem(name_or_hf_id, hint)])
 
 
-def _unknown_model_problem(value: str, hint: str) -> Any:
-    from ..errors import Problem
-
+def _unknown_model_problem(value: str, hint: str) -> Problem:
     return Problem(
         "model",
         "is not in the model catalog",
@@ -681,15 +677,3 @@ def _unknown_model_problem(value: str, hint: str) -> Any:
         "`eks-llm-stack size --list-models` lists all) or the path to the model's config.json",
         value,
     )
-
-
-def resolve_model(model: str | ModelSpec) -> ModelSpec:
-    """A :class:`ModelSpec` from a spec, a catalog name / HF id, or a path to a ``config.json``."""
-    if isinstance(model, ModelSpec):
-        return model
-    path = Path(str(model)).expanduser()
-    if str(model).endswith(".json") or path.is_file():
-        from .hf_config import load_config_json
-
-        return load_config_json(path)
-    return get_model(str(model))

@@ -23,6 +23,7 @@ from ..conventions import (
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_KEY,
+    INSTANCE_TYPE_LABEL,
     POOL_LABEL,
     SYSTEM_TAINT_KEY,
 )
@@ -99,9 +100,7 @@ def gpu_scheduling(placement: GpuPlacement) -> dict[str, Any]:
     if placement.pool:
         terms.append({"key": POOL_LABEL, "operator": "In", "values": [placement.pool]})
     if placement.instance_types:
-        terms.append(
-            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(placement.instance_types)}
-        )
+        terms.append({"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(placement.instance_types)})
     pod = {
         "tolerations": gpu_tolerations(),
         "affinity": {

@@ -22,11 +22,11 @@ import cdk8s
 from constructs import Construct
 
 from ..config.observability import AlertThresholds, duration_seconds
-from ..conventions import MANAGED_BY
+from ..conventions import MANAGED_BY, VLLM_PORT_NAME
 from ..errors import Problems, collecting
 from ..monitoring import alerts, dashboards
 from ..monitoring import metrics as m
-from ..naming import check_dns_label
+from ..naming import LABEL_KEY_FIX, LABEL_VALUE_FIX, check_dns_label, is_label_key, is_label_value
 from .kube import api_object
 
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -37,7 +37,6 @@ DASHBOARD_LABEL_VALUE = "1"
 DEFAULT_VLLM_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "vllm"}
 
 _DURATION = re.compile(r"^\d+(ms|s|m|h)$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
 def component_relabeling(component: str) -> dict[str, Any]:
@@ -47,20 +46,8 @@ def component_relabeling(component: str) -> dict[str, Any]:
 
 def check_labels(p: Problems, field_name: str, labels: Mapping[str, str]) -> None:
     for key, value in labels.items():
-        p.check(
-            bool(_LABEL_KEY.match(key)) and len(key.split("/")[-1]) <= 63,
-            f"{field_name}[{key!r}]",
-            key,
-            "is not a valid label key",
-            "use [prefix/]name with letters, digits, '-', '_' and '.'",
-        )
-        p.check(
-            isinstance(value, str) and len(value) <= 63,
-            f"{field_name}[{key!r}]",
-            value,
-            "is not a valid label value",
-            "use a string of at most 63 characters",
-        )
+        p.check(is_label_key(key), f"{field_name}[{key!r}]", key, "is not a valid label key", LABEL_KEY_FIX)
+        p.check(is_label_value(value), f"{field_name}[{key!r}]", value, "is not a valid label value", LABEL_VALUE_FIX)
 
 
 def check_interval(p: Problems, field_name: str, value: str) -> None:
@@ -88,7 +75,7 @@ class VllmMonitorProps:
     namespace: str
     pod_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VLLM_POD_LABELS))
     namespaces: tuple[str, ...] = ()
-    port: str = "http"
+    port: str = VLLM_PORT_NAME
     interval: str = "15s"
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -182,7 +169,7 @@ class MonitoringChartProps:
     dashboards: bool = True
     vllm_monitor: bool = True
     vllm_pod_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_VLLM_POD_LABELS))
-    vllm_port: str = "http"
+    vllm_port: str = VLLM_PORT_NAME
 
     def __post_init__(self) -> None:
         with collecting("MonitoringChartProps") as p:

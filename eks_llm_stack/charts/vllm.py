@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +39,7 @@ from .. import versions
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     HF_TOKEN_SECRET,
+    HOST_MEMORY_RESERVE_GIB,
     MANAGED_BY,
     MODEL_UID,
     SYSTEM_NODE_LABEL,
@@ -83,8 +85,8 @@ MULTINODE_PORT = VLLM_MULTINODE_PORT
 LWS_GROUP_SIZE_ENV = "LWS_GROUP_SIZE"
 LWS_WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
 LWS_LEADER_ADDRESS_ENV = "LWS_LEADER_ADDRESS"
-#: Host memory kept for the kubelet, the OS and daemon sets on a GPU node, GiB and share.
-HOST_MEMORY_RESERVE_GIB = 4.0
+#: Share of host memory the pods of a GPU node may request, besides the reserve
+#: (``conventions.HOST_MEMORY_RESERVE_GIB``) kept for the kubelet, the OS and daemon sets.
 HOST_MEMORY_SHARE = 0.9
 HOST_CPU_RESERVE = 1.0
 
@@ -790,22 +792,46 @@ class VllmModel(Construct):
 
 @jsii.implements(IValidation)
 class _NamespaceInApp:
-    """Synth-time check: the model's namespace is created by some chart of the same cdk8s app."""
+    """Synth-time check: each model chart's namespace is created by some chart of the same cdk8s app.
 
-    def __init__(self, chart: cdk8s.Chart, namespace: str) -> None:
-        self._chart, self._namespace = chart, namespace
+    One check per cdk8s app, for all its model charts (:meth:`expect`), and the namespaces it found are
+    kept: cdk8s validates the whole app at every chart's ``to_json()``, so one check per chart, each
+    scanning the app, made ``dist/manifests`` quadratic in the number of models.
+    """
+
+    def __init__(self, app: cdk8s.App) -> None:
+        self._app = app
+        self._expected: list[tuple[str, str]] = []
+        self._found: set[str] = set()
+
+    @classmethod
+    def expect(cls, chart: cdk8s.Chart, namespace: str) -> None:
+        """Check at synth that ``namespace`` is created in ``chart``'s app."""
+        app = cdk8s.App.of(chart)
+        check = _NAMESPACE_CHECKS.get(app)
+        if check is None:
+            check = _NAMESPACE_CHECKS[app] = cls(app)
+            app.node.add_validation(check)
+        check._expected.append((chart.node.id, namespace))
 
     def validate(self) -> list[str]:
-        app = cdk8s.App.of(self._chart)
-        for c in app.node.find_all():
-            if isinstance(c, cdk8s.ApiObject) and c.kind == "Namespace" and c.name == self._namespace:
-                return []
+        if any(ns not in self._found for _, ns in self._expected):
+            # Namespaces are only ever added: rescan only when one is still missing.
+            self._found = {
+                c.name for c in self._app.node.find_all() if isinstance(c, cdk8s.ApiObject) and c.kind == "Namespace"
+            }
         return [
-            f"model chart '{self._chart.node.id}': no Namespace '{self._namespace}' in this cdk8s app, so its "
+            f"model chart '{chart}': no Namespace '{namespace}' in this cdk8s app, so its "
             "objects cannot be applied — fix: add NamespacesChart(app, 'namespaces', props=NamespacesChartProps("
-            f"namespaces=(NamespaceSpec(name='{self._namespace}'),))) (from eks_llm_stack.charts) to the same app, "
+            f"namespaces=(NamespaceSpec(name='{namespace}'),))) (from eks_llm_stack.charts) to the same app, "
             "or pass external_namespace=True if the namespace is created elsewhere"
+            for chart, namespace in self._expected
+            if namespace not in self._found
         ]
+
+
+#: The one namespace check of each cdk8s app (weak: an app and its check go together).
+_NAMESPACE_CHECKS: weakref.WeakKeyDictionary[cdk8s.App, _NamespaceInApp] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -830,7 +856,7 @@ class VllmChart(cdk8s.Chart):
         super().__init__(scope, id, disable_resource_name_hashes=True)
         self.model = VllmModel(self, "Model", props=props.model)
         if not props.external_namespace:
-            self.node.add_validation(_NamespaceInApp(self, props.model.namespace))
+            _NamespaceInApp.expect(self, props.model.namespace)
         for i, doc in enumerate(props.extra):
             meta = doc.get("metadata", {})
             named_object(

@@ -857,6 +857,7 @@ def _report(args: argparse.Namespace) -> int:
     from ..bench.plots import render_plots
     from ..bench.progress import comparison_table, summary_table
     from ..bench.results import load_summary
+    from ..bench.sessions import session_lines
 
     docs = [load_summary(d) for d in args.dirs]
     labels: list[str] = []
@@ -867,6 +868,8 @@ def _report(args: argparse.Namespace) -> int:
     console = Console()
     for label, doc in runs:
         console.print(summary_table(doc, title=label))
+        for line in session_lines(doc):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if len(runs) > 1:
         console.print(comparison_table(runs))
     if not args.no_plots:

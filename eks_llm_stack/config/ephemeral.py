@@ -3,8 +3,8 @@
 The tags under :data:`RESERVED_TAG_PREFIX` are the ownership record that ``ephemeral down``
 and ``reap`` act on, so only the library writes them: a profile's ``tags`` may not use that
 prefix (refused at synth), and the library's own tags are applied after the user's, so a
-user tag can never override one. The same module is read by the stacks (to tag) and by the
-ops commands (to recognise), so the two cannot drift.
+user tag can never override one. The tag keys themselves live in :mod:`eks_llm_stack.conventions`, read by the stacks (to tag)
+and by the ops commands (to recognise), so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -13,18 +13,29 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+# The tag keys are defined in conventions (the stacks tag with them, ops recognise by them); re-exported.
+from ..conventions import (
+    DEPLOYMENT_ID_OUTPUT as DEPLOYMENT_ID_OUTPUT,
+)
+from ..conventions import (
+    RESERVED_TAG_PREFIX as RESERVED_TAG_PREFIX,
+)
+from ..conventions import (
+    TAG_DEPLOYMENT_ID as TAG_DEPLOYMENT_ID,
+)
+from ..conventions import (
+    TAG_EPHEMERAL as TAG_EPHEMERAL,
+)
+from ..conventions import (
+    TAG_EXPIRES_AT as TAG_EXPIRES_AT,
+)
+from ..conventions import (
+    TAG_NAME as TAG_NAME,
+)
+from ..conventions import (
+    TAG_PROFILE as TAG_PROFILE,
+)
 from ..errors import Problem
-
-#: Every tag key the library owns starts with this (case-insensitive, as AWS compares tag keys in IAM).
-RESERVED_TAG_PREFIX = "eks-llm-stack:"
-TAG_PROFILE = "eks-llm-stack:profile"
-TAG_NAME = "eks-llm-stack:name"
-TAG_EPHEMERAL = "eks-llm-stack:ephemeral"
-TAG_EXPIRES_AT = "eks-llm-stack:expires-at"
-#: A random id written by ``ephemeral up`` only; ``down`` and ``reap`` act on nothing without it.
-TAG_DEPLOYMENT_ID = "eks-llm-stack:deployment-id"
-#: The stack output that repeats the deployment id from the template itself (tags alone can be set by anyone).
-DEPLOYMENT_ID_OUTPUT = "EphemeralDeploymentId"
 
 #: ``up`` draws 16 lowercase hex digits (64 random bits).
 DEPLOYMENT_ID = re.compile(r"[0-9a-f]{16}")

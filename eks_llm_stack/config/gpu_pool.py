@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from ..conventions import POOL_LABEL, WORKLOAD_LABEL
 from ..errors import Problem, Problems, collecting
-from ..naming import is_dns_label
+from ..naming import LABEL_KEY_FIX, LABEL_VALUE_FIX, is_dns_label, is_label_key, is_label_value
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
 AmiFamily = Literal["AL2023", "Bottlerocket"]
@@ -38,10 +38,6 @@ _GRACE = re.compile(r"^([0-9]+(s|m|h))+$")
 _BUDGET_DURATION = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 _BUDGET_NODES = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _CRON_MACRO = re.compile(r"^@(annually|yearly|monthly|weekly|daily|midnight|hourly)$")
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _RESERVATION_ID = re.compile(r"^cr-[0-9a-z]+$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-z]+$")
 _AZ = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
@@ -256,8 +252,8 @@ class GpuSharing:
     """How the NVIDIA device plugin advertises this pool's GPUs.
 
     ``time_slicing_replicas`` — each GPU is advertised this many times (default 1: no
-    sharing; time-slicing gives no memory isolation). ``mig_strategy`` — none (default),
-    single or mixed; MIG partitions must already exist on the GPUs (A100/H100/H200 only).
+    sharing; time-slicing gives no memory isolation). ``mig_strategy`` — none (the default and
+    the only value accepted: this library creates no MIG partitions, see :meth:`check`).
     """
 
     time_slicing_replicas: int = 1
@@ -270,6 +266,19 @@ class GpuSharing:
             self.time_slicing_replicas,
             "is outside 1-64",
             "use 1 (no sharing) up to 64 replicas per GPU",
+        )
+        # MIG is refused rather than half-done: the device plugin's migStrategy only advertises MIG
+        # devices that already exist, and nothing here creates them (the EKS NVIDIA AMIs boot with MIG
+        # off), so pods asking for nvidia.com/mig-* would stay Pending for ever. One check, run by the
+        # pool (profile field compute.pools[i].device_plugin) and by DevicePluginsProps alike.
+        p.check(
+            self.mig_strategy == "none",
+            f"{where}.mig_strategy",
+            self.mig_strategy,
+            "MIG partitions are not created by this library, so the device plugin would advertise none and pods "
+            "requesting nvidia.com/mig-* would never schedule",
+            "use mig_strategy: none (time_slicing_replicas shares a GPU without isolation), or run NVIDIA's MIG "
+            "manager yourself and install the device plugin outside this library",
         )
 
     @property
@@ -553,10 +562,8 @@ class GpuNodePoolProps:
     def _check_labels(self, p: Problems) -> None:
         for key, value in self.labels.items():
             where = f"labels.{key}"
-            if not _LABEL_KEY.match(key) or len(key) > 253:
-                p.add(
-                    where, "is not a valid label key", "use [prefix/]name with letters, digits, '-', '_' and '.'", key
-                )
+            if not is_label_key(key):
+                p.add(where, "is not a valid label key", LABEL_KEY_FIX, key)
                 continue
             domain = key.split("/", 1)[0] if "/" in key else ""
             if any(domain == d or domain.endswith("." + d) for d in _RESTRICTED_LABEL_DOMAINS):
@@ -568,13 +575,7 @@ class GpuNodePoolProps:
                 )
             if key in (POOL_LABEL, WORKLOAD_LABEL):
                 p.add(where, "is set by the pool itself", "remove it (use name / workload instead)", key)
-            p.check(
-                bool(_LABEL_VALUE.match(str(value))),
-                where,
-                value,
-                "is not a valid label value",
-                "use at most 63 letters, digits, '-', '_' or '.'",
-            )
+            p.check(is_label_value(value), where, value, "is not a valid label value", LABEL_VALUE_FIX)
 
     def _check_catalog(self, p: Problems) -> None:
         from ..catalog import FAMILIES, INSTANCES
@@ -646,15 +647,6 @@ class GpuNodePoolProps:
                         "or split them into pools",
                         self.instance_types or self.families,
                     )
-        if self.device_plugin is not None and self.device_plugin.mig_strategy != "none":
-            no_mig = sorted({i.gpu.name for i in matching if i.gpu.name not in MIG_CAPABLE_GPUS})
-            p.check(
-                not no_mig,
-                "device_plugin.mig_strategy",
-                self.device_plugin.mig_strategy,
-                f"MIG is not supported by {', '.join(no_mig)}",
-                "use A100/H100/H200 instance types, or mig_strategy: none",
-            )
 
     # -- derived -------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from .. import conventions
 from ..errors import ConfigError, Problem
+from ..naming import stack_prefix_of as stack_prefix_of  # re-exported: its former home
 from .base import StrictModel, check_namespace, fail, validate_model
 from .cluster import ClusterConfig
 from .compute import ComputeConfig
@@ -53,18 +55,6 @@ MAX_YAML_NODES = 50_000
 def _short(value: object, limit: int = 40) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def stack_prefix_of(prefix: str) -> str:
-    """The start of every stack name: ``llm`` -> ``Llm``, ``llm-ci`` -> ``LlmCi``, ``ci-42-7`` -> ``Ci-42-7``.
-
-    Each '-' before a letter becomes a capital (so the shipped profiles keep their stack
-    names); a '-' before a digit or another '-' (or at the end) is kept. Prefixes are lowercase,
-    so the mapping can be undone and two prefixes never share stack names (``ci-42-11`` is
-    ``Ci-42-11``, ``ci-421-1`` is ``Ci-421-1``).
-    """
-    head, *parts = prefix.split("-")
-    return head.capitalize() + "".join(p.capitalize() if p[:1].isalpha() else f"-{p}" for p in parts)
 
 
 class Profile(StrictModel):
@@ -213,11 +203,11 @@ class Profile(StrictModel):
 
     @property
     def cluster_name(self) -> str:
-        return self.cluster.name or f"{self.prefix}-cluster"
+        return self.cluster.name or conventions.cluster_name(self.prefix)
 
     @property
     def stack_prefix(self) -> str:
-        """``llm`` -> ``Llm``: the start of every stack name (see :func:`stack_prefix_of`)."""
+        """``llm`` -> ``Llm``: the start of every stack name (see :func:`eks_llm_stack.naming.stack_prefix_of`)."""
         return stack_prefix_of(self.prefix)
 
 

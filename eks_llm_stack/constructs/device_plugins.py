@@ -23,7 +23,7 @@ from .. import versions
 from ..charts.kube import gpu_tolerations
 from ..config.gpu_pool import GpuNodePoolProps, GpuSharing
 from ..conventions import GPU_COUNT_LABEL, GPU_RESOURCE
-from ..errors import Problems, collecting
+from ..errors import collecting
 from .cluster_type import ClusterLike, as_icluster
 from .gpu_node_pool import AMI_FAMILY_LABEL, EFA_LABEL
 
@@ -98,21 +98,6 @@ def nvidia_plugin_config(sharing: GpuSharing) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _refuse_mig(p: Problems, where: str, sharing: GpuSharing) -> None:
-    """MIG is refused rather than half-done: the device plugin's ``migStrategy`` only advertises MIG
-    devices that already exist, and nothing here creates them (the EKS NVIDIA AMIs boot with MIG off),
-    so pods asking for ``nvidia.com/mig-*`` would stay Pending for ever."""
-    p.check(
-        sharing.mig_strategy == "none",
-        f"{where}.mig_strategy",
-        sharing.mig_strategy,
-        "MIG partitions are not created by this library, so the device plugin would advertise none and pods "
-        "requesting nvidia.com/mig-* would never schedule",
-        "use mig_strategy: none (time_slicing_replicas shares a GPU without isolation), or run NVIDIA's MIG "
-        "manager yourself and install the device plugin outside this library",
-    )
-
-
 @dataclass(frozen=True, kw_only=True)
 class DevicePluginsProps:
     """Options of the device plugins.
@@ -134,10 +119,8 @@ class DevicePluginsProps:
     def __post_init__(self) -> None:
         with collecting("DevicePluginsProps") as p:
             self.default_sharing.check(p, "default_sharing")
-            _refuse_mig(p, "default_sharing", self.default_sharing)
             for name, sharing in self.pool_sharing.items():
                 sharing.check(p, f"pool_sharing.{name}")
-                _refuse_mig(p, f"pool_sharing.{name}", sharing)
                 p.check(
                     name != DEFAULT_CONFIG,
                     f"pool_sharing.{name}",

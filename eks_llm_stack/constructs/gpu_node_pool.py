@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jsii
 from aws_cdk import Annotations, Stack, Tags, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
 from constructs import Construct, IValidation
 
 from ..config.gpu_pool import (
@@ -33,6 +34,7 @@ from ..config.gpu_pool import (
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
     DISCOVERY_TAG,
+    GPU_COUNT_LABEL,
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_KEY,
@@ -45,8 +47,23 @@ from ..conventions import (
 )
 from ..errors import collecting
 from .cluster_type import ClusterLike, as_icluster
-from .karpenter import Karpenter
 from .placement_group import PoolPlacementGroup, single_zone_subnets
+
+
+class KarpenterLike(Protocol):
+    """What a pool needs of its Karpenter (:class:`~eks_llm_stack.constructs.karpenter.Karpenter`): the Helm
+    chart, after which its manifests are applied (the chart installs the CRDs), and the role its nodes run as.
+
+    A protocol rather than the class, so that this module does not import ``karpenter`` (whose
+    ``add_gpu_node_pool`` factory imports this one).
+    """
+
+    @property
+    def chart(self) -> Construct: ...
+
+    @property
+    def node_role(self) -> iam.IRole: ...
+
 
 #: Prefix of the tag a pool puts on the explicit subnets it selects by tag (``<prefix><stack>.<pool>``).
 POOL_SUBNET_TAG_PREFIX = "eks-llm-stack.io/subnet-of/"
@@ -152,7 +169,7 @@ class GpuNodePool(Construct):
         id: str,
         *,
         cluster: ClusterLike,
-        karpenter: Karpenter,
+        karpenter: KarpenterLike,
         props: GpuNodePoolProps,
         subnets: Sequence[ec2.ISubnet] | None = None,
         placement_group: ec2.IPlacementGroup | None = None,
@@ -309,13 +326,9 @@ class GpuNodePool(Construct):
                     {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": [gpu.name.lower()]}
                 )
             if gpu.min_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gte", "values": [str(gpu.min_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Gte", "values": [str(gpu.min_count)]})
             if gpu.max_count is not None:
-                reqs.append(
-                    {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Lte", "values": [str(gpu.max_count)]}
-                )
+                reqs.append({"key": GPU_COUNT_LABEL, "operator": "Lte", "values": [str(gpu.max_count)]})
             if gpu.min_memory_gib is not None:
                 # Karpenter's label is MiB per GPU.
                 mib = math.ceil(gpu.min_memory_gib * 1024)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,25 +24,21 @@ from constructs import Construct
 
 from .. import versions
 from ..charts.kube import system_tolerations
-from ..conventions import SYSTEM_NODE_LABEL
+from ..config.gpu_pool import GpuNodePoolProps
+from ..conventions import CLUSTER_NAME_TAG, SYSTEM_NODE_LABEL
 from ..errors import collecting
 from ..gates.nag import acknowledge, acknowledge_checkov, acknowledge_generated
 from ..naming import is_dns_label
 from .applied import add_manifest
 from .cluster_type import ClusterLike, as_icluster
 from .crds import CrdChart
+from .gpu_node_pool import GpuNodePool
 from .pod_identity import pod_identity
 
-if TYPE_CHECKING:
-    from aws_cdk import aws_ec2 as ec2
-
-    from ..config.gpu_pool import GpuNodePoolProps
-    from .gpu_node_pool import GpuNodePool
-
-#: The tag Karpenter (v1) puts on every instance, volume, launch template and instance profile
-#: it creates. Its key is a constant, so a policy can scope by it even when the cluster name is
-#: a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key would need CfnJson.
-CLUSTER_NAME_TAG = "eks:eks-cluster-name"
+# CLUSTER_NAME_TAG (conventions): the tag Karpenter (v1) puts on every instance, volume, launch
+# template and instance profile it creates. Its key is a constant, so a policy can scope by it even
+# when the cluster name is a CloudFormation token — unlike ``kubernetes.io/cluster/<name>``, whose key
+# would need CfnJson.
 #: Managed policies of the GPU node role.
 GPU_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
@@ -274,8 +271,6 @@ class Karpenter(Construct):
         subnets: Sequence[ec2.ISubnet] | None = None,
     ) -> GpuNodePool:
         """A :class:`GpuNodePool` on this controller, created in this construct's scope."""
-        from .gpu_node_pool import GpuNodePool
-
         return GpuNodePool(self, id, cluster=self.cluster, karpenter=self, props=props, subnets=subnets)
 
 

@@ -20,7 +20,7 @@ from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config.data import SECRET_NAME_PATTERN, kubernetes_secret_name
-from ..conventions import HF_TOKEN_SECRET
+from ..conventions import HF_TOKEN_SECRET, secret_name
 from ..errors import collecting
 from ..gates.nag import acknowledge
 
@@ -60,7 +60,7 @@ class ModelSecretsProps:
             )
             for n in self.names:
                 p.check(
-                    bool(SECRET_NAME_PATTERN.match(f"{self.name_prefix}/{n}")),
+                    bool(SECRET_NAME_PATTERN.match(secret_name(self.name_prefix, n))),
                     "names",
                     n,
                     "is not a valid Secrets Manager name",
@@ -109,7 +109,7 @@ class ModelSecrets(Construct):
             secret = sm.Secret(
                 self,
                 construct_id(name),
-                secret_name=f"{props.name_prefix}/{name}",
+                secret_name=secret_name(props.name_prefix, name),
                 description=f"{name}: set with 'aws secretsmanager put-secret-value'; synced by External Secrets",
                 encryption_key=self.key,
                 removal_policy=props.removal_policy,
@@ -133,7 +133,7 @@ class ModelSecrets(Construct):
                     "hook is available through rotation_lambda.",
                 )
             self.secrets[name] = secret
-            self.secret_names[name] = f"{props.name_prefix}/{name}"
+            self.secret_names[name] = secret_name(props.name_prefix, name)
 
     @property
     def secret_arns(self) -> tuple[str, ...]:
@@ -157,7 +157,7 @@ API_KEY_FILE = "api-key"
 
 def api_key_secret_name(prefix: str, model: str) -> str:
     """The Secrets Manager name of ``model``'s API key."""
-    return f"{prefix}/{API_KEY_PATH}/{model}"
+    return secret_name(prefix, f"{API_KEY_PATH}/{model}")
 
 
 def api_key_kubernetes_secret(model: str) -> str:

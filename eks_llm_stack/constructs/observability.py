@@ -35,6 +35,7 @@ from ..charts.monitoring import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE
 from ..config.observability import ObservabilityConfig, check_duration
 from ..conventions import (
     CAPACITY_TYPE_LABEL,
+    GRAFANA_ADMIN_SECRET,
     INSTANCE_TYPE_LABEL,
     MANAGED_BY,
     POOL_LABEL,
@@ -50,8 +51,7 @@ from .pod_identity import pod_identity, pod_identity_role
 
 #: API version of the External Secrets CRDs (v2.x).
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
-#: Kubernetes Secret holding the Grafana admin login, and its keys.
-GRAFANA_ADMIN_SECRET = "grafana-admin"
+#: Keys of the Kubernetes Secret holding the Grafana admin login (``conventions.GRAFANA_ADMIN_SECRET``).
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
 #: Namespace of the agents that need the host (node-exporter, the DCGM exporter): Pod Security

@@ -25,7 +25,8 @@ import re
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -370,33 +371,42 @@ def check_templates(
     return problems
 
 
-def _main(profiles: Iterable[str]) -> int:
-    import tempfile
+#: ``synthesize(profile, outdir)`` -> (profile name, ``{stack name: template}``, cloud assembly directory).
+Synthesize = Callable[[str, Path], tuple[str, Mapping[str, Mapping[str, Any]], Path]]
 
-    from aws_cdk import App
 
-    from ..synth import build
+def check_profiles(profiles: Iterable[str], synthesize: Synthesize) -> int:
+    """Check every Helm release of each profile, as ``synthesize`` builds it; 1 if any has a problem.
 
+    The caller synthesizes (gates sit below the stacks, so this module never imports them).
+    """
     failed = 0
     for profile in profiles:
         cache_dir().mkdir(parents=True, exist_ok=True)
         # The cloud assembly is only needed while rendering (chart assets): not left in the system temp dir.
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="helm-gate-") as tmp:
-            app = App(context={"nag": "false"}, outdir=tmp)
-            built = build(profile, app=app)
-            assembly = app.synth()
+            name, templates, assembly_dir = synthesize(profile, Path(tmp))
             out = Path("dist") / "helm" / profile
-            problems = check_templates(
-                {s.stack_name: s.template for s in assembly.stacks}, out_dir=out, assembly_dir=Path(assembly.directory)
-            )
+            problems = check_templates(templates, out_dir=out, assembly_dir=assembly_dir)
         for p in problems:
             print(p, file=sys.stderr)
-        print(f"{built.profile.name}: {len(problems)} problem(s); rendered releases in {out}/")
+        print(f"{name}: {len(problems)} problem(s); rendered releases in {out}/")
         failed += bool(problems)
     return 1 if failed else 0
 
 
-if __name__ == "__main__":  # pragma: no cover - a command-line entry point
-    from ..config import list_profiles
+if __name__ == "__main__":  # pragma: no cover - the command-line entry point
+    # Run as a script only: the one place here that synthesizes, so importing this module never loads
+    # the stacks (``python -m eks_llm_stack.gates.helm_values [PROFILE ...]``).
+    from aws_cdk import App
 
-    sys.exit(_main(sys.argv[1:] or list_profiles()))
+    from ..config import list_profiles
+    from ..synth import build
+
+    def _synthesize(profile: str, outdir: Path) -> tuple[str, Mapping[str, Mapping[str, Any]], Path]:
+        app = App(context={"nag": "false"}, outdir=str(outdir))
+        built = build(profile, app=app)
+        assembly = app.synth()
+        return built.profile.name, {s.stack_name: s.template for s in assembly.stacks}, Path(assembly.directory)
+
+    sys.exit(check_profiles(sys.argv[1:] or list_profiles(), _synthesize))

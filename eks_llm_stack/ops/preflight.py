@@ -479,12 +479,15 @@ def check_kubernetes_version(aws: Aws, req: Requirements) -> list[CheckResult]:
 
 
 def check_secrets(aws: Aws, req: Requirements) -> list[CheckResult]:
+    """Secrets the stacks import must exist with a value (FAIL otherwise). Secrets the Data stack creates
+    need a value once it has created them (WARN); the fix never says to create one by hand, which would
+    make the stack's own create fail."""
     name = "secrets"
-    if not req.secret_names:
+    if not req.secret_names and not req.created_secret_names:
         return [_passed(name, "the profile names no secrets")]
     sm = aws.client("secretsmanager")
     results: list[CheckResult] = []
-    for secret in req.secret_names:
+    for secret, created in [(s, False) for s in req.secret_names] + [(s, True) for s in req.created_secret_names]:
         set_value = f"aws secretsmanager put-secret-value --secret-id {secret} --secret-string file://value.txt"
         try:
             # DescribeSecret, not GetSecretValue: preflight learns that a value is set
@@ -493,13 +496,23 @@ def check_secrets(aws: Aws, req: Requirements) -> list[CheckResult]:
         except Exception as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise
-            results.append(
-                _failed(
-                    name,
-                    f"secret '{secret}' does not exist in {aws.region_name}",
-                    f"aws secretsmanager create-secret --name {secret} --secret-string file://value.txt",
+            if created:
+                results.append(
+                    CheckResult(
+                        check=name,
+                        status=Status.WARN,
+                        detail=f"secret '{secret}' does not exist yet: the Data stack creates it, without a value",
+                        fix=f"after the Data stack is deployed: {set_value}",
+                    )
                 )
-            )
+            else:
+                results.append(
+                    _failed(
+                        name,
+                        f"secret '{secret}' does not exist in {aws.region_name}",
+                        f"aws secretsmanager create-secret --name {secret} --secret-string file://value.txt",
+                    )
+                )
             continue
         if info.get("DeletedDate"):
             results.append(
@@ -510,7 +523,11 @@ def check_secrets(aws: Aws, req: Requirements) -> list[CheckResult]:
                 )
             )
         elif not any("AWSCURRENT" in stages for stages in (info.get("VersionIdsToStages") or {}).values()):
-            results.append(_failed(name, f"secret '{secret}' exists but has no value set", set_value))
+            detail = f"secret '{secret}' exists but has no value set"
+            if created:
+                results.append(CheckResult(check=name, status=Status.WARN, detail=detail, fix=set_value))
+            else:
+                results.append(_failed(name, detail, set_value))
         else:
             results.append(_passed(name, f"secret '{secret}' has a current value"))
     return results

@@ -1,37 +1,21 @@
-"""What the ops commands need to know about a profile, read through narrow adapters.
+"""What the ops commands need to know about a profile, read from its plan, typed.
 
-Preflight and the ephemeral commands check a handful of facts (GPU pools, secret names,
-whether stateful resources are retained). They read them here, with ``getattr`` and sane
-defaults, rather than from the profile models directly, so that the checks work with any
-profile section that offers the fields below -- including sections that are still being
-written -- and a test can state requirements without building a whole profile.
-
-Field names read from a pool (first one present wins):
-
-* name: ``name``
-* instance types: ``instance_types`` | ``instance_type``
-* capacity types: ``capacity_types`` | ``capacity_type`` (``on-demand``, ``spot``, ``reserved``)
-* maximum size: ``max_vcpus`` | ``limits.cpu``; ``max_gpus`` | ``limits.gpus`` | ``limits.nvidia.com/gpu``
-* zones: ``availability_zones`` | ``zones`` (else the network's zones)
-* placement group: ``placement_group`` (truthy)
-* reserved capacity: ``reserved`` (truthy), ``reserved`` in the capacity types, or
-  ``capacity_reservation_ids``
+Preflight checks a handful of facts (GPU pools with the instance types Karpenter may launch and
+their limits, the secrets that must hold a value, an imported VPC); the ephemeral commands refuse a
+profile that would keep stateful resources. Both read the validated :class:`~eks_llm_stack.config.Profile`
+and the :class:`~eks_llm_stack.plan.PlatformPlan` the stacks are built from, so they see what
+``cdk deploy`` would create. A test can still write :class:`Requirements` by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ..config import Profile
 from ..config.gpu_pool import GpuNodePoolProps
+from ..conventions import secret_name
 from ..errors import ConfigError, Problem
-
-if TYPE_CHECKING:
-    from ..config import Profile
-
-_ABSENT = object()
+from ..plan import PlatformPlan, plan_platform
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +53,11 @@ class Requirements:
     pools: tuple[PoolRequirement, ...] = ()
     """GPU pools. Default: none (quota, offering and reservation checks pass trivially)."""
     secret_names: tuple[str, ...] = ()
-    """Secrets Manager names that must exist with a value. Default: none."""
+    """Secrets Manager names (or ARNs) the stacks read but do not create: they must exist with a value.
+    Default: none."""
+    created_secret_names: tuple[str, ...] = ()
+    """Secrets Manager names the Data stack creates without a value: set each after the first deploy.
+    Default: none."""
     vpc_id: str | None = None
     """An imported VPC. Default: a new one (nothing to check)."""
     private_subnet_ids: tuple[str, ...] = ()
@@ -77,66 +65,6 @@ class Requirements:
     """Zones pinned by the network section. Default: the region's zones."""
     min_azs: int = 2
     """Zones an imported VPC's private subnets must span. Default: 2, the EKS minimum."""
-
-
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    """The first of ``names`` present on ``obj`` (attribute or mapping key), else ``default``."""
-    for name in names:
-        current: Any = obj
-        found = True
-        for part in name.split("."):
-            value = current.get(part, _ABSENT) if isinstance(current, Mapping) else getattr(current, part, _ABSENT)
-            if value is _ABSENT:
-                found = False
-                break
-            current = value
-        if found and current is not None:
-            return current
-    return default
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Iterable):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
-def _int_or_none(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
-
-
-def pool_from(pool: Any, index: int) -> PoolRequirement:
-    capacity = tuple(c.lower() for c in _strings(_get(pool, "capacity_types", "capacity_type", default=("on-demand",))))
-    reservation_ids = _strings(_get(pool, "capacity_reservation_ids", default=()))
-    limits = _get(pool, "limits", default={})
-    max_gpus = _int_or_none(_get(pool, "max_gpus", default=None))
-    if max_gpus is None:
-        max_gpus = _int_or_none(_get(limits, "gpus", default=None))
-    if max_gpus is None and isinstance(limits, Mapping):
-        max_gpus = _int_or_none(limits.get("nvidia.com/gpu"))
-    max_vcpus = _int_or_none(_get(pool, "max_vcpus", default=None))
-    if max_vcpus is None:
-        max_vcpus = _int_or_none(_get(limits, "cpu", default=None))
-    return PoolRequirement(
-        name=str(_get(pool, "name", default=f"pool-{index}")),
-        instance_types=_strings(_get(pool, "instance_types", "instance_type", default=())),
-        capacity_types=tuple(c for c in capacity if c != "reserved") or ("on-demand",),
-        max_vcpus=max_vcpus,
-        max_gpus=max_gpus,
-        zones=_strings(_get(pool, "availability_zones", "zones", default=())),
-        placement_group=bool(_get(pool, "placement_group", default=False)),
-        reserved=bool(_get(pool, "reserved", default=False)) or "reserved" in capacity or bool(reservation_ids),
-        capacity_reservation_ids=reservation_ids,
-    )
 
 
 def pool_requirement(props: GpuNodePoolProps) -> PoolRequirement:
@@ -156,36 +84,25 @@ def pool_requirement(props: GpuNodePoolProps) -> PoolRequirement:
     )
 
 
-def pools_of(profile: Any) -> tuple[PoolRequirement, ...]:
-    if isinstance(profile, Profile):
-        # The validated profile: read the pools the plan builds (the same props the stacks use).
-        return tuple(pool_requirement(props) for props in profile.compute.pool_props())
-    pools = _get(profile, "compute.pools", "compute.gpu_pools", default=())
-    return tuple(pool_from(p, i) for i, p in enumerate(pools or ()))
+def pools_of(plan: PlatformPlan) -> tuple[PoolRequirement, ...]:
+    """Every planned pool (the same props the Platform stack builds its NodePools from)."""
+    return tuple(pool_requirement(props) for props in plan.pools)
 
 
-def secret_names_of(profile: Any) -> tuple[str, ...]:
-    """Names of the Secrets Manager entries a profile expects to exist already."""
-    secrets = _get(profile, "secrets", default=None)
-    if secrets is None:
+def secret_names_of(profile: Profile) -> tuple[str, ...]:
+    """Secrets the stacks import rather than create: the Grafana admin login, when the profile names one."""
+    obs = profile.observability
+    # The condition under which the Data stack imports it (stacks/data.py).
+    if obs.enabled and not obs.managed and profile.secrets.enabled and obs.grafana_admin_secret:
+        return (obs.grafana_admin_secret,)
+    return ()
+
+
+def created_secret_names_of(profile: Profile) -> tuple[str, ...]:
+    """Secrets the Data stack creates, empty, as ``<prefix>/<name>``: the operator sets their values."""
+    if not profile.secrets.enabled:
         return ()
-    names: list[str] = []
-    entries = _get(secrets, "entries", "items", default=None)
-    if entries is None and isinstance(secrets, Mapping):
-        entries = list(secrets.values())
-    if isinstance(entries, Mapping):
-        entries = list(entries.values())
-    for entry in entries or ():
-        if isinstance(entry, str):
-            names.append(entry)
-            continue
-        # An entry the stack creates itself has no value until someone sets it, which is
-        # exactly what the check reports; an entry that imports an existing secret names it.
-        name = _get(entry, "secret_name", "existing_secret_name", "name", default=None)
-        if name:
-            names.append(str(name))
-    names.extend(_strings(_get(secrets, "names", default=())))
-    return tuple(dict.fromkeys(names))
+    return tuple(secret_name(profile.prefix, name) for name in profile.secrets.names)
 
 
 def stateful_kept(profile: Profile) -> tuple[tuple[str, object, str, str], ...]:
@@ -224,19 +141,22 @@ def stateful_retain_fields(profile: Profile) -> tuple[str, ...]:
     return tuple(f for f, *_ in stateful_kept(profile))
 
 
-def requirements_of(profile: Any) -> Requirements:
-    """Read every preflight requirement from a validated profile."""
-    network = _get(profile, "network", default=None)
+def requirements_of(profile: Profile, plan: PlatformPlan | None = None) -> Requirements:
+    """Every preflight requirement of a validated profile, read from its plan (computed here if not given;
+    a profile that synth would reject raises the same ``ConfigError``)."""
+    plan = plan if plan is not None else plan_platform(profile)
+    network = profile.network
     return Requirements(
-        profile_name=str(_get(profile, "name", default="default")),
-        account=_get(profile, "account", default=None),
-        region=_get(profile, "region", default=None),
-        kubernetes_version=str(_get(profile, "cluster.kubernetes_version", default="")),
-        pools=pools_of(profile),
+        profile_name=profile.name,
+        account=profile.account,
+        region=profile.region,
+        kubernetes_version=profile.cluster.kubernetes_version,
+        pools=pools_of(plan),
         secret_names=secret_names_of(profile),
-        vpc_id=_get(network, "vpc_id", default=None),
-        private_subnet_ids=_strings(_get(network, "private_subnet_ids", default=())),
-        network_zones=_strings(_get(network, "availability_zones", default=())),
+        created_secret_names=created_secret_names_of(profile),
+        vpc_id=network.vpc_id,
+        private_subnet_ids=tuple(network.private_subnet_ids),
+        network_zones=tuple(network.availability_zones),
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..catalog import FAMILIES, INSTANCES, InstanceType, ModelSpec, get_instance, resolve_model
 from ..catalog.instances import DEFAULT_REGION
+from ..conventions import HOST_MEMORY_RESERVE_GIB
 from ..errors import ConfigError, Problem, Problems, collecting
 from .cost import token_cost
 from .memory import (
@@ -64,8 +65,9 @@ CUDA_GRAPHS_GIB = 0.75
 MAX_NUM_BATCHED_TOKENS = 8192
 #: vLLM's default --max-num-seqs; the engine never proposes more unless concurrency asks for it.
 MAX_NUM_SEQS_CAP = 256
-#: Host memory kept for the OS, kubelet and the vLLM process besides the weights being loaded.
-HOST_RESERVE_GIB = 4.0
+#: Host memory kept for the OS, kubelet and the vLLM process besides the weights being loaded
+#: (the same reserve the vLLM chart keeps out of the pod's memory request).
+HOST_RESERVE_GIB = HOST_MEMORY_RESERVE_GIB
 #: Largest pipeline-parallel group (nodes) the engine considers.
 MAX_NODES = 8
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.90

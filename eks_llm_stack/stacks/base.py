@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags
+import cdk8s
+from aws_cdk import CfnOutput, CfnResource, Environment, Fn, Stack, Tags
+from aws_cdk import aws_cloudformation as cfn
+from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from ..config import Profile
-from ..config.ephemeral import (
+from ..config.ephemeral import platform_tags
+from ..conventions import (
     DEPLOYMENT_ID_OUTPUT,
     TAG_DEPLOYMENT_ID,
     TAG_EPHEMERAL,
     TAG_EXPIRES_AT,
     TAG_NAME,
     TAG_PROFILE,
-    platform_tags,
 )
+from ..naming import pascal_case, stack_name
 
 __all__ = ["TAG_DEPLOYMENT_ID", "TAG_EPHEMERAL", "TAG_EXPIRES_AT", "TAG_NAME", "TAG_PROFILE", "PlatformStackBase"]
 
 
 class PlatformStackBase(Stack):
-    """A stack of the platform: named ``<Prefix>-<Role>``, tagged, in the profile's environment.
+    """A stack of the platform: named ``<Prefix>-<Role>`` (``role`` of ``conventions.STACK_ROLES``), tagged,
+    in the profile's environment.
 
     Environment-agnostic when the profile names no account/region. Availability zones are the
     region's first ``max_azs`` (``Fn::GetAZs``) unless the profile pins them, so a new VPC spans
@@ -41,7 +46,7 @@ class PlatformStackBase(Stack):
         env = Environment(account=profile.account, region=profile.region) if profile.account else None
         super().__init__(
             scope,
-            f"{profile.stack_prefix}-{role}",
+            stack_name(profile.prefix, role),
             env=env,
             description=f"eks-llm-stack {role}: {description} (profile {profile.name})",
             termination_protection=termination_protection,
@@ -72,9 +77,6 @@ class PlatformStackBase(Stack):
         Stacks are split by lifecycle, not by content: a profile without models still has a
         ``Serving`` stack, so adding the first model is an update, not a new deployment order.
         """
-        from aws_cdk import CfnResource
-        from aws_cdk import aws_cloudformation as cfn
-
         if not any(isinstance(c, CfnResource) for c in self.node.find_all()):
             cfn.CfnWaitConditionHandle(self, "Empty")
 
@@ -84,7 +86,6 @@ class PlatformStackBase(Stack):
         # region's first N through Fn::GetAZs, resolved by CloudFormation at deploy time.
         if self.profile.network.availability_zones:
             return list(self.profile.network.availability_zones)
-        from aws_cdk import Fn
 
         return [Fn.select(i, Fn.get_azs()) for i in range(self.profile.network.max_azs)]
 
@@ -98,20 +99,17 @@ class ChartRegistry:
     """
 
     def __init__(self) -> None:
-        import cdk8s
-
         self.app = cdk8s.App()
         self.entries: list[tuple[str, object, Stack]] = []
 
     def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):
         """Apply ``chart`` to ``cluster`` from ``stack``; return the manifest construct."""
-        from aws_cdk import aws_eks_v2 as eks
 
         if any(n == name for n, _, _ in self.entries):
             raise ValueError(f"chart name '{name}' registered twice")
         manifest = eks.KubernetesManifest(
             stack,
-            f"Chart{''.join(part.capitalize() for part in name.split('-'))}",
+            f"Chart{pascal_case(name)}",
             cluster=cluster,
             manifest=list(chart.to_json()),
             # Server-side apply with overwrite: re-deploys converge instead of failing on drift.

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Annotations, RemovalPolicy, aws_lambda
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from ..config import Profile
+from ..constructs.model_secrets import ModelApiKeys, ModelApiKeysProps, ModelSecrets, ModelSecretsProps
+from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
+from ..conventions import DATA_STACK, GRAFANA_ADMIN_SECRET, secret_name
 from ..gates.nag import acknowledge
 from ..plan.models import api_key_models
 from .base import PlatformStackBase
@@ -31,7 +34,7 @@ class DataStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Data",
+            DATA_STACK,
             profile=profile,
             description="model storage and secrets (stateful)",
             expires_at=expires_at,
@@ -46,8 +49,6 @@ class DataStack(PlatformStackBase):
         self.removal_policy = RemovalPolicy.DESTROY if profile.ephemeral else RemovalPolicy.RETAIN
 
         # -- model storage (FSx for Lustre, EFS) -------------------------------------------------
-        from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
-
         #: ``ModelStorage`` or None; its ``client_security_group`` goes on every node (Platform).
         self.model_storage: ModelStorage | None = None
         if profile.storage.enabled:
@@ -65,15 +66,11 @@ class DataStack(PlatformStackBase):
             )
 
         # -- secrets (Secrets Manager) -----------------------------------------------------------
-        from ..constructs.model_secrets import ModelSecrets, ModelSecretsProps
-
         #: ``ModelSecrets`` or None; synced into the serving namespace by External Secrets (Platform).
         self.model_secrets: ModelSecrets | None = None
         if profile.secrets.enabled:
             rotation = None
             if profile.secrets.rotation_lambda_arn:
-                from aws_cdk import aws_lambda
-
                 arn = profile.secrets.rotation_lambda_arn
                 rotation = aws_lambda.Function.from_function_arn(self, "SecretRotation", arn)
             self.model_secrets = ModelSecrets(
@@ -89,8 +86,6 @@ class DataStack(PlatformStackBase):
             )
 
         # -- model API keys (generated; new construct ids, the model-hub secrets' key) --------------
-        from ..constructs.model_secrets import ModelApiKeys, ModelApiKeysProps
-
         #: ``ModelApiKeys`` or None (no secrets section: External Secrets is what carries the keys).
         self.api_keys: ModelApiKeys | None = None
         keyed = api_key_models(profile)
@@ -106,8 +101,6 @@ class DataStack(PlatformStackBase):
                 ),
             )
         elif any(m.engine == "vllm" and m.api_key for m in profile.models):
-            from aws_cdk import Annotations
-
             Annotations.of(self).add_warning_v2(
                 "eks-llm-stack:unauthenticated-models",
                 "secrets.enabled is false: the models are served without an API key (the key is synced by "
@@ -131,7 +124,7 @@ class DataStack(PlatformStackBase):
                         self, "GrafanaAdmin", obs.grafana_admin_secret
                     )
             else:
-                self.grafana_admin_secret_name = f"{profile.prefix}/grafana-admin"
+                self.grafana_admin_secret_name = secret_name(profile.prefix, GRAFANA_ADMIN_SECRET)
                 secret = sm.Secret(
                     self,
                     "GrafanaAdmin",

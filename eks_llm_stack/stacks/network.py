@@ -6,6 +6,7 @@ from constructs import Construct
 
 from ..config import Profile
 from ..constructs.network import ClusterNetwork, ClusterNetworkProps
+from ..conventions import NETWORK_STACK
 from .base import PlatformStackBase
 
 
@@ -15,7 +16,7 @@ class NetworkStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Network",
+            NETWORK_STACK,
             profile=profile,
             description="VPC and endpoints",
             expires_at=expires_at,

@@ -6,13 +6,35 @@ import dataclasses
 from typing import cast
 
 import cdk8s
+from aws_cdk import Annotations, Tags
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
+from ..charts.dcgm_exporter import DcgmExporterChart, DcgmExporterProps
+from ..charts.external_secrets import (
+    CLUSTER_SECRET_STORE_NAME,
+    ExternalSecretsChart,
+    ExternalSecretsChartProps,
+    SecretStore,
+    SyncedSecret,
+)
+from ..charts.monitoring import MonitoringChart, MonitoringChartProps
 from ..charts.namespaces import NamespacesChart, NamespacesChartProps, NamespaceSpec
+from ..charts.network_policies import ServingNamespacePolicies, ServingNamespacePoliciesProps
+from ..charts.storage import EfsVolume, FsxVolume, StorageChart, StorageChartProps
 from ..config import Profile
 from ..config.ephemeral import pool_node_tags
 from ..constructs.cluster import LlmCluster, LlmClusterProps
+from ..constructs.csi_drivers import StorageCsiDrivers, StorageCsiDriversProps
+from ..constructs.device_plugins import DevicePluginsProps, GpuDevicePlugins
+from ..constructs.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
+from ..constructs.gpu_node_pool import GpuNodePool
+from ..constructs.karpenter import Karpenter
+from ..constructs.model_secrets import API_KEY_PATH
+from ..constructs.observability import Observability, ObservabilityProps
+from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
+from ..conventions import PLATFORM_STACK
+from ..naming import pascal_case
 from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
 from .data import DataStack
@@ -39,7 +61,7 @@ class PlatformStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Platform",
+            PLATFORM_STACK,
             profile=profile,
             description="EKS cluster, GPU capacity, controllers",
             expires_at=expires_at,
@@ -85,7 +107,6 @@ class PlatformStack(PlatformStackBase):
             self.cluster,
         )
         # Default-deny for the serving namespace; each model's chart opens what that model needs.
-        from ..charts.network_policies import ServingNamespacePolicies, ServingNamespacePoliciesProps
 
         policies = cdk8s_chart(charts.app, "network-policies")
         ServingNamespacePolicies(
@@ -100,10 +121,6 @@ class PlatformStack(PlatformStackBase):
         self.karpenter = None
         self.gpu_pools: dict = {}
         if profile.compute.enabled:
-            from ..constructs.device_plugins import DevicePluginsProps, GpuDevicePlugins
-            from ..constructs.gpu_node_pool import GpuNodePool
-            from ..constructs.karpenter import Karpenter
-
             self.karpenter = Karpenter(self, "Karpenter", cluster=self.cluster)
             # The controller runs on the system node group: install it once that group exists.
             self.karpenter.chart.node.add_dependency(self.system_nodegroup)
@@ -112,8 +129,6 @@ class PlatformStack(PlatformStackBase):
             # tag with a plain value: its id is another stack's export, unknown until deploy time.
             client_tags: dict[str, str] = {}
             if data.model_storage is not None:
-                from aws_cdk import Tags
-
                 client_tags = {"eks-llm-stack.io/gpu-node-group": profile.cluster_name}
                 Tags.of(data.model_storage.client_security_group).add(*next(iter(client_tags.items())))
             pool_props = plan.pools
@@ -126,8 +141,6 @@ class PlatformStack(PlatformStackBase):
                     security_group_tags={**props.security_group_tags, **client_tags},
                 )
                 if props.ami_version == "latest" and not profile.ephemeral:
-                    from aws_cdk import Annotations
-
                     Annotations.of(self).add_warning_v2(
                         "eks-llm-stack:unpinned-ami",
                         f"pool '{props.name}': the AMI alias follows 'latest', so nodes change image with every "
@@ -135,7 +148,7 @@ class PlatformStack(PlatformStackBase):
                     )
                 pool = GpuNodePool(
                     self,
-                    "GpuPool" + "".join(part.capitalize() for part in props.name.split("-")),
+                    "GpuPool" + pascal_case(props.name),
                     cluster=self.cluster,
                     karpenter=self.karpenter,
                     props=props,
@@ -157,9 +170,6 @@ class PlatformStack(PlatformStackBase):
         # -- storage drivers (EFS / FSx CSI) --------------------------------------------------------
         storage = data.model_storage
         if storage is not None:
-            from ..charts.storage import EfsVolume, FsxVolume, StorageChart, StorageChartProps
-            from ..constructs.csi_drivers import StorageCsiDrivers, StorageCsiDriversProps
-
             self.csi_drivers = StorageCsiDrivers(
                 self,
                 "StorageCsiDrivers",
@@ -198,15 +208,6 @@ class PlatformStack(PlatformStackBase):
         #: Name of the ClusterSecretStore of the monitoring namespace (Grafana's login), or None.
         self.monitoring_store: str | None = None
         if secrets is not None:
-            from ..charts.external_secrets import (
-                ExternalSecretsChart,
-                ExternalSecretsChartProps,
-                SecretStore,
-                SyncedSecret,
-            )
-            from ..constructs.external_secrets import ExternalSecretsOperator, ExternalSecretsOperatorProps
-            from ..constructs.model_secrets import API_KEY_PATH
-
             #: The operator; ``.store_name`` is the serving namespace's ClusterSecretStore.
             self.external_secrets = ExternalSecretsOperator(
                 self,
@@ -260,11 +261,6 @@ class PlatformStack(PlatformStackBase):
         #: ``Observability`` (kube-prometheus-stack and the managed options) or None.
         self.observability = None
         if obs_cfg.enabled:
-            from ..charts.dcgm_exporter import DcgmExporterChart, DcgmExporterProps
-            from ..charts.external_secrets import CLUSTER_SECRET_STORE_NAME
-            from ..charts.monitoring import MonitoringChart, MonitoringChartProps
-            from ..constructs.observability import Observability, ObservabilityProps
-
             store = self.monitoring_store or CLUSTER_SECRET_STORE_NAME
             # The Data stack decides which secret holds the login (created there, or the profile's own).
             with_secret = obs_cfg.model_copy(update={"grafana_admin_secret": data.grafana_admin_secret_name})
@@ -310,8 +306,6 @@ class PlatformStack(PlatformStackBase):
         #: Helm releases the model charts of the Serving stack are applied after.
         self.serving_controller_charts: tuple = ()
         if plan.serving_controllers:
-            from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
-
             lbc = plan.load_balancer_controller
             self.serving_controllers = ServingControllers(
                 self,

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aws_cdk import Annotations
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from ..charts.external_secrets import SyncedSecret
+from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
 from ..config import Profile
+from ..config.serving import ModelSource
+from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
+from ..constructs.pod_identity import pod_identity
+from ..constructs.serving_controllers import nag_partition
+from ..conventions import SERVING_STACK
+from ..gates.nag import acknowledge
+from ..naming import pascal_case
 from ..plan import PlatformPlan
 from ..plan.models import (  # noqa: F401  (re-exported: their former home)
     CACHE_CLAIMS,
@@ -21,9 +32,6 @@ from ..plan.models import (  # noqa: F401  (re-exported: their former home)
 )
 from .base import ChartRegistry, PlatformStackBase
 from .platform import PlatformStack
-
-if TYPE_CHECKING:
-    from ..config.serving import ModelSource
 
 
 class ServingStack(PlatformStackBase):
@@ -40,7 +48,7 @@ class ServingStack(PlatformStackBase):
     ) -> None:
         super().__init__(
             scope,
-            "Serving",
+            SERVING_STACK,
             profile=profile,
             description="model endpoints (vLLM)",
             expires_at=expires_at,
@@ -57,14 +65,8 @@ class ServingStack(PlatformStackBase):
             self._add_models(profile, plan, platform, charts)
 
     def _add_models(self, profile: Profile, plan: PlatformPlan, platform: PlatformStack, charts: ChartRegistry) -> None:
-        from ..charts.external_secrets import SyncedSecret
-        from ..charts.model import ModelApiKey, ModelChart, ModelChartProps
-        from ..constructs.model_secrets import API_KEY_FILE, api_key_secret_name
-
         deployments = plan.models
         if not profile.ephemeral:
-            from aws_cdk import Annotations
-
             for warning in unpinned_weights(profile):
                 Annotations.of(self).add_warning_v2("eks-llm-stack:unpinned-weights", warning)
         # Controllers, namespace, cache claims and the HF token Secret come from the Platform stack.
@@ -107,11 +109,8 @@ class ServingStack(PlatformStackBase):
 
     def _grant_s3(self, name: str, profile: Profile, src: ModelSource) -> None:
         """Read access to the model's S3 prefix for its service account, through EKS Pod Identity."""
-        from aws_cdk import aws_iam as iam
 
-        from ..constructs.pod_identity import pod_identity
-
-        cid = "".join(x.capitalize() for x in name.split("-"))
+        cid = pascal_case(name)
         role = pod_identity(
             self,
             f"{cid}WeightsRole",
@@ -136,8 +135,6 @@ class ServingStack(PlatformStackBase):
             ],
         )
         policy.attach_to_role(role)
-        from ..constructs.serving_controllers import nag_partition
-        from ..gates.nag import acknowledge
 
         acknowledge(
             policy,

@@ -27,21 +27,22 @@ from ...config.ephemeral import (
     ttl_problem,
     ttl_seconds,
 )
-from ...config.profile import stack_prefix_of
+from ...conventions import CLUSTER_NAME_TAG, DISCOVERY_TAG, STACK_ROLES, cluster_name
 from ...errors import ConfigError, EksLlmStackError, Problem
+from ...naming import stack_name
 
 #: Kept under its old name for callers of this module.
 TAG_EXPIRES = TAG_EXPIRES_AT
 
 #: Stack suffixes in deploy order; ``down`` deletes them in reverse.
-STACK_ORDER = ("Network", "Data", "Platform", "Serving")
+STACK_ORDER = STACK_ROLES
 
 #: Tags by which controllers and Karpenter mark what they create for a cluster ({c} = cluster name).
 #: Resources with these tags but without the ephemeral tags are reported, never deleted.
 CLUSTER_TAGS = (
     ("kubernetes.io/cluster/{c}", None),
-    ("eks:eks-cluster-name", "{c}"),
-    ("karpenter.sh/discovery", "{c}"),
+    (CLUSTER_NAME_TAG, "{c}"),
+    (DISCOVERY_TAG, "{c}"),
     ("elbv2.k8s.aws/cluster", "{c}"),
     ("cluster.k8s.amazonaws.com/name", "{c}"),
     ("KubernetesCluster", "{c}"),
@@ -106,7 +107,7 @@ def new_deployment_id() -> str:
 
 def stack_names_for(name: str) -> tuple[str, ...]:
     """The stack names the app gives an environment named ``name`` (the same mapping as the app's)."""
-    return tuple(f"{stack_prefix_of(name)}-{role}" for role in STACK_ORDER)
+    return tuple(stack_name(name, role) for role in STACK_ORDER)
 
 
 def parse_ttl(ttl: str, max_ttl: str = DEFAULT_MAX_TTL) -> timedelta:
@@ -127,7 +128,7 @@ def parse_iso(value: str | None) -> datetime | None:
 
 def cluster_name_for(name: str) -> str:
     """The EKS cluster of an ephemeral environment (the app names it ``<prefix>-cluster``)."""
-    return f"{name}-cluster"
+    return cluster_name(name)
 
 
 def ephemeral_tags(

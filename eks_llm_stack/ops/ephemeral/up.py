@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Profile, list_profiles, load_profile
-from ...config.profile import PROFILE_DIR, stack_prefix_of
+from ...config.profile import PROFILE_DIR
 from ...errors import ConfigError, EksLlmStackError, Problem
+from ...naming import stack_prefix_of
 from ..aws import Aws, error_code, wait_until
 from ..requirements import refuse_for_ephemeral
 from .kubeconfig import write_kubeconfig
