@@ -3,7 +3,7 @@
 #   make test                   the whole test suite (installs Debian's prometheus/promtool if missing)
 #   make check                  lint (ruff), types (mypy) and the tests
 #   make test-image             build the project's image (buildah, mmdebstrap) and run it
-#   make bench-synth            synth time and memory figures
+#   make bench-synth            synth time and memory figures, against plain aws-cdk-lib peers
 #   make bench-peers            this harness side by side with inference-perf and GuideLLM (own virtualenvs)
 
 SHELL := /bin/bash
@@ -90,8 +90,11 @@ typecheck: setup
 
 check: lint typecheck test
 
+# make synth vs the old recipe and plain aws-cdk-lib peers (TypeScript, Python, eks-blueprints), interleaved;
+# the peers' npm packages (benchmarks/peers/synth/*/package-lock.json) are installed here, not by setup.
+BENCH_RUNS ?= 3
 bench-synth: setup
-	@$(PY) benchmarks/synth.py --profile $(PROFILE)
+	@$(PY) benchmarks/synth.py --runs $(BENCH_RUNS)
 
 bench-harness: setup
 	@$(PY) benchmarks/harness.py

@@ -17,12 +17,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from aws_cdk import App
 
-from .charts.render import APPLY_STEPS, CRDS_STEP, chart_documents, dump_documents, manifest_layout, placeholders
+from .charts.render import APPLY_STEPS, CRDS_STEP, dump_documents, manifest_layout, placeholders, resolve_documents
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
@@ -147,7 +147,8 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
     """Write every Kubernetes object the stacks apply to ``out_dir/<step>/<name>.yaml`` (tokens become
     placeholders): the registry's charts, the objects constructs apply themselves (a controller's
     namespace, the monitoring StorageClass, the Grafana login's ExternalSecret) and the CRDs of the CRD
-    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths.
+    charts, in the apply steps of :data:`charts.render.APPLY_STEPS` (docs/gitops.md). Return the paths, charts
+    first in the order the stacks apply them.
 
     The third-party Helm releases are not Kubernetes objects: :func:`write_helm_releases` writes them.
     """
@@ -155,9 +156,10 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
     from .constructs.crds import CrdChart, crd_chart_name, crd_files
 
     serving = built.platform.serving
+    registry = built.platform.charts
     sources: list[tuple[str, list[dict[str, Any]], bool]] = [
-        (name, chart_documents(cast(Any, chart), stack), stack is serving)
-        for name, chart, stack in built.platform.charts.entries
+        (name, resolve_documents(registry.documents[name], stack), stack is serving)
+        for name, _, stack in registry.entries
     ]
     crd_texts: dict[str, str] = {}
     for construct in built.app.node.find_all():
@@ -181,7 +183,7 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
         written.append(_write(out_dir / rel, dump_documents(docs)))
     for name, text in crd_texts.items():
         written.append(_write(out_dir / CRDS_STEP / f"{name}.yaml", text))
-    return sorted(written)
+    return written
 
 
 def _write(path: Path, text: str) -> Path:
@@ -261,8 +263,23 @@ def synthesize_app(profile: str | None = None, manifests_dir: str | None = None,
         write_dashboards(out.parent / "dashboards")
     assembly = built.app.synth()
     # Beside the manifests too: the controllers' Helm releases, read from the templates just written.
-    write_helm_releases({s.stack_name: s.template for s in assembly.stacks}, out.parent / HELM_RELEASES_DIR)
+    write_helm_releases(assembly_templates(Path(assembly.directory)), out.parent / HELM_RELEASES_DIR)
     return built
+
+
+def assembly_templates(outdir: Path) -> dict[str, dict[str, Any]]:
+    """Stack name -> template of the cloud assembly at ``outdir``, read from its files.
+
+    The same as ``{s.stack_name: s.template for s in assembly.stacks}`` without carrying every template
+    through the jsii runtime (a second or more with many models).
+    """
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    templates: dict[str, dict[str, Any]] = {}
+    for artifact_id, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") == "aws:cloudformation:stack":
+            props = artifact.get("properties", {})
+            templates[props.get("stackName", artifact_id)] = json.loads((outdir / props["templateFile"]).read_text())
+    return templates
 
 
 def cli_context(root: Path, overrides: Mapping[str, str] = {}) -> dict[str, Any]:

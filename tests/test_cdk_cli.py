@@ -58,6 +58,8 @@ def test_default_profile_synthesizes_offline_without_credentials(tmp_path: Path)
         "Llm-Platform.template.json",
         "Llm-Serving.template.json",
     ]
-    assert (manifests / "namespaces.yaml").is_file()
+    assert (manifests / "00-namespaces" / "namespaces.yaml").is_file()
+    # The controllers' Helm releases beside the manifests.
+    assert (tmp_path / "helm-releases" / "install.sh").is_file()
     # No context lookups happened: nothing was written to cdk.context.json.
     assert not (ROOT / "cdk.context.json").exists()

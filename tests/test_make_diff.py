@@ -43,7 +43,7 @@ def test_a_synth_for_ls_or_diff_writes_into_its_own_assembly_not_dist(tmp_path: 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (tmp_path / "dist").exists()
-    assert (tmp_path / "cdk.out" / "manifests" / "namespaces.yaml").is_file()
+    assert (tmp_path / "cdk.out" / "manifests" / "00-namespaces" / "namespaces.yaml").is_file()
 
 
 def test_make_synth_chooses_dist_manifests() -> None:

@@ -82,7 +82,7 @@ def test_cluster_job_runs_up_smoke_report_then_always_down(workflow: dict[Any, A
     runs = [(s.get("run", "") or s.get("uses", "")) for s in steps]
     order = [
         next(i for i, r in enumerate(runs) if marker in r)
-        for marker in ("ephemeral up", "ephemeral smoke", "upload-artifact", "ephemeral down")
+        for marker in ("ephemeral up", "eks-llm-stack verify", "ephemeral smoke", "upload-artifact", "ephemeral down")
     ]
     assert order == sorted(order)
     down = next(s for s in steps if "ephemeral down" in s.get("run", ""))
@@ -133,3 +133,12 @@ def test_preflight_checks_the_bootstrap_the_workflow_deploys_through(workflow: d
     up = next(i for i, r in enumerate(runs) if "ephemeral up" in r)
     assert pre < up
     assert {QUALIFIER_ENV, BOUNDARY_ENV} <= set(workflow["env"])
+
+
+def test_verify_checks_the_templates_up_deployed(workflow: dict[Any, Any]) -> None:
+    """verify reads the Helm releases from the cloud assembly 'cdk deploy' left (up runs it in the checkout)."""
+    steps = workflow["jobs"]["cluster"]["steps"]
+    [run] = [s["run"] for s in steps if s.get("run", "").startswith("eks-llm-stack verify")]
+    assert '-p "$PROFILE"' in run and "--assembly cdk.out" in run
+    assert '--kubeconfig "$RUNNER_TEMP/kubeconfig"' in run
+    assert "eks-llm-stack verify -p ci-ephemeral --kubeconfig" in DOC

@@ -128,3 +128,59 @@ def test_pools_are_checked_once_per_build_whatever_the_model_count() -> None:
     one, many = _pool_checks(1), _pool_checks(6)
     # Only the stack's one tagging replace per pool runs the checks during a build; none per model.
     assert one == many == pools
+
+
+# -- the stacks compose what the plan decided -------------------------------------------------------
+
+
+def test_stacks_compose_what_the_plan_decided(any_synth) -> None:  # type: ignore[no-untyped-def]
+    platform = any_synth.built.platform
+    plan = platform.plan
+    assert (platform.platform.karpenter is not None) == plan.karpenter == bool(plan.pools)
+    assert set(platform.platform.gpu_pools) == {p.name for p in plan.pools}
+    assert (platform.data.model_storage is not None) == plan.model_storage
+    assert (platform.data.model_secrets is not None) == plan.external_secrets
+    assert (platform.platform.observability is not None) == plan.observability
+    grafana = plan.grafana_admin_secret
+    assert platform.data.grafana_admin_secret_name == (grafana.name if grafana else None)
+    generated = [
+        r
+        for r in any_synth.template("Data")["Resources"].values()
+        if r["Type"] == "AWS::SecretsManager::Secret" and "grafana" in str(r["Properties"].get("Name", ""))
+    ]
+    assert len(generated) == (1 if grafana is not None and grafana.create else 0)
+    assert set(plan.api_key_models) == set(platform.data.api_keys.secret_names if platform.data.api_keys else ())
+
+
+def _plan(**sections: Any) -> Any:
+    return plan_platform(validate_profile(sections))
+
+
+def test_the_grafana_login_is_decided_once() -> None:
+    assert _plan().grafana_admin_secret is not None
+    generated = _plan().grafana_admin_secret
+    assert (generated.name, generated.create, generated.is_arn) == ("llm/grafana-admin", True, False)
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:team/grafana-AbCdEf"
+    imported = _plan(observability={"grafana_admin_secret": arn}).grafana_admin_secret
+    assert (imported.name, imported.create, imported.is_arn) == (arn, False, True)
+    assert _plan(observability={"managed": True}).grafana_admin_secret is None
+    assert _plan(observability={"enabled": False}).grafana_admin_secret is None
+
+
+def test_cache_claims_are_the_caches_the_profile_has() -> None:
+    assert _plan(storage={"efs": {}}).cache_claims == {"efs": "model-cache-efs"}
+    assert _plan(storage={"fsx": {}, "efs": {}}).cache_claims == {"fsx": "model-cache-fsx", "efs": "model-cache-efs"}
+    assert _plan(storage={}).cache_claims == {}
+
+
+def test_warnings_are_decided_by_the_plan() -> None:
+    pool = {"name": "gpu", "instance_types": ["g6.4xlarge"]}
+    assert _plan(compute={"pools": [pool]}).unpinned_ami_pools == ("gpu",)
+    pinned = {**pool, "ami_version": "v20260930"}
+    assert _plan(compute={"pools": [pinned]}).unpinned_ami_pools == ()
+    keyed = {**LLAMA, "engine": "vllm", "instance_type": "g6.4xlarge", "pool": "gpu"}
+    loose = _plan(
+        compute={"pools": [pool]}, models=[keyed], secrets={"enabled": False}, observability={"enabled": False}
+    )
+    assert loose.unauthenticated_models and loose.api_key_models == ()
+    assert not _plan(compute={"pools": [pool]}, models=[keyed]).unauthenticated_models

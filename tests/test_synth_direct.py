@@ -171,3 +171,11 @@ def test_direct_app_writes_what_cdk_synth_writes_and_the_cli_probes_no_notices(t
     assert manifests and _files(tmp_path / "direct-manifests", "*/*.yaml") == manifests
     # The summary of the same process, as `eks-llm-stack summary` prints it.
     assert "4 stacks" in direct.stdout and "Deploy: cdk deploy --all" in direct.stdout
+
+
+def test_assembly_templates_reads_what_the_assembly_holds(default_synth) -> None:
+    from eks_llm_stack.synth import assembly_templates
+
+    expected = {s.stack_name: s.template for s in default_synth.assembly.stacks}
+    assert assembly_templates(Path(default_synth.assembly.directory)) == expected
+    assert len(expected) == 4

@@ -70,10 +70,14 @@ def dump_documents(docs: list[dict[str, Any]]) -> str:
 def chart_documents(chart: cdk8s.Chart, resolver: Any | None = None) -> list[dict[str, Any]]:
     """The manifests of ``chart``; with ``resolver`` (a CDK ``Stack``), tokens become placeholders."""
     docs: list[dict[str, Any]] = list(chart.to_json())
-    if resolver is not None:
-        # One resolve for the whole chart: each call is a round trip to the jsii runtime.
-        docs = placeholders(resolver.resolve(docs))
-    return docs
+    return docs if resolver is None else resolve_documents(docs, resolver)
+
+
+def resolve_documents(docs: list[dict[str, Any]], resolver: Any) -> list[dict[str, Any]]:
+    """``docs`` with their tokens resolved by ``resolver`` (a CDK ``Stack``) and made placeholders."""
+    # One resolve for all of them: each call is a round trip to the jsii runtime.
+    resolved: list[dict[str, Any]] = placeholders(resolver.resolve(docs))
+    return resolved
 
 
 def write_manifests(

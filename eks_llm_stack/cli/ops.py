@@ -1,4 +1,4 @@
-"""``eks-llm-stack preflight`` and ``eks-llm-stack ephemeral {up,smoke,down,list,reap}``.
+"""``eks-llm-stack preflight``, ``eks-llm-stack verify`` and ``eks-llm-stack ephemeral {up,smoke,down,list,reap}``.
 
 boto3 and the profile models are imported inside the handlers so that ``--help`` stays fast.
 Exit codes: 0 success, 1 a check or a teardown found problems, 2 bad input (printed as ``error:``),
@@ -37,6 +37,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: $EKS_LLM_STACK_PERMISSIONS_BOUNDARY, else not checked)",
     )
     pre.set_defaults(func=_preflight)
+
+    ver = sub.add_parser(
+        "verify",
+        help="check a live cluster against its profile: Helm releases, CRDs, GPU devices, DCGM, each model",
+    )
+    ver.add_argument("-p", "--profile", default="default", help="profile name or YAML path (default: default)")
+    ver.add_argument(
+        "--kubeconfig", type=Path, default=None, help="kubeconfig to use (default: $KUBECONFIG, else ~/.kube/config)"
+    )
+    ver.add_argument("--context", default=None, help="kubeconfig context (default: its current-context)")
+    ver.add_argument(
+        "--assembly",
+        type=Path,
+        default=None,
+        help="a synthesized cloud assembly (cdk.out) to read the Helm releases from (default: synthesize the profile)",
+    )
+    ver.add_argument(
+        "--via",
+        choices=("plan", "service"),
+        default="plan",
+        help="plan: a model behind a load balancer is asked through it; service: every model through its Service "
+        "(default: plan)",
+    )
+    ver.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default: 10)")
+    ver.add_argument(
+        "--completion-timeout", type=float, default=120.0, help="seconds for each model's completion (default: 120)"
+    )
+    ver.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    ver.add_argument("--width", type=int, default=None, help="table width in characters (default: 200)")
+    ver.set_defaults(func=_verify)
 
     eph = sub.add_parser("ephemeral", help="throw-away clusters for CI: up, smoke, down, list, reap")
     verbs = eph.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -174,6 +204,55 @@ def _preflight(args: argparse.Namespace) -> int:
     )
     report = run_preflight(_aws(profile.region), requirements_of(profile), bootstrap)
     print(render(report, width=args.width), end="")
+    return report.exit_code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..config import load_profile
+    from ..ops.verify import (
+        KubeAccessError,
+        KubeApi,
+        VerifyOptions,
+        assembly_templates,
+        expectations,
+        load_kubeconfig,
+        releases_of,
+        render,
+        run_verify,
+        synthesized_releases,
+        to_json,
+    )
+    from ..ops.verify.forward import KubectlForwarder
+    from ..plan import plan_platform
+
+    profile = load_profile(args.profile)
+    plan = plan_platform(profile)
+    if args.assembly is not None:
+        templates = assembly_templates(args.assembly)
+        if not templates:
+            print(
+                f"error: {args.assembly} holds no *.template.json -- fix: pass the cdk.out of 'cdk synth'",
+                file=sys.stderr,
+            )
+            return 2
+        releases = releases_of(templates, args.assembly)
+    else:
+        releases = synthesized_releases(profile)
+    try:
+        api = KubeApi(load_kubeconfig(args.kubeconfig, args.context), timeout=args.timeout)
+        report = run_verify(
+            api,
+            expectations(plan, releases),
+            forward=KubectlForwarder(kubeconfig=api.target.kubeconfig, context=api.target.context),
+            options=VerifyOptions(via=args.via, timeout=args.timeout, completion_timeout=args.completion_timeout),
+            deploy_hint=f"cdk deploy --all -c profile={args.profile}",
+        )
+    except KubeAccessError as exc:
+        print(f"error: eks-llm-stack verify: {exc}", file=sys.stderr)
+        return KubeAccessError.exit_code
+    print(to_json(report) if args.json else render(report, width=args.width), end="")
     return report.exit_code
 
 

@@ -169,11 +169,16 @@ class ObservabilityProps:
                 )
 
     @classmethod
-    def from_config(cls, config: ObservabilityConfig, *, secret_store_name: str) -> ObservabilityProps:
-        """Props from the profile's ``observability`` section."""
+    def from_config(
+        cls, config: ObservabilityConfig, *, secret_store_name: str, grafana_admin_secret: str | None = None
+    ) -> ObservabilityProps:
+        """Props from the profile's ``observability`` section; ``grafana_admin_secret`` — the secret the plan
+        chose for the login (default: the section's own ``grafana_admin_secret``)."""
         return cls(
             secret_store_name=secret_store_name,
-            grafana_admin_secret=config.grafana_admin_secret,
+            grafana_admin_secret=grafana_admin_secret
+            if grafana_admin_secret is not None
+            else config.grafana_admin_secret,
             namespace=config.namespace,
             retention=config.retention,
             storage_gib=config.storage_gib,

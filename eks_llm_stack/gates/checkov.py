@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +50,23 @@ HF_TOKEN_ENV = (
 )
 
 
+#: Per cdk8s ``ApiObject`` (weakly): its metadata object and how many skips it has. Each jsii property read
+#: or call is a round trip to the Node.js runtime, and a model's chart has about ten acknowledgments, so
+#: the existing skips are read once per object and the next number is counted here.
+_SKIPS: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()
+
+
 def acknowledge_k8s(obj: Any, check_id: str, reason: str) -> None:
     """Acknowledge checkov's ``check_id`` on one cdk8s ``ApiObject``, with a reason."""
     _check_reason(check_id, reason)
-    current = (obj.metadata.to_json() or {}).get("annotations") or {}
-    n = 1 + sum(1 for k in current if k.startswith(K8S_SKIP_PREFIX))
-    obj.metadata.add_annotation(f"{K8S_SKIP_PREFIX}{n}", f"{check_id}={reason}")
+    known = _SKIPS.get(obj)
+    if known is None:
+        metadata = obj.metadata
+        current = (metadata.to_json() or {}).get("annotations") or {}
+        known = (metadata, sum(1 for k in current if k.startswith(K8S_SKIP_PREFIX)))
+    metadata, count = known
+    metadata.add_annotation(f"{K8S_SKIP_PREFIX}{count + 1}", f"{check_id}={reason}")
+    _SKIPS[obj] = (metadata, count + 1)
 
 
 def k8s_skip_annotations(acknowledgments: Mapping[str, str]) -> dict[str, str]:

@@ -89,19 +89,18 @@ def pools_of(plan: PlatformPlan) -> tuple[PoolRequirement, ...]:
     return tuple(pool_requirement(props) for props in plan.pools)
 
 
-def secret_names_of(profile: Profile) -> tuple[str, ...]:
+def secret_names_of(plan: PlatformPlan) -> tuple[str, ...]:
     """Secrets the stacks import rather than create: the Grafana admin login, when the profile names one."""
-    obs = profile.observability
-    # The condition under which the Data stack imports it (stacks/data.py).
-    if obs.enabled and not obs.managed and profile.secrets.enabled and obs.grafana_admin_secret:
-        return (obs.grafana_admin_secret,)
-    return ()
+    grafana = plan.grafana_admin_secret
+    return (grafana.name,) if grafana is not None and not grafana.create else ()
 
 
-def created_secret_names_of(profile: Profile) -> tuple[str, ...]:
-    """Secrets the Data stack creates, empty, as ``<prefix>/<name>``: the operator sets their values."""
-    if not profile.secrets.enabled:
+def created_secret_names_of(plan: PlatformPlan) -> tuple[str, ...]:
+    """Secrets the Data stack creates, empty, as ``<prefix>/<name>``: the operator sets their values.
+    (The generated Grafana login is created with a value.)"""
+    if not plan.external_secrets:
         return ()
+    profile = plan.profile
     return tuple(secret_name(profile.prefix, name) for name in profile.secrets.names)
 
 
@@ -152,8 +151,8 @@ def requirements_of(profile: Profile, plan: PlatformPlan | None = None) -> Requi
         region=profile.region,
         kubernetes_version=profile.cluster.kubernetes_version,
         pools=pools_of(plan),
-        secret_names=secret_names_of(profile),
-        created_secret_names=created_secret_names_of(profile),
+        secret_names=secret_names_of(plan),
+        created_secret_names=created_secret_names_of(plan),
         vpc_id=network.vpc_id,
         private_subnet_ids=tuple(network.private_subnet_ids),
         network_zones=tuple(network.availability_zones),

@@ -40,7 +40,9 @@ def build_platform(
     plan = plan_platform(profile)
     charts = ChartRegistry()
     network = NetworkStack(app, profile=profile, expires_at=expires_at, deployment_id=deployment_id)
-    data = DataStack(app, profile=profile, network=network, expires_at=expires_at, deployment_id=deployment_id)
+    data = DataStack(
+        app, profile=profile, plan=plan, network=network, expires_at=expires_at, deployment_id=deployment_id
+    )
     platform = PlatformStack(
         app,
         profile=profile,

@@ -101,21 +101,26 @@ class ChartRegistry:
     def __init__(self) -> None:
         self.app = cdk8s.App()
         self.entries: list[tuple[str, object, Stack]] = []
+        #: The documents each chart was applied with, by chart name: ``dist/manifests`` writes exactly
+        #: these (a chart's ``to_json()`` is a jsii round trip that validates the whole cdk8s app).
+        self.documents: dict[str, list[dict]] = {}
 
     def apply(self, stack: Stack, name: str, chart, cluster, *, depends_on=()):
         """Apply ``chart`` to ``cluster`` from ``stack``; return the manifest construct."""
 
         if any(n == name for n, _, _ in self.entries):
             raise ValueError(f"chart name '{name}' registered twice")
+        documents = list(chart.to_json())
         manifest = eks.KubernetesManifest(
             stack,
             f"Chart{pascal_case(name)}",
             cluster=cluster,
-            manifest=list(chart.to_json()),
+            manifest=documents,
             # Server-side apply with overwrite: re-deploys converge instead of failing on drift.
             overwrite=True,
         )
         for dep in depends_on:
             manifest.node.add_dependency(dep)
         self.entries.append((name, chart, stack))
+        self.documents[name] = documents
         return manifest

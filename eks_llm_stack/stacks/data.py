@@ -15,9 +15,9 @@ from constructs import Construct
 from ..config import Profile
 from ..constructs.model_secrets import ModelApiKeys, ModelApiKeysProps, ModelSecrets, ModelSecretsProps
 from ..constructs.model_storage import EfsCacheOptions, LustreOptions, ModelStorage, ModelStorageProps
-from ..conventions import DATA_STACK, GRAFANA_ADMIN_SECRET, secret_name
+from ..conventions import DATA_STACK
 from ..gates.nag import acknowledge
-from ..plan.models import api_key_models
+from ..plan import PlatformPlan
 from .base import PlatformStackBase
 from .network import NetworkStack
 
@@ -28,6 +28,7 @@ class DataStack(PlatformStackBase):
         scope: Construct,
         *,
         profile: Profile,
+        plan: PlatformPlan,
         network: NetworkStack,
         expires_at: str | None = None,
         deployment_id: str | None = None,
@@ -51,7 +52,7 @@ class DataStack(PlatformStackBase):
         # -- model storage (FSx for Lustre, EFS) -------------------------------------------------
         #: ``ModelStorage`` or None; its ``client_security_group`` goes on every node (Platform).
         self.model_storage: ModelStorage | None = None
-        if profile.storage.enabled:
+        if plan.model_storage:
             self.model_storage = ModelStorage(
                 self,
                 "ModelStorage",
@@ -68,7 +69,7 @@ class DataStack(PlatformStackBase):
         # -- secrets (Secrets Manager) -----------------------------------------------------------
         #: ``ModelSecrets`` or None; synced into the serving namespace by External Secrets (Platform).
         self.model_secrets: ModelSecrets | None = None
-        if profile.secrets.enabled:
+        if plan.external_secrets:
             rotation = None
             if profile.secrets.rotation_lambda_arn:
                 arn = profile.secrets.rotation_lambda_arn
@@ -88,7 +89,7 @@ class DataStack(PlatformStackBase):
         # -- model API keys (generated; new construct ids, the model-hub secrets' key) --------------
         #: ``ModelApiKeys`` or None (no secrets section: External Secrets is what carries the keys).
         self.api_keys: ModelApiKeys | None = None
-        keyed = api_key_models(profile)
+        keyed = plan.api_key_models
         if self.model_secrets is not None and keyed:
             self.api_keys = ModelApiKeys(
                 self,
@@ -100,7 +101,7 @@ class DataStack(PlatformStackBase):
                     removal_policy=self.removal_policy,
                 ),
             )
-        elif any(m.engine == "vllm" and m.api_key for m in profile.models):
+        elif plan.unauthenticated_models:
             Annotations.of(self).add_warning_v2(
                 "eks-llm-stack:unauthenticated-models",
                 "secrets.enabled is false: the models are served without an API key (the key is synced by "
@@ -111,20 +112,14 @@ class DataStack(PlatformStackBase):
         #: Secrets Manager secret with the in-cluster Grafana's admin login, and its name (None: no Grafana).
         self.grafana_admin_secret: sm.ISecret | None = None
         self.grafana_admin_secret_name: str | None = None
-        obs = profile.observability
-        if obs.enabled and not obs.managed and self.model_secrets is not None:
-            if obs.grafana_admin_secret:
-                self.grafana_admin_secret_name = obs.grafana_admin_secret
-                if obs.grafana_admin_secret.startswith("arn:"):
-                    self.grafana_admin_secret = sm.Secret.from_secret_complete_arn(
-                        self, "GrafanaAdmin", obs.grafana_admin_secret
-                    )
-                else:
-                    self.grafana_admin_secret = sm.Secret.from_secret_name_v2(
-                        self, "GrafanaAdmin", obs.grafana_admin_secret
-                    )
+        grafana = plan.grafana_admin_secret
+        if grafana is not None and self.model_secrets is not None:
+            self.grafana_admin_secret_name = grafana.name
+            if not grafana.create and grafana.is_arn:
+                self.grafana_admin_secret = sm.Secret.from_secret_complete_arn(self, "GrafanaAdmin", grafana.name)
+            elif not grafana.create:
+                self.grafana_admin_secret = sm.Secret.from_secret_name_v2(self, "GrafanaAdmin", grafana.name)
             else:
-                self.grafana_admin_secret_name = secret_name(profile.prefix, GRAFANA_ADMIN_SECRET)
                 secret = sm.Secret(
                     self,
                     "GrafanaAdmin",

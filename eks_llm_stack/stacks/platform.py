@@ -33,7 +33,7 @@ from ..constructs.karpenter import Karpenter
 from ..constructs.model_secrets import API_KEY_PATH
 from ..constructs.observability import Observability, ObservabilityProps
 from ..constructs.serving_controllers import ServingControllers, ServingControllersProps
-from ..conventions import PLATFORM_STACK
+from ..conventions import PLATFORM_STACK, secret_name
 from ..naming import pascal_case
 from ..plan import PlatformPlan
 from .base import ChartRegistry, PlatformStackBase
@@ -120,7 +120,7 @@ class PlatformStack(PlatformStackBase):
         #: ``Karpenter`` or None (no pools in the profile); ``gpu_pools`` by pool name.
         self.karpenter = None
         self.gpu_pools: dict = {}
-        if profile.compute.enabled:
+        if plan.karpenter:
             self.karpenter = Karpenter(self, "Karpenter", cluster=self.cluster)
             # The controller runs on the system node group: install it once that group exists.
             self.karpenter.chart.node.add_dependency(self.system_nodegroup)
@@ -140,7 +140,7 @@ class PlatformStack(PlatformStackBase):
                     node_tags=pool_node_tags(self.resource_tags, props.node_tags),
                     security_group_tags={**props.security_group_tags, **client_tags},
                 )
-                if props.ami_version == "latest" and not profile.ephemeral:
+                if props.name in plan.unpinned_ami_pools:
                     Annotations.of(self).add_warning_v2(
                         "eks-llm-stack:unpinned-ami",
                         f"pool '{props.name}': the AMI alias follows 'latest', so nodes change image with every "
@@ -217,7 +217,7 @@ class PlatformStack(PlatformStackBase):
                     secrets=tuple(secrets.secrets.values()),
                     keys=(secrets.key,),
                     # The models' API keys by prefix: adding a model adds no permission to this stack.
-                    secret_name_prefixes=(f"{profile.prefix}/{API_KEY_PATH}/",),
+                    secret_name_prefixes=(secret_name(profile.prefix, API_KEY_PATH) + "/",),
                 ),
             )
             # One store per consumer: the monitoring namespace gets the Grafana login and nothing else.
@@ -260,11 +260,13 @@ class PlatformStack(PlatformStackBase):
         obs_cfg = profile.observability
         #: ``Observability`` (kube-prometheus-stack and the managed options) or None.
         self.observability = None
-        if obs_cfg.enabled:
+        if plan.observability:
             store = self.monitoring_store or CLUSTER_SECRET_STORE_NAME
-            # The Data stack decides which secret holds the login (created there, or the profile's own).
-            with_secret = obs_cfg.model_copy(update={"grafana_admin_secret": data.grafana_admin_secret_name})
-            obs_props = ObservabilityProps.from_config(with_secret, secret_store_name=store)
+            # The plan decides which secret holds the login (created by the Data stack, or the profile's own).
+            grafana = plan.grafana_admin_secret
+            obs_props = ObservabilityProps.from_config(
+                obs_cfg, secret_store_name=store, grafana_admin_secret=grafana.name if grafana else None
+            )
             self.observability = Observability(self, "Observability", cluster=self.cluster, props=obs_props)
             self.observability.chart.node.add_dependency(self.system_nodegroup)
             if data.grafana_admin_secret is not None and secrets is not None:
