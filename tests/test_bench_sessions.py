@@ -304,6 +304,7 @@ def test_session_run_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     m = merged["levels"][0]
     assert (m["concurrency"], m["sessions"]["started"], m["sessions"]["completed"]) == (2, 5, 5)
     assert [t["requests"] for t in m["turns"]] == [5, 5, 5]
+    assert (m["mode"], m["think_time_s"]) == ("sessions", "uniform:0.01:0.02")
 
 
 def test_an_sla_sweep_is_not_sharded(capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,3 +312,13 @@ def test_an_sla_sweep_is_not_sharded(capsys: pytest.CaptureFixture[str]) -> None
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--sla-sweep / --shard" in err and "run the sweep in one harness" in err
+
+
+def test_a_ramp_spreads_the_users_first_sessions() -> None:
+    # Each session lasts > 0.5 s (a think time between its two turns), so every user takes one.
+    records, _ = _run("chat", sessions=4, turns=2, users=4, think=0.5, ramp_s=0.4)
+    starts = sorted(r.sent_ns for r in records if r.turn == 1)
+    assert len(starts) == 4
+    # User i starts i x 0.1 s after the first: lower bounds only (a timer fires late, never early;
+    # 10 ms for the first user's own send being a little late).
+    assert all((t - starts[0]) / 1e9 >= i * 0.1 - 0.01 for i, t in enumerate(starts)), starts

@@ -163,6 +163,10 @@ def test_several_harnesses_on_a_claim_merge_in_pod_0() -> None:
         "bench merge --wait 1800 /results/llama-sweep/part-0 /results/llama-sweep/part-1 "
         "--out /results/llama-sweep/merged" in script
     )
+    # With an API key, the key is read first, then the same steps.
+    keyed = container(props(harnesses=2, api_key_secret="llama-api-key"))
+    assert keyed["command"][2].startswith("read -r BENCH_API_KEY < /etc/eks-llm-stack/api-key/api-key; ")
+    assert "bench merge --wait" in keyed["command"][2] and keyed["args"][-2:] == ["--api-key-env", "BENCH_API_KEY"]
     # S3 parts are on no shared volume: no merge step there (docs give the follow-up commands).
     s3 = props(harnesses=2, results=S3Results(uri="s3://ci-bench/runs"), service_account_name="bench")
     assert container(s3)["command"] == ["eks-llm-stack"]

@@ -22,7 +22,7 @@ from .records import RequestRecord
 from .results import REQUESTS, SCHEMA_VERSION, SUMMARY, cost_by_price, definitions, load_summary
 from .sessions import session_figures
 
-_LOAD_KEYS = ("mode", "think_time_s", "arrival", "burstiness", "prompt_length", "output_length")
+_LOAD_KEYS = ("mode", "think_time_s", "ramp_s", "arrival", "burstiness", "prompt_length", "output_length")
 
 
 def _records(run_dir: Path, origin_unix_ns: int) -> list[RequestRecord]:

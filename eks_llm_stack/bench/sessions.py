@@ -212,7 +212,8 @@ async def run_session_level(
     seed: int = 0,
     on_done: OnDone | None = None,
 ) -> list[RequestRecord]:
-    """Run one session level (``spec.concurrency`` users, ``spec.think_time``) to its bounds."""
+    """Run one session level (``spec.concurrency`` users, ``spec.think_time``, starts spread over
+    ``spec.ramp_s``) to its bounds."""
     assert spec.concurrency is not None and spec.think_time is not None
     think = spec.think_time
     state.levels_started = level + 1
@@ -223,7 +224,10 @@ async def run_session_level(
     def in_time() -> bool:
         return deadline is None or time.perf_counter_ns() < deadline
 
-    async def user(session: aiohttp.ClientSession) -> None:
+    async def user(session: aiohttp.ClientSession, start_s: float) -> None:
+        if start_s > 0:
+            # A ramp (--ramp): user i starts its first session i x ramp / users after the first.
+            await asyncio.sleep(start_s)
         while queue and in_time():
             s = queue.pop()
             rng = random.Random(f"session:{seed}:{level}:{s.id}")
@@ -270,7 +274,8 @@ async def run_session_level(
             await warm_connections(session, target, spec.concurrency)
             if spec.duration_s is not None:
                 deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9)
-            await asyncio.gather(*(user(session) for _ in range(spec.concurrency)))
+            step = spec.ramp_s / spec.concurrency
+            await asyncio.gather(*(user(session, i * step) for i in range(spec.concurrency)))
     finally:
         gc.unfreeze()
     return state.of_level(level)

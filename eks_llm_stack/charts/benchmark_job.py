@@ -85,7 +85,8 @@ class S3Results:
 
 @dataclass(frozen=True, kw_only=True)
 class BenchmarkJobProps:
-    """One benchmark run. Exactly one of ``scenario``, ``concurrency`` or ``rate`` sets the load."""
+    """One benchmark run. Exactly one of ``scenario``, ``concurrency``, ``rate``, ``sla_sweep`` or
+    ``trace`` sets the load."""
 
     name: str
     """Name of the Job (and of the results folder); distinct per run so runs coexist."""
@@ -100,7 +101,8 @@ class BenchmarkJobProps:
     api: str = "completions"
     """``completions`` (default) or ``chat``."""
     scenario: str | None = None
-    """A REFERENCE scenario: baseline, saturation, production, long-context (default None)."""
+    """A REFERENCE scenario: baseline, saturation, production, long-context, or dataset (with
+    ``dataset``) (default None)."""
     concurrency: tuple[int, ...] = ()
     """Closed-loop levels, e.g. (1, 5, 10, 20, 50, 100) (default empty)."""
     rate: float | None = None

@@ -284,7 +284,7 @@ def model_api_key(api: KubeApi, m: ExpectedModel) -> tuple[str | None, Row | Non
     return key, None
 
 
-def _completion_row(check: str, target: str, m: ExpectedModel, call: Callable[[], HttpAnswer], fix: str) -> Row:
+def _completion_row(check: str, target: str, call: Callable[[], HttpAnswer], fix: str) -> Row:
     try:
         answer = call()
     except EndpointError as exc:
@@ -345,25 +345,12 @@ def check_model(
                 ]
             rows.append(_pass("model /health", target, f"200 in {health.seconds:.2f}s"))
             if key:
-                # The key must be required, not merely accepted.
-                open_call = http_call("POST", f"{base}/v1/completions", body=completion_body(m), timeout=timeout)
-                if open_call.status != 401:
-                    rows.append(
-                        _fail(
-                            "model auth",
-                            target,
-                            f"a completion without the API key answered {open_call.status}, not 401",
-                            "the API-key middleware is not active: check the pod's --middleware argument and key file",
-                        )
-                    )
-                else:
-                    rows.append(_pass("model auth", target, "401 without the API key"))
+                rows.append(_auth_row(base, m, target, timeout))
             if m.ingress is None or via == "service":
                 rows.append(
                     _completion_row(
                         "model completion",
                         f"{target} (Service)",
-                        m,
                         lambda: http_call(
                             "POST",
                             f"{base}/v1/completions",
@@ -386,6 +373,22 @@ def check_model(
     if m.ingress is not None and via == "plan":
         rows.append(_ingress_completion(api, m, headers, completion_timeout, ingress_url))
     return rows
+
+
+def _auth_row(base: str, m: ExpectedModel, target: str, timeout: float) -> Row:
+    """The key must be required, not merely accepted: a completion without it is refused with 401."""
+    try:
+        answer = http_call("POST", f"{base}/v1/completions", body=completion_body(m), timeout=timeout)
+    except EndpointError as exc:
+        return _fail("model auth", target, f"a completion without the API key got no answer: {exc}", "retry")
+    if answer.status != 401:
+        return _fail(
+            "model auth",
+            target,
+            f"a completion without the API key answered {answer.status}, not 401",
+            "the API-key middleware is not active: check the pod's --middleware argument and key file",
+        )
+    return _pass("model auth", target, "401 without the API key")
 
 
 def load_balancer_address(api: KubeApi, m: ExpectedModel) -> str | None:
@@ -422,7 +425,6 @@ def _ingress_completion(
     return _completion_row(
         "model completion",
         f"{target} {url}",
-        m,
         lambda: http_call("POST", f"{url}/v1/completions", body=completion_body(m), headers=headers, timeout=timeout),
         "the load balancer must be reachable from here (an internal one only from the VPC: run verify there, or "
         "--via service) and its TLS certificate valid for the name used",
