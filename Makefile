@@ -121,7 +121,7 @@ $(PEERS)/.installed: Makefile
 	@touch $@
 
 bench-peers: setup $(PEERS)/.installed
-	@$(PY) benchmarks/peers.py --peers-dir $(PEERS) $(PEERS_ARGS)
+	@$(PY) benchmarks/harness_peers.py --peers-dir $(PEERS) $(PEERS_ARGS)
 
 deploy: setup
 	@$(CDK) deploy --all -c profile=$(PROFILE)

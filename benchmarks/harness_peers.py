@@ -2,8 +2,8 @@
 """Side-by-side comparison with other load generators, against one neutral simulator.
 
     make bench-peers                         # builds the peers' virtualenvs, then runs this
-    .venv/bin/python benchmarks/peers.py --reps 3 --peers-dir .venv-peers
-    .venv/bin/python benchmarks/peers.py --only capacity --reps 1   # one scenario, quick look
+    .venv/bin/python benchmarks/harness_peers.py --reps 3 --peers-dir .venv-peers
+    .venv/bin/python benchmarks/harness_peers.py --only capacity --reps 1   # one scenario, quick look
 
 Every client runs as its own process on core 1 (``taskset``); the simulator (``eks-llm-stack
 simulate``) on core 0, one simulator per scenario, shared by every client. Repetitions are
