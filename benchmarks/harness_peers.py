@@ -367,8 +367,9 @@ def main() -> int:
     ap.add_argument("--ramp", type=float, default=1.4,
                     help="the ramp of the second eks-llm-stack row at c=128, seconds (default 1.4: one E2E)")  # fmt: skip
     ap.add_argument("--out", type=Path, help="keep every client's output here (default: a temporary directory)")
-    ap.add_argument("--lock", default="/work/measure.lock" if Path("/work").is_dir() else None,
-                    help="flock this file around each measurement (default /work/measure.lock when /work exists)")  # fmt: skip
+    ap.add_argument("--lock", default=None,
+                    help="flock this file around each measurement, so two benchmarks sharing a machine never "
+                    "measure at once (default: no lock)")  # fmt: skip
     args = ap.parse_args()
 
     peers = {"inference-perf": args.peers_dir / "inference-perf", "guidellm": args.peers_dir / "guidellm"}
