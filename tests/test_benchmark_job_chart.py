@@ -93,6 +93,16 @@ def test_the_job_command_is_accepted_by_the_harness() -> None:
     assert (level.rate, level.duration_s, level.warmup, level.output.describe()) == (5.0, 60.0, 5, "uniform:32:256")
 
 
+def test_a_ramp_reaches_the_harness_and_is_refused_for_an_open_loop() -> None:
+    args = build_parser().parse_args(pod(render(props(concurrency=(128,), ramp_s=1.5)))["containers"][0]["args"])
+    assert args.ramp == 1.5
+    with pytest.raises(ConfigError) as err:
+        props(rate=5.0, concurrency=(), duration_s=60.0, ramp_s=1.0)
+    text = str(err.value)
+    assert "ramp_s: must be 0-3600 seconds and only applies to a closed loop" in text
+    assert "fix: e.g. ramp_s=1.5" in text
+
+
 def test_two_jobs_coexist_in_one_app() -> None:
     app = cdk8s.App()
     a, b = render(props(name="run-a"), app), render(props(name="run-b"), app)

@@ -111,6 +111,9 @@ class BenchmarkJobProps:
     """Open-loop arrival process, ``poisson``, ``gamma`` or ``constant`` (default poisson)."""
     burstiness: float | None = None
     """Gamma arrivals: shape of the inter-arrival times, below 1 burstier (default None: 1, Poisson)."""
+    ramp_s: float | None = None
+    """Closed loop: spread each level's first requests over this many seconds (``bench run --ramp``),
+    reported as ``ramp_s`` in summary.json (default None: all users start together)."""
     requests: int | None = None
     """Requests per level (default None: the harness's default, 100 for a closed loop)."""
     duration_s: float | None = None
@@ -414,6 +417,13 @@ class BenchmarkJobProps:
             "use poisson, gamma or constant",
         )
         p.check(
+            self.ramp_s is None or (0 <= self.ramp_s < 3600 and self.rate is None),
+            "ramp_s",
+            self.ramp_s,
+            "must be 0-3600 seconds and only applies to a closed loop (concurrency levels, no rate)",
+            "e.g. ramp_s=1.5 with concurrency=(128,), or leave it out",
+        )
+        p.check(
             self.burstiness is None or (self.arrival == "gamma" and self.burstiness > 0),
             "burstiness",
             self.burstiness,
@@ -598,6 +608,7 @@ class BenchmarkJobProps:
 
         for flag, value in (
             ("--burstiness", self.burstiness),
+            ("--ramp", self.ramp_s),
             ("--requests", self.requests),
             ("--warmup", self.warmup or None),
             ("--duration", self.duration_s),
