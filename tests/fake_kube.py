@@ -132,6 +132,8 @@ class FakeApi:
     requests: list[str] = field(default_factory=list)
     #: Collections that answer 403 (the identity may not read them).
     forbidden: set[str] = field(default_factory=set)
+    #: Paths or collections that answer this status (e.g. 500: the API server failing one read).
+    failing: dict[str, int] = field(default_factory=dict)
 
     def put(self, collection: str, obj: dict[str, Any]) -> None:
         self.collections.setdefault(collection, {})[obj["metadata"]["name"]] = obj
@@ -147,6 +149,9 @@ class FakeApi:
             code, body = self.proxies[path]
             return code, "text/plain; version=0.0.4", body
         collection, _, name = path.rpartition("/")
+        code = self.failing.get(path) or self.failing.get(collection)
+        if code:
+            return code, "application/json", json.dumps(_status(code, "InternalError", "etcdserver: request timed out"))
         if path in self.forbidden or collection in self.forbidden:
             return 403, "application/json", json.dumps(_status(403, "Forbidden", f"{path} is forbidden"))
         if path in self.collections:

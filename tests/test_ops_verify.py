@@ -331,6 +331,15 @@ def test_a_secret_the_identity_may_not_read_fails_with_the_permission_fix(ci: Cl
     assert row.target == "keda/keda" and "forbidden (403)" in row.detail and "access entry" in row.fix
 
 
+def test_a_failing_read_fails_its_row_and_the_other_checks_still_run(ci: Cluster) -> None:
+    healthy = len(ci.verify().rows)
+    ci.api.failing["/api/v1/namespaces/keda/secrets"] = 500
+    report = ci.verify()
+    assert len(report.rows) == healthy  # one row failed, none lost, no access error
+    row = only(ci.failed())
+    assert row.target == "keda/keda" and "answered 500" in row.detail and "/readyz" in row.fix
+
+
 def test_every_problem_is_reported_at_once(ci: Cluster) -> None:
     ci.api.remove(CRDS, "nodepools.karpenter.sh")
     ci.api.collections["/api/v1/namespaces/lws-system/secrets"].clear()

@@ -19,7 +19,7 @@ from ...conventions import EFA_RESOURCE, GPU_RESOURCE, INSTANCE_TYPE_LABEL, POOL
 from ..preflight import Status
 from .expect import DCGM_PROBE_FIELD, ExpectedCrd, ExpectedDcgm, ExpectedModel, ExpectedPool, ExpectedRelease
 from .helm import ReleaseDecodeError, latest_release
-from .kube import KubeApi, KubeForbidden
+from .kube import KubeApi, KubeForbidden, KubeReadError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,12 +54,19 @@ def _skip(check: str, target: str, detail: str) -> Row:
     return Row(check=check, target=target, status=Status.SKIP, detail=detail)
 
 
-def _forbidden(check: str, target: str, exc: KubeForbidden) -> Row:
+def _forbidden(check: str, target: str, exc: KubeReadError) -> Row:
+    if isinstance(exc, KubeForbidden):
+        return _fail(
+            check,
+            target,
+            f"the identity may not read it: {exc}",
+            "give the identity read access (an EKS access entry with AmazonEKSClusterAdminPolicy or a view policy)",
+        )
     return _fail(
         check,
         target,
-        f"the identity may not read it: {exc}",
-        "give the identity read access (an EKS access entry with AmazonEKSClusterAdminPolicy or a view policy)",
+        f"the API server failed the read: {exc}",
+        "run verify again; if it persists, check the control plane (kubectl get --raw '/readyz?verbose')",
     )
 
 
@@ -76,7 +83,7 @@ def check_release(api: KubeApi, r: ExpectedRelease, deploy_hint: str) -> Row:
     redeploy = f"deploy the {r.stack} stack again ({deploy_hint})"
     try:
         found = latest_release(api, r.namespace, r.name)
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return _forbidden(name, target, exc)
     except ReleaseDecodeError as exc:
         return _fail(
@@ -112,7 +119,7 @@ def check_crd(api: KubeApi, c: ExpectedCrd, deploy_hint: str) -> Row:
     name, target = "CRD", f"{c.name} {c.version}"
     try:
         crd = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{c.name}")
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return _forbidden(name, target, exc)
     fix = f"the {c.release} release installs it: {deploy_hint}"
     if crd is None:
@@ -138,7 +145,7 @@ def check_pool(api: KubeApi, pool: ExpectedPool) -> list[Row]:
     name = "GPU node"
     try:
         nodes = api.items("/api/v1/nodes", label_selector=f"{POOL_LABEL}={pool.name}")
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return [_forbidden(name, f"pool {pool.name}", exc)]
     if not nodes:
         return [_skip(name, f"pool {pool.name}", "no node is running (Karpenter launches one for a pending GPU pod)")]
@@ -183,7 +190,7 @@ def check_dcgm(api: KubeApi, d: ExpectedDcgm, timeout: float) -> list[Row]:
     name, target = "DCGM exporter", f"{d.namespace}/{d.name}"
     try:
         ds = api.get(f"/apis/apps/v1/namespaces/{d.namespace}/daemonsets/{d.name}")
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return [_forbidden(name, target, exc)]
     if ds is None:
         return [_fail(name, target, "DaemonSet not found", "deploy the Platform stack (observability.enabled)")]
@@ -272,7 +279,7 @@ def model_api_key(api: KubeApi, m: ExpectedModel) -> tuple[str | None, Row | Non
     )
     try:
         secret = api.get(f"/api/v1/namespaces/{m.namespace}/secrets/{m.api_key_secret}")
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return None, _forbidden("model API key", target, exc)
     if secret is None:
         return None, _fail("model API key", target, "Secret not found", fix)
@@ -411,7 +418,7 @@ def _ingress_completion(
     target = f"{m.namespace}/{m.ingress_object} ({m.ingress.upper() if m.ingress else ''})"
     try:
         address = load_balancer_address(api, m)
-    except KubeForbidden as exc:
+    except KubeReadError as exc:
         return _forbidden("model completion", target, exc)
     if address is None:
         return _fail(

@@ -31,7 +31,11 @@ class KubeAccessError(EksLlmStackError):
     exit_code = 4
 
 
-class KubeForbidden(EksLlmStackError):
+class KubeReadError(EksLlmStackError):
+    """One read failed (the API server answered 5xx, or not JSON): that check fails, the others still run."""
+
+
+class KubeForbidden(KubeReadError):
     """The API server answered 403: the identity may not read this object (a failed check, not an access error)."""
 
 
@@ -241,18 +245,19 @@ class KubeApi:
             ) from None
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-        """The object at ``path``; None when it does not exist (404); :class:`KubeForbidden` on 403."""
+        """The object at ``path``; None when it does not exist (404); :class:`KubeForbidden` on 403,
+        :class:`KubeReadError` on any other failed read."""
         status, body = self.request("GET", path, params=params)
         if status == 404:
             return None
         if status == 403:
             raise KubeForbidden(f"GET {path}: forbidden (403)")
         if status >= 400:
-            raise KubeAccessError(f"GET {path}: the API server answered {status}: {body[:300]!r}")
+            raise KubeReadError(f"GET {path}: the API server answered {status}: {body[:300]!r}")
         try:
             loaded = json.loads(body)
         except ValueError:
-            raise KubeAccessError(f"GET {path}: the API server sent no JSON") from None
+            raise KubeReadError(f"GET {path}: the API server sent no JSON") from None
         return dict(loaded) if isinstance(loaded, dict) else None
 
     def items(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
