@@ -75,8 +75,9 @@ class RunState:
 OnDone = Callable[[RequestRecord], None]
 
 
-def build_body(target: Target, prompt: str, max_tokens: int) -> bytes:
-    """The JSON request body, asking for streaming with per-chunk usage (vLLM continuous usage stats)."""
+def stream_request(target: Target, max_tokens: int) -> dict[str, Any]:
+    """The fields every request body shares: streaming with per-chunk usage (vLLM continuous usage
+    stats), greedy sampling, and ``ignore_eos`` when the target asks for exact lengths."""
     body: dict[str, Any] = {
         "model": target.model,
         "max_tokens": max_tokens,
@@ -86,6 +87,12 @@ def build_body(target: Target, prompt: str, max_tokens: int) -> bytes:
     }
     if target.ignore_eos:
         body["ignore_eos"] = True
+    return body
+
+
+def build_body(target: Target, prompt: str, max_tokens: int) -> bytes:
+    """The JSON request body of one prompt (see :func:`stream_request`)."""
+    body = stream_request(target, max_tokens)
     if target.api == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
     else:

@@ -39,7 +39,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import ConfigError, Problem, Problems
-from .harness import OnDone, RunState, Target, _session, send_request, warm_connections
+from .harness import OnDone, RunState, Target, _session, send_request, stream_request, warm_connections
 from .metrics import distribution
 from .records import RequestRecord
 from .sse import StreamAccumulator, _text_of
@@ -182,15 +182,7 @@ class _Answer:
 
 def turn_body(target: Target, conversation: Sequence[tuple[str, str]], user: str, max_tokens: int) -> bytes:
     """The request of one turn: the conversation so far ((user, answer) pairs) and the new message."""
-    body: dict[str, Any] = {
-        "model": target.model,
-        "max_tokens": max_tokens,
-        "stream": True,
-        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-        "temperature": 0.0,
-    }
-    if target.ignore_eos:
-        body["ignore_eos"] = True
+    body = stream_request(target, max_tokens)
     if target.api == "chat":
         messages: list[dict[str, str]] = []
         for asked, answered in conversation:
