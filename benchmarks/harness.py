@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _simulator import simulator_process  # noqa: E402
 
 from eks_llm_stack.bench.harness import RunState, Target, run_level  # noqa: E402
 from eks_llm_stack.bench.metrics import Slo, distribution, summarize_level  # noqa: E402
@@ -34,35 +35,12 @@ OUTPUT = 64
 SIM_CORE, HARNESS_CORE = 0, 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
-def simulator(tokens_per_chunk: int = 1):  # type: ignore[no-untyped-def]
+def simulator(tokens_per_chunk: int = 1) -> Iterator[str]:
     """The simulator in its own process, pinned to SIM_CORE."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "eks_llm_stack.cli", "simulate", "--port", str(port), "--ttft-ms", str(TTFT_MS),
-           "--itl-ms", str(ITL_MS), "--tokens-per-chunk", str(tokens_per_chunk)]  # fmt: skip
-    pin = (lambda: os.sched_setaffinity(0, {SIM_CORE})) if os.cpu_count() and os.cpu_count() >= 2 else None  # type: ignore[operator]
-    proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=pin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("simulator did not start") from None
-                time.sleep(0.1)
+    args = ["--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS), "--tokens-per-chunk", str(tokens_per_chunk)]
+    with simulator_process(args, core=SIM_CORE) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def server_timings(url: str, since: int) -> dict[str, Any]:

@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _simulator import simulator_process
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "simulated-model"
@@ -122,38 +123,17 @@ def scenarios(ramp_s: float) -> list[Scenario]:
 # -- processes -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pinned(core: str, cmd: list[str]) -> list[str]:
     return (["taskset", "-c", core] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []) + cmd
 
 
 @contextmanager
 def simulator(sc: Scenario) -> Iterator[str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "eks_llm_stack.cli", "simulate", "--port", str(port), "--model", MODEL,
-           "--ttft-ms", str(sc.ttft_ms), "--itl-ms", str(sc.itl_ms), "--tokens-per-chunk", str(sc.tokens_per_chunk)]  # fmt: skip
-    proc = subprocess.Popen(_pinned(SIM_CORE, cmd), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("simulator did not start") from None
-                time.sleep(0.1)
+    args = ["--model", MODEL, "--ttft-ms", str(sc.ttft_ms), "--itl-ms", str(sc.itl_ms),
+            "--tokens-per-chunk", str(sc.tokens_per_chunk)]  # fmt: skip
+    with simulator_process(args, core=int(SIM_CORE)) as url:
         _warm_up(url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _warm_up(url: str) -> None:
