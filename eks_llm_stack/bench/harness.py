@@ -281,18 +281,34 @@ async def run_levels(
     ``before_level(i)`` is awaited before level ``i`` starts (a start barrier across harness
     processes); ``on_level_done(i)`` is called when it has finished (results are written then).
     """
+
+    async def one(i: int, spec: LevelSpec) -> None:
+        await run_level(target, spec, level=i, state=state, prompts=prompts, seed=seed, on_done=on_done)
+
+    await each_level(levels, one, on_level=on_level, on_level_done=on_level_done, before_level=before_level)
+
+
+async def each_level(
+    levels: tuple[LevelSpec, ...],
+    run_one: Callable[[int, LevelSpec], Awaitable[None]],
+    *,
+    on_level: Callable[[LevelSpec], None] | None = None,
+    on_level_done: Callable[[int], None] | None = None,
+    before_level: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """The level loop of every load mode: barrier, announce, ``run_one(i, spec)``, done."""
     for i, spec in enumerate(levels):
         if before_level:
             # Collect before waiting at the barrier, not after: a full collection takes tens of
             # milliseconds, a different amount in every process, and would shift each harness's
             # start (and an open loop's whole schedule) by that much. Frozen survivors make
-            # run_level's own collection, after the barrier, nearly free.
+            # the level's own collection, after the barrier, nearly free.
             gc.collect()
             gc.freeze()
             await before_level(i)
         if on_level:
             on_level(spec)
-        await run_level(target, spec, level=i, state=state, prompts=prompts, seed=seed, on_done=on_done)
+        await run_one(i, spec)
         if on_level_done:
             on_level_done(i)
 

@@ -39,7 +39,16 @@ from typing import Any
 import aiohttp
 
 from ..errors import ConfigError, Problem, Problems
-from .harness import OnDone, RunState, Target, _session, send_request, stream_request, warm_connections
+from .harness import (
+    OnDone,
+    RunState,
+    Target,
+    _session,
+    each_level,
+    send_request,
+    stream_request,
+    warm_connections,
+)
 from .metrics import distribution
 from .records import RequestRecord
 from .sse import StreamAccumulator, _text_of
@@ -286,16 +295,11 @@ async def run_session_levels(
     before_level: Callable[[int], Awaitable[None]] | None = None,
 ) -> None:
     """Every session level in order (as :func:`~eks_llm_stack.bench.harness.run_levels`)."""
-    for i, spec in enumerate(levels):
-        if before_level:
-            gc.collect()  # before the barrier, as run_levels does: not after it, per process
-            gc.freeze()
-            await before_level(i)
-        if on_level:
-            on_level(spec)
+
+    async def one(i: int, spec: LevelSpec) -> None:
         await run_session_level(target, spec, sessions, level=i, state=state, seed=seed, on_done=on_done)
-        if on_level_done:
-            on_level_done(i)
+
+    await each_level(levels, one, on_level=on_level, on_level_done=on_level_done, before_level=before_level)
 
 
 SESSION_DEFINITIONS: dict[str, dict[str, str]] = {
