@@ -54,7 +54,7 @@ def _skip(check: str, target: str, detail: str) -> Row:
     return Row(check=check, target=target, status=Status.SKIP, detail=detail)
 
 
-def _forbidden(check: str, target: str, exc: KubeReadError) -> Row:
+def _unreadable(check: str, target: str, exc: KubeReadError) -> Row:
     if isinstance(exc, KubeForbidden):
         return _fail(
             check,
@@ -84,7 +84,7 @@ def check_release(api: KubeApi, r: ExpectedRelease, deploy_hint: str) -> Row:
     try:
         found = latest_release(api, r.namespace, r.name)
     except KubeReadError as exc:
-        return _forbidden(name, target, exc)
+        return _unreadable(name, target, exc)
     except ReleaseDecodeError as exc:
         return _fail(
             name,
@@ -120,7 +120,7 @@ def check_crd(api: KubeApi, c: ExpectedCrd, deploy_hint: str) -> Row:
     try:
         crd = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{c.name}")
     except KubeReadError as exc:
-        return _forbidden(name, target, exc)
+        return _unreadable(name, target, exc)
     fix = f"the {c.release} release installs it: {deploy_hint}"
     if crd is None:
         return _fail(name, target, "not installed", fix)
@@ -146,7 +146,7 @@ def check_pool(api: KubeApi, pool: ExpectedPool) -> list[Row]:
     try:
         nodes = api.items("/api/v1/nodes", label_selector=f"{POOL_LABEL}={pool.name}")
     except KubeReadError as exc:
-        return [_forbidden(name, f"pool {pool.name}", exc)]
+        return [_unreadable(name, f"pool {pool.name}", exc)]
     if not nodes:
         return [_skip(name, f"pool {pool.name}", "no node is running (Karpenter launches one for a pending GPU pod)")]
     rows = []
@@ -191,7 +191,7 @@ def check_dcgm(api: KubeApi, d: ExpectedDcgm, timeout: float) -> list[Row]:
     try:
         ds = api.get(f"/apis/apps/v1/namespaces/{d.namespace}/daemonsets/{d.name}")
     except KubeReadError as exc:
-        return [_forbidden(name, target, exc)]
+        return [_unreadable(name, target, exc)]
     if ds is None:
         return [_fail(name, target, "DaemonSet not found", "deploy the Platform stack (observability.enabled)")]
     st = ds.get("status", {})
@@ -280,7 +280,7 @@ def model_api_key(api: KubeApi, m: ExpectedModel) -> tuple[str | None, Row | Non
     try:
         secret = api.get(f"/api/v1/namespaces/{m.namespace}/secrets/{m.api_key_secret}")
     except KubeReadError as exc:
-        return None, _forbidden("model API key", target, exc)
+        return None, _unreadable("model API key", target, exc)
     if secret is None:
         return None, _fail("model API key", target, "Secret not found", fix)
     raw = (secret.get("data") or {}).get(KEY_FILE_NAME)
@@ -419,7 +419,7 @@ def _ingress_completion(
     try:
         address = load_balancer_address(api, m)
     except KubeReadError as exc:
-        return _forbidden("model completion", target, exc)
+        return _unreadable("model completion", target, exc)
     if address is None:
         return _fail(
             "model completion",
