@@ -57,8 +57,7 @@ def libyaml(docs: Docs) -> str:
 def cold() -> None:
     """Forget every remembered scalar, as a new synth process starts."""
     render._Dumper._analyses.clear()
-    yaml_writer._Writer._scalars.clear()
-    yaml_writer._Writer._folded.clear()
+    yaml_writer.clear_caches()
 
 
 def build(models: int) -> synth.Built:

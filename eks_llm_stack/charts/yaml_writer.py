@@ -22,14 +22,15 @@ one document (PyYAML writes an anchor), a tuple, a subclass, a scalar PyYAML wou
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import yaml
-from yaml.emitter import Emitter
+from yaml.emitter import Emitter, ScalarAnalysis
 from yaml.events import ScalarEvent
 from yaml.nodes import ScalarNode
 
-__all__ = ["dump_block_documents"]
+__all__ = ["clear_caches", "dump_block_documents"]
 
 #: PyYAML's defaults for ``safe_dump_all`` without ``width``/``indent``: the writer assumes them.
 _WIDTH = 80
@@ -69,6 +70,8 @@ def _scratch(column: int = 0, indent: int = 0, whitespace: bool = True) -> tuple
     return emitter, sink
 
 
+#: Words whose analysis is plain: an alphanumeric first character, then only ``_./=+-`` besides.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./=+-]*")
 _WRITERS = {"": Emitter.write_plain, "'": Emitter.write_single_quoted, '"': Emitter.write_double_quoted}
 #: PyYAML's resolver and representer, for implicit tags and for writing ints, floats, bools and None.
 _RESOLVER = yaml.SafeDumper(_Sink())
@@ -77,12 +80,18 @@ _RESOLVER = yaml.SafeDumper(_Sink())
 class _Scalar:
     """How PyYAML writes one scalar text (with its tag) as a mapping key and as a value."""
 
-    __slots__ = ("body", "key", "limit", "style", "text")
+    __slots__ = ("body", "key", "limit", "spaced", "style", "text")
 
     def __init__(self, text: str, tag: str) -> None:
         self.text = text
         emitter, _ = _scratch()
-        analysis = emitter.analyze_scalar(text)
+        plain_word = tag == _STR_TAG and _PLAIN_WORD.fullmatch(text) is not None
+        if plain_word:
+            # What analyze_scalar finds for such a word, without its character loop: no indicator (the first
+            # character is alphanumeric and ``,?[]{}:#`` never occur), no space, break or special character.
+            analysis = ScalarAnalysis(text, False, False, True, True, True, True, True)
+        else:
+            analysis = emitter.analyze_scalar(text)
         implicit = (
             _RESOLVER.resolve(ScalarNode, text, (True, False)) == tag,
             _RESOLVER.resolve(ScalarNode, text, (False, True)) == tag,
@@ -104,17 +113,24 @@ class _Scalar:
         #: past the width (a script, a long reason): PyYAML's writer writes it at its real position.
         self.body = ""
         self.limit = -1
-        if len(text) < _WIDTH:
+        if plain_word:
+            # Plain, or quoted because it reads as another type ('010', 'true'): no quote inside to double.
+            self.body = text if self.style == "" else f"'{text}'"
+            self.limit = _NEVER
+        elif len(text) < _WIDTH:
             self.body = _unfolded(text, self.style)
             self.limit = _fold_limit(text, self.style, self.body, analysis.multiline)
+        self.spaced = " " + self.body
         #: The key form (``Emitter.check_simple_key``), or None where PyYAML writes ``? key``.
         self.key: str | None = None
         prepared_tag = emitter.prepare_tag(tag)
         if not analysis.empty and not analysis.multiline and len(prepared_tag) + len(text) < _SIMPLE_KEY_LIMIT:
             try:
-                self.key = _unfolded(text, style_in(simple_key=True))
+                style = style_in(simple_key=True)
             except _Unsupported:
-                self.key = None
+                return
+            # A one-line key is written unfolded, as the value's body when the styles agree.
+            self.key = self.body if style == self.style and self.body else _unfolded(text, style)
 
 
 def _unfolded(text: str, style: str) -> str:
@@ -140,11 +156,13 @@ def _fold_limit(text: str, style: str, body: str, multiline: bool) -> int:
 
 
 class _Writer:
-    """Writes documents in PyYAML's block layout into ``out``."""
+    """Writes documents in PyYAML's block layout (``Emitter.expect_block_mapping``/``_sequence``) into ``out``."""
 
     #: One analysis per distinct scalar, shared by every call (the same labels and scripts recur in
-    #: every chart). Bounded: a long-lived process writing many distinct strings starts over.
-    _scalars: ClassVar[dict[tuple[type, Any], _Scalar]] = {}
+    #: every chart): strings by themselves, other scalars by type and value (floats by ``repr``:
+    #: ``-0.0 == 0.0``, ``nan != nan``). A long-lived process writing many distinct strings starts over.
+    _strings: ClassVar[dict[str, _Scalar]] = {}
+    _others: ClassVar[dict[tuple[type, Any], _Scalar]] = {}
     #: Folded scalars by (text, style, start column, indent): the same long strings recur at the same place.
     _folded: ClassVar[dict[tuple[str, str, int, int], str]] = {}
     _CACHE_LIMIT = 200_000
@@ -152,12 +170,12 @@ class _Writer:
     def __init__(self) -> None:
         self.out: list[str] = []
         self.seen: set[int] = set()
-        if len(self._scalars) > self._CACHE_LIMIT:
-            self._scalars.clear()
-        if len(self._folded) > self._CACHE_LIMIT:
-            self._folded.clear()
+        for cache in (self._strings, self._others, self._folded):
+            if len(cache) > self._CACHE_LIMIT:
+                cache.clear()
 
     def document(self, doc: dict[str, Any], first: bool) -> None:
+        # PyYAML anchors a dict or list that occurs twice in one document (``&id001``/``*id001``).
         self.seen = {id(doc)}
         out = self.out
         if not first:
@@ -169,26 +187,26 @@ class _Writer:
             out.append("{}" if first else " {}")
         out.append("\n")
 
-    def scalar(self, value: Any) -> _Scalar:
-        tp = type(value)
-        # Floats by repr: -0.0 == 0.0 and nan != nan as dict keys.
-        key = (tp, value) if tp is not float else (tp, repr(value))
-        found = self._scalars.get(key)
+    def string(self, text: str) -> _Scalar:
+        found = self._strings.get(text)
         if found is None:
-            if tp is str:
-                found = _Scalar(value, _STR_TAG)
-            elif tp is int or tp is bool or tp is float or value is None:
-                node = _RESOLVER.represent_data(value)
-                found = _Scalar(node.value, node.tag)
-            else:
-                raise _Unsupported(f"no block writer for {tp.__name__}")
-            self._scalars[key] = found
+            found = self._strings[text] = _Scalar(text, _STR_TAG)
         return found
 
-    def value_scalar(self, info: _Scalar, column: int, indent: int) -> str:
-        """A scalar after ``key:`` or ``-``, starting at ``column`` (after the space); folds indent to ``indent``."""
-        if column <= info.limit:
-            return " " + info.body
+    def other(self, value: Any) -> _Scalar:
+        tp = type(value)
+        if not (tp is int or tp is bool or tp is float or value is None):
+            raise _Unsupported(f"no block writer for {tp.__name__}")
+        key = (tp, repr(value) if tp is float else value)
+        found = self._others.get(key)
+        if found is None:
+            node = _RESOLVER.represent_data(value)
+            found = self._others[key] = _Scalar(node.value, node.tag)
+        return found
+
+    def folded(self, info: _Scalar, column: int, indent: int) -> str:
+        """A scalar PyYAML may fold: written by PyYAML's writer at ``column`` (after the separating space),
+        continuation lines at ``indent``."""
         key = (info.text, info.style, column, indent)
         text = self._folded.get(key)
         if text is None:
@@ -197,60 +215,68 @@ class _Writer:
             text = self._folded[key] = sink.text()
         return text
 
-    def container(self, value: Any) -> None:
-        # PyYAML anchors a dict or list that occurs twice in a document (``&id001``/``*id001``).
+    def collection(self, value: dict[Any, Any] | list[Any], indent: int, in_mapping: bool) -> None:
+        """A dict or list after ``key:`` (``in_mapping``: of a mapping at ``indent``) or after ``-``
+        (of a sequence at ``indent``)."""
         ident = id(value)
         if ident in self.seen:
             raise _Unsupported("a collection occurs twice in one document")
         self.seen.add(ident)
-
-    def node(self, value: Any, column: int, indent: int, in_mapping: bool) -> None:
-        """Write ``value`` after ``key:`` (``in_mapping``, the key's mapping at ``indent``) or after ``-``
-        (a sequence at ``indent``); ``column`` is where a scalar would start."""
-        tp = type(value)
-        if tp is dict:
-            self.container(value)
-            if not value:
-                self.out.append(" {}")
-            elif in_mapping:
-                self.mapping(value, indent + 2, "\n" + " " * (indent + 2))
-            else:
-                self.mapping(value, indent + 2, " ")
-        elif tp is list:
-            self.container(value)
-            if not value:
-                self.out.append(" []")
-            elif in_mapping:
-                # A sequence under a key is indentless (``Emitter.expect_block_sequence``).
-                self.sequence(value, indent, "\n" + " " * indent)
-            else:
-                self.sequence(value, indent + 2, " ")
+        if not value:
+            self.out.append(" {}" if isinstance(value, dict) else " []")
+        elif isinstance(value, dict):
+            self.mapping(value, indent + 2, "\n" + " " * (indent + 2) if in_mapping else " ")
+        elif in_mapping:
+            # A sequence under a key is indentless (``Emitter.expect_block_sequence``).
+            self.sequence(value, indent, "\n" + " " * indent)
         else:
-            self.out.append(self.value_scalar(self.scalar(value), column, indent + 2))
+            self.sequence(value, indent + 2, " ")
 
     def mapping(self, value: dict[Any, Any], indent: int, lead: str) -> None:
+        """A non-empty mapping at ``indent``; ``lead`` goes before its first key."""
         out = self.out
+        strings = self._strings
         sep = "\n" + " " * indent
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unsupported("a key that is not a string")
-            written = self.scalar(key).key
+            written = (strings.get(key) or self.string(key)).key
             if written is None:
                 raise _Unsupported(f"PyYAML writes {key!r} as a complex key")
             out.append(lead)
             out.append(written)
             out.append(":")
             lead = sep
-            self.node(item, indent + len(written) + 2, indent, True)
+            tp = type(item)
+            if tp is dict or tp is list:
+                self.collection(item, indent, True)
+                continue
+            info = (strings.get(item) or self.string(item)) if tp is str else self.other(item)
+            column = indent + len(written) + 2
+            out.append(info.spaced if column <= info.limit else self.folded(info, column, indent + 2))
 
     def sequence(self, value: list[Any], indent: int, lead: str) -> None:
+        """A non-empty sequence at ``indent``; ``lead`` goes before its first ``-``."""
         out = self.out
+        strings = self._strings
         sep = "\n" + " " * indent
+        column = indent + 2
         for item in value:
             out.append(lead)
             out.append("-")
             lead = sep
-            self.node(item, indent + 2, indent, False)
+            tp = type(item)
+            if tp is dict or tp is list:
+                self.collection(item, indent, False)
+                continue
+            info = (strings.get(item) or self.string(item)) if tp is str else self.other(item)
+            out.append(info.spaced if column <= info.limit else self.folded(info, column, column))
+
+
+def clear_caches() -> None:
+    """Forget every remembered scalar (as a new process starts): for measurements."""
+    for cache in (_Writer._strings, _Writer._others, _Writer._folded):
+        cache.clear()
 
 
 def dump_block_documents(docs: list[Any]) -> str | None:
