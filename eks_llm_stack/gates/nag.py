@@ -178,7 +178,7 @@ def _acknowledged_ids(node: IConstruct) -> set[str]:
     for scope in node.node.scopes:
         for entry in scope.node.metadata:
             if entry.type == key and isinstance(entry.data, dict):
-                ids.update(_ANNOTATION_PREFIX.sub("", key) for key in entry.data)
+                ids.update(_ANNOTATION_PREFIX.sub("", rule) for rule in entry.data)
     return ids
 
 
