@@ -36,11 +36,15 @@ def api_object(
     """A plain ``ApiObject`` with top-level fields (``spec``, ``data`` …) beside its metadata.
 
     ``cdk8s.ApiObject`` takes only apiVersion/kind/metadata from Python; the rest goes in as
-    JSON patches.
+    JSON patches, one ``add`` per top-level field. Patches are applied after cdk8s sorts the
+    object's keys, so each field keeps the key order it is written with here; anything passed
+    through the constructor instead would come out sorted. Every jsii call is a round trip to the
+    Node.js runtime: all patches go in with one ``add_json_patch``.
     """
     obj = cdk8s.ApiObject(scope, id, api_version=api_version, kind=kind, metadata=metadata)
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
+    patches = [cdk8s.JsonPatch.add(f"/{key}", value) for key, value in body.items()]
+    if patches:
+        obj.add_json_patch(*patches)
     return obj
 
 
@@ -53,9 +57,18 @@ def named_object(
     namespace: str | None,
     labels: Mapping[str, str],
     body: Mapping[str, Any],
+    *,
+    annotations: Mapping[str, str] | None = None,
 ) -> cdk8s.ApiObject:
-    """:func:`api_object` for the common metadata: a name, an optional namespace and labels."""
-    metadata = cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels))
+    """:func:`api_object` for the common metadata: a name, an optional namespace, labels and annotations.
+
+    Annotations known when the object is built go in here rather than through
+    ``metadata.add_annotation`` afterwards: one round trip instead of one per annotation, and the
+    same document (cdk8s sorts metadata keys either way).
+    """
+    metadata = cdk8s.ApiObjectMetadata(
+        name=name, namespace=namespace, labels=dict(labels), annotations=dict(annotations) if annotations else None
+    )
     return api_object(scope, id, api_version=api_version, kind=kind, metadata=metadata, body=dict(body))
 
 
