@@ -10,6 +10,7 @@ Run by the CDK CLI (``cdk.json``), or directly, which is what ``make synth`` doe
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -60,5 +61,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: The exit code :func:`_exit_without_finalizing` exits with: 1 until ``main`` returns (an uncaught
+#: exception exits 1, as Python itself would).
+_exit_code = 1
+
+
+def _exit_without_finalizing() -> None:
+    """Exit as soon as the other exit handlers are done, without tearing the interpreter down.
+
+    Registered before anything else, so it runs last: the jsii runtime's own handler has stopped
+    Node.js and removed its files, and every output file is closed. What is skipped is freeing the
+    hundreds of thousands of objects aws-cdk-lib's modules hold, which took about 0.5 s of every synth.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    atexit.register(_exit_without_finalizing)
+    try:
+        _exit_code = main()
+    except SystemExit as exc:  # argparse's usage errors (2), sys.exit(...) anywhere below
+        _exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    sys.exit(_exit_code)

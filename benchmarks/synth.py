@@ -50,24 +50,36 @@ PY = sys.executable
 
 _BREAKDOWN = r"""
 import json, sys, time
-t0 = time.perf_counter()
+# Every request to the jsii runtime (a construct, a property, a method, a callback's answer) is one round
+# trip to Node.js: counted per phase, as the figure that does not depend on the machine's load.
+import jsii._kernel.providers.process as _process
+_calls = [0]
+_send = _process._NodeProcess.send
+def _counted(self, request, response_type):
+    _calls[0] += 1
+    return _send(self, request, response_type)
+_process._NodeProcess.send = _counted
+marks = [(time.perf_counter(), 0)]
+def mark():
+    marks.append((time.perf_counter(), _calls[0]))
 import aws_cdk, cdk8s  # noqa: F401
-t1 = time.perf_counter()
+mark()
 from pathlib import Path
 from aws_cdk import App
 from eks_llm_stack.synth import cli_context, synthesize_app
-t2 = time.perf_counter()
+mark()
 app = App(context=cli_context(Path("."), {"profile": sys.argv[1], "manifests_dir": sys.argv[3]}), outdir=sys.argv[2],
           builtin_cloud_formation_validation=False)
 import eks_llm_stack.synth as s
 built = s.build(app=app)
-t3 = time.perf_counter()
+mark()
 s.write_chart_manifests(built, Path(sys.argv[3]))
-t4 = time.perf_counter()
+mark()
 assembly = app.synth()
-t5 = time.perf_counter()
-print(json.dumps({"import aws_cdk + cdk8s": t1 - t0, "import eks_llm_stack": t2 - t1, "construct (build)": t3 - t2,
-                  "dist/manifests": t4 - t3, "app.synth (incl. cdk-nag)": t5 - t4}))
+mark()
+names = ["import aws_cdk + cdk8s", "import eks_llm_stack", "construct (build)", "dist/manifests",
+         "app.synth (incl. cdk-nag)"]
+print(json.dumps({n: [b[0] - a[0], b[1] - a[1]] for n, a, b in zip(names, marks, marks[1:])}))
 """
 
 
@@ -231,8 +243,9 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def _breakdown(profile: str, env: dict[str, str], runs: int) -> dict[str, list[float]]:
-    parts: dict[str, list[float]] = {}
+def _breakdown(profile: str, env: dict[str, str], runs: int) -> dict[str, list[list[float]]]:
+    """``phase -> [[seconds, jsii round trips], ...]``, one pair per run."""
+    parts: dict[str, list[list[float]]] = {}
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as out:
             result = subprocess.run(
@@ -314,7 +327,14 @@ def main() -> int:
     parts = _breakdown("default", env, args.runs)
     print("\nwhat remains, in-process (make synth default, fresh interpreter each run):")
     for k, v in parts.items():
-        print(f"  {k:<28} median {statistics.median(v):.2f} s")
+        print(f"  {k:<28} median {statistics.median(x[0] for x in v):.2f} s  {int(v[0][1]):6d} jsii round trips")
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
+        one, fifty = (_breakdown(str(_models_profile(Path(tmp), n)), env, 1) for n in (1, 50))
+    print("\njsii round trips per extra model (production.example, 50 models against 1):")
+    for k in one:
+        print(f"  {k:<28} {(fifty[k][0][1] - one[k][0][1]) / 49:6.1f}")
+    total = sum(fifty[k][0][1] - one[k][0][1] for k in one) / 49
+    print(f"  {'all':<28} {total:6.1f}")
     print(f"load at the end: {_load()}")
     return 0
 

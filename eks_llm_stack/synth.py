@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from aws_cdk import App
 
-from .charts.render import APPLY_STEPS, CRDS_STEP, dump_documents, manifest_layout, placeholders, resolve_documents
+from .charts.render import APPLY_STEPS, CRDS_STEP, dump_documents, manifest_layout, resolve_documents
 from .config import Profile, load_profile, validate_profile
 from .config.ephemeral import context_problems
 from .config.profile import read_profile_data
@@ -169,8 +169,7 @@ def write_chart_manifests(built: Built, out_dir: Path) -> list[Path]:
                 f"---\n{c.decode().strip()}\n" for c in crd_files(construct.pin).values()
             )
     for applied in applied_manifests(built.app):
-        # One resolve per construct: each call is a round trip to the jsii runtime.
-        docs = placeholders(applied.stack.resolve([dict(d) for d in applied.documents]))
+        docs = resolve_documents([dict(d) for d in applied.documents], applied.stack)
         sources.append((applied.name, docs, applied.stack is serving))
     layout = manifest_layout(sources)
     stems = {Path(rel).stem for rel in layout}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,38 @@ def test_summary_of_a_synth(default_synth, capsys: pytest.CaptureFixture[str], t
 def test_summary_without_a_synth_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", str(tmp_path / "nothing")]) == 2
     assert "run `make synth` first" in capsys.readouterr().err
+
+
+def test_summary_counts_kinds_as_a_yaml_parser_does(any_synth) -> None:
+    """The summary reads only the `kind:` lines; a YAML parser judges it on every file a synth writes."""
+    import yaml
+
+    from eks_llm_stack.cli.summary import count_kinds
+
+    files = sorted((any_synth.outdir / "manifests").rglob("*.yaml"))
+    assert any("10-crds" in str(f) for f in files)  # the multi-megabyte vendored CRDs are among them
+    for path in files:
+        text = path.read_text()
+        docs = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d]
+        assert count_kinds(text) == Counter(d.get("kind", "?") for d in docs), path
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("", {}),
+        ("---\n---\n", {}),
+        ("# a comment only\n---\n", {}),
+        ("apiVersion: v1\nkind: Namespace\n---\nkind: 'Secret'\n", {"Namespace": 1, "Secret": 1}),
+        ("apiVersion: v1\nmetadata:\n  kind: nested\n", {"?": 1}),
+        ("--- \nkind: ConfigMap # inline comment\n--- # separator comment\nspec: {}\n", {"ConfigMap": 1, "?": 1}),
+    ],
+)
+def test_count_kinds_cases(text: str, kinds: dict[str, int]) -> None:
+    import yaml
+
+    from eks_llm_stack.cli.summary import count_kinds
+
+    assert count_kinds(text) == Counter(kinds)
+    # The same answer as parsing.
+    assert Counter(d.get("kind", "?") for d in yaml.safe_load_all(text) if d) == Counter(kinds)

@@ -123,6 +123,27 @@ def test_app_py_refuses_a_context_option_without_a_value(tmp_path: Path) -> None
     assert "-c profile: expected KEY=VALUE" in result.stderr
 
 
+def test_app_py_exits_with_the_error_code_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """app.py exits without finalizing the interpreter, after the exit handlers: the jsii runtime's
+    files are gone and the exit code is the run's."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prefix: llm\nnetwrk: {}\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "-c", f"profile={bad}", "-o", str(tmp_path / "out")],
+        cwd=ROOT,
+        env={**_env(), "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "did you mean 'network'?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(scratch.iterdir()) == []
+
+
 def _files(d: Path, pattern: str) -> dict[str, str]:
     return {p.relative_to(d).as_posix(): p.read_text() for p in sorted(d.glob(pattern))}
 
@@ -145,6 +166,8 @@ def test_direct_app_writes_what_cdk_synth_writes_and_the_cli_probes_no_notices(t
     assert cli.returncode == 0, cli.stderr[-3000:]
     # cdk.json's "notices": false: the CLI never tries to fetch notices (a network probe per command).
     assert "refresh notices" not in cli.stdout + cli.stderr
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     direct = subprocess.run(
         [
             sys.executable,
@@ -155,12 +178,13 @@ def test_direct_app_writes_what_cdk_synth_writes_and_the_cli_probes_no_notices(t
             "--summary",
         ],
         cwd=ROOT,
-        env=_env(),
+        env={**_env(), "TMPDIR": str(scratch)},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert direct.returncode == 0, direct.stderr[-3000:]
+    assert list(scratch.iterdir()) == []  # the jsii runtime's files, removed at exit
     templates = _files(tmp_path / "cli", "*.template.json")
     assert len(templates) == 4
     assert _files(tmp_path / "direct", "*.template.json") == templates

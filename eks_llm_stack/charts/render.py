@@ -8,6 +8,7 @@ the YAML stays valid and says exactly what to substitute.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -75,9 +76,47 @@ def chart_documents(chart: cdk8s.Chart, resolver: Any | None = None) -> list[dic
 
 def resolve_documents(docs: list[dict[str, Any]], resolver: Any) -> list[dict[str, Any]]:
     """``docs`` with their tokens resolved by ``resolver`` (a CDK ``Stack``) and made placeholders."""
+    if all(_plain(d) for d in docs):
+        # Nothing for the stack to resolve, and nothing its round trip would change (see _plain): most
+        # charts, every model's among them.
+        same: list[dict[str, Any]] = placeholders(docs)
+        return same
     # One resolve for all of them: each call is a round trip to the jsii runtime.
     resolved: list[dict[str, Any]] = placeholders(resolver.resolve(docs))
     return resolved
+
+
+#: What marks a CDK string or list token (``${Token[...]}``, ``#{Token[...]}``).
+_TOKEN_MARK = "{Token["
+#: Integers JavaScript holds exactly.
+_SAFE_INTEGER = 2**53
+#: Property names JavaScript orders first, numerically ("array index" keys).
+_INDEX_KEY = re.compile(r"0|[1-9][0-9]{0,9}")
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` comes back from ``Stack.resolve`` exactly as it went in.
+
+    True for JSON made of strings without a token mark, safe integers, booleans, lists and objects whose
+    keys are neither tokens nor array indexes. Anything else takes the round trip: a token (string,
+    list or number: CDK number tokens are doubles below -1e288, so every float does), ``None`` (the
+    jsii runtime passes it as ``undefined``, which resolving drops), a float (``1.0`` comes back ``1``),
+    an index key (JavaScript moves it first), or an object of any other type.
+    """
+    if isinstance(value, str):
+        return _TOKEN_MARK not in value
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INTEGER < value < _SAFE_INTEGER
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and _TOKEN_MARK not in k and not _INDEX_KEY.fullmatch(k) and _plain(v)
+            for k, v in value.items()
+        )
+    return False
 
 
 def write_manifests(
