@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import cdk8s
 import yaml
 
+from .yaml_writer import dump_block_documents
+
 
 def placeholders(value: Any) -> Any:
     """Replace CloudFormation intrinsics in a resolved structure by readable placeholders."""
@@ -64,8 +66,16 @@ class _Dumper(yaml.SafeDumper):
 
 
 def dump_documents(docs: list[dict[str, Any]]) -> str:
-    """``docs`` as a multi-document YAML stream, keys in their order, block style (``yaml.safe_dump_all``)."""
-    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    """``docs`` as a multi-document YAML stream, keys in their order, block style: the bytes of
+    ``yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)``.
+
+    Plain JSON-like documents (all that charts produce) go through :mod:`.yaml_writer`, several times
+    faster; anything it does not reproduce exactly is written by PyYAML itself.
+    """
+    text = dump_block_documents(docs)
+    if text is None:
+        text = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    return text
 
 
 def chart_documents(chart: cdk8s.Chart, resolver: Any | None = None) -> list[dict[str, Any]]:

@@ -15,12 +15,22 @@ writes, so the endpoint and logging rules are restated here for that resource ty
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import jsii
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
-from cdk_nag import IApplyRule, NagMessageLevel, NagPack, NagRuleCompliance
+from aws_cdk import (
+    Acknowledgment,
+    CfnResource,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+    Stack,
+    Validations,
+)
+from cdk_nag import NagPack, NagRuleCompliance
 from constructs import IConstruct
 
 #: The prefix of our own rule ids (``EksLlmStack-EKS1``...).
@@ -34,9 +44,13 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 
     The reason must say why the finding is acceptable *here*; an empty reason is refused.
     """
+    _acknowledge_all(construct, [rule], reason)
+
+
+def _acknowledge_all(construct: IConstruct, rules: list[str], reason: str) -> None:
     if not reason or len(reason.strip()) < 10:
-        raise ValueError(f"acknowledging {rule} on {construct.node.path} needs a real reason")
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+        raise ValueError(f"acknowledging {rules[0]} on {construct.node.path} needs a real reason")
+    Validations.of(construct).acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule in rules))
 
 
 def acknowledge_generated(scope: IConstruct, rules: tuple[str, ...], reason: str) -> list[str]:
@@ -46,13 +60,22 @@ def acknowledge_generated(scope: IConstruct, rules: tuple[str, ...], reason: str
     resource that has them. Use only for generated subtrees such as aws-cdk-lib's kubectl
     provider, whose roles and runtime follow aws-cdk-lib releases. Returns what was acknowledged.
     """
-    by_path = {c.node.path: c for c in scope.node.find_all()}
-    done = []
-    for v in nag_report(scope):
-        base = v.rule.split("[", 1)[0]
-        if base in rules and v.path in by_path:
-            acknowledge(by_path[v.path], v.rule, reason)
+    # Only the packs whose rules are acknowledged here run (this runs while the tree is built).
+    packs = tuple(name for name in _PACK_NAMES if any(r.startswith(f"{name}-") for r in rules))
+    findings = [v for v in _report(scope, _packs(verbose=False, names=packs)) if v.rule.split("[", 1)[0] in rules]
+    if not findings:
+        return []
+    # Every finding sits on a CloudFormation resource: only those need their path read.
+    by_path = {c.node.path: c for c in scope.node.find_all() if isinstance(c, CfnResource)}
+    done: list[str] = []
+    on_resource: dict[str, list[str]] = {}
+    for v in findings:
+        if v.path in by_path:
+            on_resource.setdefault(v.path, []).append(v.rule)
             done.append(f"{v.path}: {v.rule}")
+    # One call per resource, its rules in finding order: the same metadata as one call per rule.
+    for path, found in on_resource.items():
+        _acknowledge_all(by_path[path], found, reason)
     return done
 
 
@@ -120,70 +143,123 @@ _EKS_RULES = (
         "Enable all five control-plane log types; the audit log is the record of who did what through the API.",
     ),
 )
+#: cdk-nag's (non-verbose) description of a rule that threw, e.g. on an unresolvable intrinsic.
+_INTRINSIC_HINT = "This is generally caused by a parameter referencing an intrinsic function."
 
 
-@jsii.implements(IApplyRule)
-class _Rule:
-    """One rule applied to one resource, in the shape cdk-nag's ``applyRule`` takes."""
+#: aws-cdk-lib <2.262.1 wrote ``annotation::<rule>``, later versions ``Annotation::<rule>``: cdk-nag accepts both.
+_ANNOTATION_PREFIX = re.compile(r"^annotation::", re.IGNORECASE)
+#: The CloudFormation type of each generated L1 class seen so far (``CfnCluster``: ``AWS::EKS::Cluster``).
+_L1_TYPES: dict[type, str] = {}
 
-    def __init__(self, node: CfnResource, suffix: str, check: Any, info: str, explanation: str) -> None:
-        self._node, self._suffix, self._check, self._info, self._explanation = node, suffix, check, info, explanation
 
-    @property
-    def node(self) -> CfnResource:
-        return self._node
+def _resource_type(node: CfnResource) -> str:
+    # An L1 class fixes its resource type, so it is read once per class and process rather than once per
+    # resource; only the generic ``CfnResource`` (custom resources...) is typed per instance.
+    cls = type(node)
+    if cls in _L1_TYPES:
+        return _L1_TYPES[cls]
+    value = node.cfn_resource_type
+    if any("CFN_RESOURCE_TYPE_NAME" in vars(k) for k in cls.__mro__):
+        _L1_TYPES[cls] = value
+    return value
 
-    @property
-    def info(self) -> str:
-        return self._info
 
-    @property
-    def explanation(self) -> str:
-        return self._explanation
+@functools.cache
+def _acknowledgment_key() -> str:
+    # The metadata type ``Validations.of(c).acknowledge`` writes (``aws:cdk:acknowledged-rules``).
+    return Validations.ACKNOWLEDGED_RULES_METADATA_KEY
 
-    @property
-    def level(self) -> NagMessageLevel:
-        return NagMessageLevel.ERROR
 
-    @property
-    def rule_suffix_override(self) -> str:
-        return self._suffix
-
-    def rule(self, node: CfnResource) -> NagRuleCompliance:
-        result: NagRuleCompliance = self._check(node)
-        return result
+def _acknowledged_ids(node: IConstruct) -> set[str]:
+    """The rule ids acknowledged on ``node`` or any ancestor, as cdk-nag's ``isAcknowledged`` reads them."""
+    key = _acknowledgment_key()
+    ids: set[str] = set()
+    for scope in node.node.scopes:
+        for entry in scope.node.metadata:
+            if entry.type == key and isinstance(entry.data, dict):
+                ids.update(_ANNOTATION_PREFIX.sub("", key) for key in entry.data)
+    return ids
 
 
 class EksLlmStackChecks(NagPack):
-    """Our own rules (``EksLlmStack-EKS1``, ``-EKS2``), acknowledged like any cdk-nag rule."""
+    """Our own rules (``EksLlmStack-EKS1``, ``-EKS2``), acknowledged like any cdk-nag rule.
+
+    cdk-nag's base class walks the whole tree in JavaScript and calls ``checkResource`` back in Python
+    for every CloudFormation resource. Both rules concern only ``AWS::EKS::Cluster``, so
+    :meth:`validate_scope` (which cdk-nag's ``validate`` calls when the pack runs as a policy-validation
+    plugin) does the walk here with one ``find_all`` and builds the same report cdk-nag's ``applyRule``
+    would: same rule ids, descriptions, severity, construct paths, locations and acknowledgments.
+    """
 
     def __init__(self, scope: IConstruct | None = None, *, verbose: bool = False) -> None:
         super().__init__(scope, verbose=verbose)
         self._pack_name = PACK_NAME
+        self._verbose = verbose
 
     @property
     def name(self) -> str:
         return PACK_NAME
 
+    def validate_scope(self, scope: IConstruct) -> PolicyValidationPluginReport:
+        # rule id -> (description, violating resources), in the order cdk-nag's tree walk finds them.
+        found: dict[str, tuple[str, list[PolicyViolatingResource]]] = {}
+        for node in scope.node.find_all():  # pre-order, as cdk-nag's walkTree
+            if isinstance(node, CfnResource) and _resource_type(node) == "AWS::EKS::Cluster":
+                self._check_cluster(node, found)
+        violations = [
+            PolicyViolation(rule_name=rule, description=text, severity="error", violating_resources=resources)
+            for rule, (text, resources) in found.items()
+        ]
+        return PolicyValidationPluginReport(success=not violations, violations=violations)
+
+    def _check_cluster(self, node: CfnResource, found: dict[str, tuple[str, list[PolicyViolatingResource]]]) -> None:
+        acknowledged: set[str] | None = None  # read only for a finding, as cdk-nag does
+        for suffix, check, info, explanation in _EKS_RULES:
+            rule_id = f"{PACK_NAME}-{suffix}"
+            error: str | None = None
+            try:
+                if check(node) != NagRuleCompliance.NON_COMPLIANT:
+                    continue
+            except Exception as exc:  # cdk-nag reports a rule that throws as a finding of that rule
+                error = str(exc)
+            if acknowledged is None:
+                acknowledged = _acknowledged_ids(node)
+            if rule_id in acknowledged:
+                continue
+            if error is not None:
+                description = f"Rule threw an error during validation. {error if self._verbose else _INTRINSIC_HINT}"
+            else:
+                description = f"{info} {explanation}" if self._verbose else info
+            # Grouped by rule: the first finding's description stands for the rule, as in cdk-nag.
+            _, resources = found.setdefault(rule_id, (description, []))
+            resources.append(PolicyViolatingResource(construct_path=node.node.path, locations=["Properties"]))
+
     @jsii.member(jsii_name="checkResource")
     def _check_resource(self, node: CfnResource) -> None:
-        if node.cfn_resource_type != "AWS::EKS::Cluster":
-            return  # one cheap test instead of a callback per rule for every other resource
-        for suffix, check, info, explanation in _EKS_RULES:
-            # jsii reads the rule through read-only properties; the Protocol stub wants settable ones.
-            self._apply_rule(_Rule(node, suffix, check, info, explanation))  # type: ignore[arg-type]
+        # Abstract in cdk-nag; only its tree walk calls it, and validate_scope replaces that walk.
+        raise RuntimeError(f"{PACK_NAME} checks run through validate_scope, not per resource ({node.node.path})")
 
 
-def _packs(verbose: bool, scope: IConstruct | None = None) -> list[NagPack]:
+#: The packs that run, in report order; a rule id starts with its pack's name (``AwsSolutions-IAM5``).
+_PACK_NAMES = ("AwsSolutions", PACK_NAME)
+
+
+def _packs(verbose: bool, scope: IConstruct | None = None, names: tuple[str, ...] = _PACK_NAMES) -> list[NagPack]:
     from cdk_nag import AwsSolutionsChecks
 
-    return [AwsSolutionsChecks(scope, verbose=verbose), EksLlmStackChecks(scope, verbose=verbose)]
+    factories = {"AwsSolutions": AwsSolutionsChecks, PACK_NAME: EksLlmStackChecks}
+    return [factories[name](scope, verbose=verbose) for name in names]
 
 
 def nag_report(scope: IConstruct) -> list[NagViolation]:
     """Every unacknowledged AwsSolutions and EksLlmStack violation under ``scope`` (an App or a Stack)."""
+    return _report(scope, _packs(verbose=False))
+
+
+def _report(scope: IConstruct, packs: list[NagPack]) -> list[NagViolation]:
     out = []
-    for pack in _packs(verbose=False):
+    for pack in packs:
         report = pack.validate_scope(scope)
         for v in report.violations:
             for r in v.violating_resources:
@@ -221,7 +297,7 @@ def acknowledge_checkov_generated(
     by aws-cdk-lib (its kubectl provider, its custom-resource providers). Returns the paths."""
     done = []
     for c in scope.node.find_all():
-        if isinstance(c, CfnResource) and c.cfn_resource_type == resource_type:
+        if isinstance(c, CfnResource) and _resource_type(c) == resource_type:
             for check in check_ids:
                 acknowledge_checkov(c, check, reason)
             done.append(c.node.path)
