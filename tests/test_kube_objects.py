@@ -130,3 +130,43 @@ def test_roles_of_one_stack_share_the_cluster_refs_and_each_stack_builds_its_own
         assert sorted(a["Properties"]["ServiceAccount"] for a in associations.values()) == ["alpha", "beta"]
         assert {a["Properties"]["ClusterName"] for a in associations.values()} == {"demo-cluster"}
         assert stack.resolve(cluster_arn(stack, cluster)) == arn
+
+
+def test_a_shared_body_is_sent_once_and_only_an_identical_one_reuses_it(monkeypatch) -> None:
+    sent: list[tuple[str, Any]] = []
+    original = cdk8s.JsonPatch.add
+
+    def counting(path: str, value: Any) -> cdk8s.JsonPatch:
+        sent.append((path, value))
+        return original(path, value)
+
+    monkeypatch.setattr(cdk8s.JsonPatch, "add", staticmethod(counting))
+    monkeypatch.setattr("eks_llm_stack.charts.kube._SHARED_PATCHES", {})
+    chart = _chart()
+    same = {"automountServiceAccountToken": False}
+    one = named_object(chart, "one", "v1", "ServiceAccount", "one", "ns", LABELS, same, shared_body=True)
+    two = named_object(chart, "two", "v1", "ServiceAccount", "two", "ns", LABELS, dict(same), shared_body=True)
+    # Same keys in another order, or another value: a patch of its own (order is part of the document).
+    three = named_object(
+        chart, "three", "v1", "ConfigMap", "c3", "ns", LABELS, {"data": {"b": "1", "a": "2"}}, shared_body=True
+    )
+    four = named_object(
+        chart, "four", "v1", "ConfigMap", "c4", "ns", LABELS, {"data": {"a": "2", "b": "1"}}, shared_body=True
+    )
+    five = named_object(
+        chart,
+        "five",
+        "v1",
+        "ServiceAccount",
+        "five",
+        "ns",
+        LABELS,
+        {"automountServiceAccountToken": True},
+        shared_body=True,
+    )
+    assert [p for p, _ in sent] == ["/automountServiceAccountToken", "/data", "/data", "/automountServiceAccountToken"]
+    assert one.to_json()["automountServiceAccountToken"] is False
+    assert two.to_json()["automountServiceAccountToken"] is False
+    assert list(three.to_json()["data"]) == ["b", "a"]
+    assert list(four.to_json()["data"]) == ["a", "b"]
+    assert five.to_json()["automountServiceAccountToken"] is True

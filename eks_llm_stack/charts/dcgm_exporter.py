@@ -111,6 +111,7 @@ class DcgmExporterChart(cdk8s.Chart):
             metadata=meta(),
             # The exporter reads the kubelet socket, not the Kubernetes API: no token needed.
             body={"automountServiceAccountToken": False},
+            shared_body=True,
         )
         self.config_map = api_object(
             self,

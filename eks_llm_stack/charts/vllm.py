@@ -442,6 +442,7 @@ class VllmModel(Construct):
             labels,
             # vLLM never calls the Kubernetes API: no token in the pod.
             {"automountServiceAccountToken": False},
+            shared_body=True,
         )
         if props.multi_node:
             self.workload = named_object(

@@ -124,19 +124,17 @@ class ServingStack(PlatformStackBase):
         partition, finding_partition = self._partitions()
         bucket_arn = f"arn:{partition}:s3:::{src.bucket}"
         prefix = f"{src.prefix}/" if src.prefix else ""
+        list_bucket: dict[str, Any] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}
+        if prefix:
+            list_bucket["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+        statements = [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}*"}, list_bucket]
         policy = iam.Policy(
             self,
             f"{cid}WeightsPolicy",
             # Attached here rather than with attach_to_role: one round trip less, the same policy.
             roles=[role],
-            statements=[
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{prefix}*"]),
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
-                ),
-            ],
+            # One document from JSON instead of one PolicyStatement per statement: a round trip less per model.
+            document=iam.PolicyDocument.from_json({"Statement": statements}),
         )
         acknowledge(
             policy,
