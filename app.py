@@ -11,6 +11,7 @@ Run by the CDK CLI (``cdk.json``), or directly, which is what ``make synth`` doe
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 from pathlib import Path
@@ -80,6 +81,9 @@ def _exit_without_finalizing() -> None:
 
 if __name__ == "__main__":
     atexit.register(_exit_without_finalizing)
+    # One short process whose objects live until its end: the cyclic garbage collector's passes over
+    # aws-cdk-lib's objects cost about 0.8 s of CPU at 50 models and would free about 10 MiB.
+    gc.disable()
     try:
         _exit_code = main()
     except SystemExit as exc:  # argparse's usage errors (2), sys.exit(...) anywhere below
