@@ -329,3 +329,38 @@ def test_acknowledge_generated_runs_our_pack_for_our_rules() -> None:
     done = acknowledge_generated(group, (EKS1,), "A probe cluster that exists only in this test.")
     assert done == [f"S/Generated/Cluster: {EKS1}"]
     assert EKS1 not in {v.rule for v in nag_report(stack)}
+
+
+def test_acknowledge_generated_writes_the_metadata_one_acknowledgment_per_finding_writes() -> None:
+    def role_stack() -> tuple[Stack, iam.Role]:
+        stack = Stack(App(), "S")
+        policies = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        role = iam.Role(
+            stack,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(p) for p in policies],
+        )
+        return stack, role
+
+    reason = "A probe role that exists only in this test."
+    batched_stack, batched = role_stack()
+    done = acknowledge_generated(batched, ("AwsSolutions-IAM4",), reason)
+    assert len(done) == 2
+    one_by_one_stack, _ = role_stack()
+    for line in done:
+        path, rule = line.split(": ", 1)
+        acknowledge(one_by_one_stack.node.find_child("Role").node.find_child(path.rsplit("/", 1)[1]), rule, reason)
+
+    def entries(stack: Stack) -> list[tuple[str, str, Any]]:  # logical ids are tokens numbered per app
+        return [
+            (c.node.path, m.type, m.data)
+            for c in stack.node.find_all()
+            for m in c.node.metadata
+            if m.type != "aws:cdk:logicalId"
+        ]
+
+    assert entries(batched_stack) == entries(one_by_one_stack)
+    assert [data for _, t, data in entries(batched_stack) if t == ACK_KEY] == [
+        {f"Annotation::{line.split(': ', 1)[1]}": reason} for line in done
+    ]

@@ -678,6 +678,7 @@ class BenchmarkJobChart(cdk8s.Chart):
                     name=props.service_account_name, namespace=props.namespace, labels=labels
                 ),
                 body={"automountServiceAccountToken": False},
+                shared_body=True,
             )
         else:
             self.service_account = None

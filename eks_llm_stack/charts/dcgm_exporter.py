@@ -23,7 +23,7 @@ from constructs import Construct
 from .. import versions
 from ..conventions import CAPACITY_TYPE_LABEL, INSTANCE_TYPE_LABEL, MANAGED_BY, POOL_LABEL
 from ..errors import collecting
-from ..gates.checkov import NO_CPU_LIMIT, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..gates.checkov import NO_CPU_LIMIT, PINNED_TAG, PINNED_TAG_PULL, k8s_skip_annotations
 from ..monitoring import metrics as m
 from ..naming import check_dns_label
 from ..versions import ImagePin
@@ -111,6 +111,7 @@ class DcgmExporterChart(cdk8s.Chart):
             metadata=meta(),
             # The exporter reads the kubelet socket, not the Kubernetes API: no token needed.
             body={"automountServiceAccountToken": False},
+            shared_body=True,
         )
         self.config_map = api_object(
             self,
@@ -165,12 +166,27 @@ class DcgmExporterChart(cdk8s.Chart):
             "livenessProbe": {**probe, "initialDelaySeconds": 45, "periodSeconds": 10},
             "readinessProbe": {**probe, "initialDelaySeconds": 10, "periodSeconds": 10},
         }
+        profiling = (
+            "DCGM's profiling metrics need CAP_SYS_ADMIN (with it Kubernetes allows privilege escalation and the "
+            "check counts root-equivalence); GPU nodes only, in the privileged monitoring-node-agents namespace, "
+            "read-only root filesystem, every other capability dropped"
+        )
+        skips = {
+            "CKV_K8S_11": NO_CPU_LIMIT,
+            "CKV_K8S_15": PINNED_TAG_PULL,
+            "CKV_K8S_43": PINNED_TAG,
+            "CKV_K8S_20": profiling,
+            "CKV_K8S_23": profiling,
+            "CKV_K8S_25": profiling,
+            "CKV_K8S_39": profiling,
+            "CKV_K8S_40": "runs as the image's user, which DCGM's host engine socket and GPU device files expect",
+        }
         self.daemon_set = api_object(
             self,
             "DaemonSet",
             api_version="apps/v1",
             kind="DaemonSet",
-            metadata=meta(),
+            metadata=meta(annotations=k8s_skip_annotations(skips)),
             body={
                 "spec": {
                     "selector": {"matchLabels": selector},
@@ -191,22 +207,6 @@ class DcgmExporterChart(cdk8s.Chart):
                 }
             },
         )
-        profiling = (
-            "DCGM's profiling metrics need CAP_SYS_ADMIN (with it Kubernetes allows privilege escalation and the "
-            "check counts root-equivalence); GPU nodes only, in the privileged monitoring-node-agents namespace, "
-            "read-only root filesystem, every other capability dropped"
-        )
-        for check, reason in (
-            ("CKV_K8S_11", NO_CPU_LIMIT),
-            ("CKV_K8S_15", PINNED_TAG_PULL),
-            ("CKV_K8S_43", PINNED_TAG),
-            ("CKV_K8S_20", profiling),
-            ("CKV_K8S_23", profiling),
-            ("CKV_K8S_25", profiling),
-            ("CKV_K8S_39", profiling),
-            ("CKV_K8S_40", "runs as the image's user, which DCGM's host engine socket and GPU device files expect"),
-        ):
-            acknowledge_k8s(self.daemon_set, check, reason)
         self.service = api_object(
             self,
             "Service",

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,18 +30,47 @@ from ..conventions import (
 )
 from ..errors import collecting
 
+#: The patches of bodies built with ``shared_body``, by field and JSON text (key order included). A
+#: ``JsonPatch`` is an immutable operation that cdk8s copies before applying, so one serves every object.
+_SHARED_PATCHES: dict[tuple[str, str], cdk8s.JsonPatch] = {}
+
+
+def _add_patch(key: str, value: Any, *, shared: bool) -> cdk8s.JsonPatch:
+    if not shared:
+        return cdk8s.JsonPatch.add(f"/{key}", value)
+    known = (key, json.dumps(value))
+    patch = _SHARED_PATCHES.get(known)
+    if patch is None:
+        patch = _SHARED_PATCHES[known] = cdk8s.JsonPatch.add(f"/{key}", value)
+    return patch
+
 
 def api_object(
-    scope: Construct, id: str, *, api_version: str, kind: str, metadata: cdk8s.ApiObjectMetadata, body: dict[str, Any]
+    scope: Construct,
+    id: str,
+    *,
+    api_version: str,
+    kind: str,
+    metadata: cdk8s.ApiObjectMetadata,
+    body: dict[str, Any],
+    shared_body: bool = False,
 ) -> cdk8s.ApiObject:
     """A plain ``ApiObject`` with top-level fields (``spec``, ``data`` …) beside its metadata.
 
     ``cdk8s.ApiObject`` takes only apiVersion/kind/metadata from Python; the rest goes in as
-    JSON patches.
+    JSON patches, one ``add`` per top-level field. Patches are applied after cdk8s sorts the
+    object's keys, so each field keeps the key order it is written with here; anything passed
+    through the constructor instead would come out sorted. Every jsii call is a round trip to the
+    Node.js runtime: all patches go in with one ``add_json_patch``.
+
+    ``shared_body`` — the body is the same for many objects (a ServiceAccount's
+    ``automountServiceAccountToken``, a ConfigMap every model mounts): its patches are built once
+    per process and reused, instead of sent again for every object (default False).
     """
     obj = cdk8s.ApiObject(scope, id, api_version=api_version, kind=kind, metadata=metadata)
-    for key, value in body.items():
-        obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
+    patches = [_add_patch(key, value, shared=shared_body) for key, value in body.items()]
+    if patches:
+        obj.add_json_patch(*patches)
     return obj
 
 
@@ -53,10 +83,22 @@ def named_object(
     namespace: str | None,
     labels: Mapping[str, str],
     body: Mapping[str, Any],
+    *,
+    annotations: Mapping[str, str] | None = None,
+    shared_body: bool = False,
 ) -> cdk8s.ApiObject:
-    """:func:`api_object` for the common metadata: a name, an optional namespace and labels."""
-    metadata = cdk8s.ApiObjectMetadata(name=name, namespace=namespace, labels=dict(labels))
-    return api_object(scope, id, api_version=api_version, kind=kind, metadata=metadata, body=dict(body))
+    """:func:`api_object` for the common metadata: a name, an optional namespace, labels and annotations.
+
+    Annotations known when the object is built go in here rather than through
+    ``metadata.add_annotation`` afterwards: one round trip instead of one per annotation, and the
+    same document (cdk8s sorts metadata keys either way). ``shared_body`` — as for :func:`api_object`.
+    """
+    metadata = cdk8s.ApiObjectMetadata(
+        name=name, namespace=namespace, labels=dict(labels), annotations=dict(annotations) if annotations else None
+    )
+    return api_object(
+        scope, id, api_version=api_version, kind=kind, metadata=metadata, body=dict(body), shared_body=shared_body
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

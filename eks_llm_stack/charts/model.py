@@ -90,7 +90,7 @@ class ModelChart(cdk8s.Chart):
         namespace = props.model.namespace
         self.model = VllmModel(self, "Model", props=props.model)
         if not props.external_namespace:
-            _NamespaceInApp.expect(self, namespace)
+            _NamespaceInApp.expect(self, namespace, scope=scope, id=id)
         if props.network_policy is not None:
             ModelNetworkPolicy(self, "NetworkPolicy", props=props.network_policy)
         self.api_key: cdk8s.ApiObject | None = None

@@ -49,6 +49,8 @@ def auth_config_map(
         kind="ConfigMap",
         metadata=cdk8s.ApiObjectMetadata(name=f"{model}-auth", namespace=namespace, labels={**MANAGED_BY, **labels}),
         body={"data": {f"{MODULE}.py": middleware_source()}},
+        # The same module for every model: sent to the Node.js runtime once, not once per model.
+        shared_body=True,
     )
 
 

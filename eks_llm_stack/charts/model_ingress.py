@@ -111,6 +111,7 @@ def model_ingress(
             namespace,
             labels,
             {"spec": {"ingressClassName": "alb", "rules": [rule]}},
+            annotations=annotations,
         )
     else:
         annotations = {
@@ -132,7 +133,7 @@ def model_ingress(
         # An NLB forwards TCP, it cannot route by path: the API-key middleware guards every path but
         # /health, /metrics, /ping and /version, and these source ranges bound who gets that far.
         spec["loadBalancerSourceRanges"] = list(ing.allowed_cidrs)
-        obj = named_object(scope, "Ingress", "v1", "Service", f"{name}-lb", namespace, labels, {"spec": spec})
-    for key, value in annotations.items():
-        obj.metadata.add_annotation(key, value)
+        obj = named_object(
+            scope, "Ingress", "v1", "Service", f"{name}-lb", namespace, labels, {"spec": spec}, annotations=annotations
+        )
     return obj

@@ -19,7 +19,7 @@ from constructs import Construct
 from .. import versions
 from ..conventions import MANAGED_BY
 from ..errors import collecting
-from ..gates.checkov import PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..gates.checkov import PINNED_TAG, PINNED_TAG_PULL, k8s_skip_annotations
 from ..naming import check_dns_label
 from .kube import named_object, pool_scheduling, restricted_security_context
 
@@ -102,15 +102,22 @@ class ImagePrepull(Construct):
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},
             "template": {"metadata": {"labels": labels}, "spec": pod},
         }
-        self.daemon_set = named_object(
-            self, "DaemonSet", "apps/v1", "DaemonSet", props.name, props.namespace, labels, {"spec": spec}
-        )
         idle = "the container only sleeps once its image is on the node; there is nothing to probe"
-        for check, reason in (
-            ("CKV_K8S_8", idle),
-            ("CKV_K8S_9", idle),
-            ("CKV_K8S_11", "a sleeping container; a CPU limit would only add throttling accounting"),
-            ("CKV_K8S_15", PINNED_TAG_PULL),
-            ("CKV_K8S_43", PINNED_TAG),
-        ):
-            acknowledge_k8s(self.daemon_set, check, reason)
+        skips = {
+            "CKV_K8S_8": idle,
+            "CKV_K8S_9": idle,
+            "CKV_K8S_11": "a sleeping container; a CPU limit would only add throttling accounting",
+            "CKV_K8S_15": PINNED_TAG_PULL,
+            "CKV_K8S_43": PINNED_TAG,
+        }
+        self.daemon_set = named_object(
+            self,
+            "DaemonSet",
+            "apps/v1",
+            "DaemonSet",
+            props.name,
+            props.namespace,
+            labels,
+            {"spec": spec},
+            annotations=k8s_skip_annotations(skips),
+        )

@@ -18,6 +18,7 @@ from constructs import Construct
 from ..conventions import CACHE_CLAIMS, MANAGED_BY
 from ..errors import collecting
 from ..naming import check_dns_label
+from .kube import api_object
 from .model_fetch import (  # noqa: F401  (re-exported: their former home)
     CACHE_MOUNT,
     COMPLETE_MARKER,
@@ -187,17 +188,14 @@ class StorageChart(cdk8s.Chart):
     def _obj(
         self, cid: str, api: str, kind: str, name: str, ns: str | None, labels: dict, extra: dict[str, Any]
     ) -> cdk8s.ApiObject:
-        obj = cdk8s.ApiObject(
+        return api_object(
             self,
             cid,
             api_version=api,
             kind=kind,
             metadata=cdk8s.ApiObjectMetadata(name=name, namespace=ns, labels=labels),
+            body=extra,
         )
-        # ApiObject takes only apiVersion/kind/metadata as arguments; the rest goes in as patches.
-        for key, value in extra.items():
-            obj.add_json_patch(cdk8s.JsonPatch.add(f"/{key}", value))
-        return obj
 
     def _volume_pair(
         self, kind: str, claim: str, size: str, storage_class: str, csi: dict, *, mount_options: list[str]

@@ -49,7 +49,14 @@ from ..conventions import (
     ZONE_LABEL,
 )
 from ..errors import collecting
-from ..gates.checkov import HF_TOKEN_ENV, NO_CPU_LIMIT, NON_ROOT_CACHE_UID, PINNED_TAG, PINNED_TAG_PULL, acknowledge_k8s
+from ..gates.checkov import (
+    HF_TOKEN_ENV,
+    NO_CPU_LIMIT,
+    NON_ROOT_CACHE_UID,
+    PINNED_TAG,
+    PINNED_TAG_PULL,
+    k8s_skip_annotations,
+)
 from ..naming import check_dns_label
 from .kube import (
     named_object,
@@ -435,6 +442,7 @@ class VllmModel(Construct):
             labels,
             # vLLM never calls the Kubernetes API: no token in the pod.
             {"automountServiceAccountToken": False},
+            shared_body=True,
         )
         if props.multi_node:
             self.workload = named_object(
@@ -457,15 +465,16 @@ class VllmModel(Construct):
                 props.namespace,
                 labels,
                 {"spec": self._deployment_spec()},
+                annotations=k8s_skip_annotations(
+                    {
+                        "CKV_K8S_11": NO_CPU_LIMIT,
+                        "CKV_K8S_15": PINNED_TAG_PULL,
+                        "CKV_K8S_43": PINNED_TAG,
+                        "CKV_K8S_35": HF_TOKEN_ENV,
+                        "CKV_K8S_40": NON_ROOT_CACHE_UID,
+                    }
+                ),
             )
-            for check, reason in (
-                ("CKV_K8S_11", NO_CPU_LIMIT),
-                ("CKV_K8S_15", PINNED_TAG_PULL),
-                ("CKV_K8S_43", PINNED_TAG),
-                ("CKV_K8S_35", HF_TOKEN_ENV),
-                ("CKV_K8S_40", NON_ROOT_CACHE_UID),
-            ):
-                acknowledge_k8s(self.workload, check, reason)
         selector = dict(props.selector_labels)
         if props.multi_node:
             selector[ROLE_LABEL] = "leader"
@@ -805,14 +814,20 @@ class _NamespaceInApp:
         self._found: set[str] = set()
 
     @classmethod
-    def expect(cls, chart: cdk8s.Chart, namespace: str) -> None:
-        """Check at synth that ``namespace`` is created in ``chart``'s app."""
-        app = cdk8s.App.of(chart)
+    def expect(
+        cls, chart: cdk8s.Chart, namespace: str, *, scope: Construct | None = None, id: str | None = None
+    ) -> None:
+        """Check at synth that ``namespace`` is created in ``chart``'s app.
+
+        ``scope`` / ``id`` — what the chart was created with, when the caller has them: a chart made
+        directly in an app needs no ``App.of`` nor ``node.id`` round trip to the Node.js runtime.
+        """
+        app = scope if isinstance(scope, cdk8s.App) else cdk8s.App.of(chart)
         check = _NAMESPACE_CHECKS.get(app)
         if check is None:
             check = _NAMESPACE_CHECKS[app] = cls(app)
             app.node.add_validation(check)
-        check._expected.append((chart.node.id, namespace))
+        check._expected.append((id if id is not None else chart.node.id, namespace))
 
     def validate(self) -> list[str]:
         if any(ns not in self._found for _, ns in self._expected):
@@ -856,7 +871,7 @@ class VllmChart(cdk8s.Chart):
         super().__init__(scope, id, disable_resource_name_hashes=True)
         self.model = VllmModel(self, "Model", props=props.model)
         if not props.external_namespace:
-            _NamespaceInApp.expect(self, props.model.namespace)
+            _NamespaceInApp.expect(self, props.model.namespace, scope=scope, id=id)
         for i, doc in enumerate(props.extra):
             meta = doc.get("metadata", {})
             named_object(

@@ -44,9 +44,13 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 
     The reason must say why the finding is acceptable *here*; an empty reason is refused.
     """
+    _acknowledge_all(construct, [rule], reason)
+
+
+def _acknowledge_all(construct: IConstruct, rules: list[str], reason: str) -> None:
     if not reason or len(reason.strip()) < 10:
-        raise ValueError(f"acknowledging {rule} on {construct.node.path} needs a real reason")
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+        raise ValueError(f"acknowledging {rules[0]} on {construct.node.path} needs a real reason")
+    Validations.of(construct).acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule in rules))
 
 
 def acknowledge_generated(scope: IConstruct, rules: tuple[str, ...], reason: str) -> list[str]:
@@ -63,11 +67,15 @@ def acknowledge_generated(scope: IConstruct, rules: tuple[str, ...], reason: str
         return []
     # Every finding sits on a CloudFormation resource: only those need their path read.
     by_path = {c.node.path: c for c in scope.node.find_all() if isinstance(c, CfnResource)}
-    done = []
+    done: list[str] = []
+    on_resource: dict[str, list[str]] = {}
     for v in findings:
         if v.path in by_path:
-            acknowledge(by_path[v.path], v.rule, reason)
+            on_resource.setdefault(v.path, []).append(v.rule)
             done.append(f"{v.path}: {v.rule}")
+    # One call per resource, its rules in finding order: the same metadata as one call per rule.
+    for path, found in on_resource.items():
+        _acknowledge_all(by_path[path], found, reason)
     return done
 
 
@@ -170,7 +178,7 @@ def _acknowledged_ids(node: IConstruct) -> set[str]:
     for scope in node.node.scopes:
         for entry in scope.node.metadata:
             if entry.type == key and isinstance(entry.data, dict):
-                ids.update(_ANNOTATION_PREFIX.sub("", key) for key in entry.data)
+                ids.update(_ANNOTATION_PREFIX.sub("", rule) for rule in entry.data)
     return ids
 
 
@@ -289,7 +297,7 @@ def acknowledge_checkov_generated(
     by aws-cdk-lib (its kubectl provider, its custom-resource providers). Returns the paths."""
     done = []
     for c in scope.node.find_all():
-        if isinstance(c, CfnResource) and c.cfn_resource_type == resource_type:
+        if isinstance(c, CfnResource) and _resource_type(c) == resource_type:
             for check in check_ids:
                 acknowledge_checkov(c, check, reason)
             done.append(c.node.path)

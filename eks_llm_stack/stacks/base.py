@@ -119,8 +119,9 @@ class ChartRegistry:
             # Server-side apply with overwrite: re-deploys converge instead of failing on drift.
             overwrite=True,
         )
-        for dep in depends_on:
-            manifest.node.add_dependency(dep)
+        if depends_on:
+            # One round trip for all of them (constructs' add_dependency takes many).
+            manifest.node.add_dependency(*depends_on)
         self.entries.append((name, chart, stack))
         self.documents[name] = documents
         return manifest

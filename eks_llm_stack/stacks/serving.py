@@ -61,6 +61,7 @@ class ServingStack(PlatformStackBase):
         #: ``name -> ModelDeployment`` for every model of the profile; ``model_manifests`` the applied charts.
         self.models: dict[str, ModelDeployment] = {}
         self.model_manifests: dict[str, Any] = {}
+        self._partition_pair: tuple[str, str] | None = None
         if profile.models:
             self._add_models(profile, plan, platform, charts)
 
@@ -120,24 +121,31 @@ class ServingStack(PlatformStackBase):
             description=f"model {name}: read its weights from {src.location}",
             association_id=f"{cid}WeightsPodIdentity",
         ).role
-        bucket_arn = f"arn:{self.partition}:s3:::{src.bucket}"
+        partition, finding_partition = self._partitions()
+        bucket_arn = f"arn:{partition}:s3:::{src.bucket}"
         prefix = f"{src.prefix}/" if src.prefix else ""
+        list_bucket: dict[str, Any] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}
+        if prefix:
+            list_bucket["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+        statements = [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/{prefix}*"}, list_bucket]
         policy = iam.Policy(
             self,
             f"{cid}WeightsPolicy",
-            statements=[
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{prefix}*"]),
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
-                ),
-            ],
+            # Attached here rather than with attach_to_role: one round trip less, the same policy.
+            roles=[role],
+            # One document from JSON instead of one PolicyStatement per statement: a round trip less per model.
+            document=iam.PolicyDocument.from_json({"Statement": statements}),
         )
-        policy.attach_to_role(role)
-
         acknowledge(
             policy,
-            f"AwsSolutions-IAM5[Resource::arn:{nag_partition(self)}:s3:::{src.bucket}/{prefix}*]",
+            f"AwsSolutions-IAM5[Resource::arn:{finding_partition}:s3:::{src.bucket}/{prefix}*]",
             "Read-only on the objects under the model's own S3 prefix: the weight files are not known at synth time.",
         )
+
+    def _partitions(self) -> tuple[str, str]:
+        """The stack's partition (a token unless the profile pins the environment) and the same as cdk-nag
+        spells it in finding ids; read once: every model's grant uses them, and each read is a round trip to
+        the Node.js runtime."""
+        if self._partition_pair is None:
+            self._partition_pair = (self.partition, nag_partition(self))
+        return self._partition_pair
