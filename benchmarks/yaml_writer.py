@@ -3,9 +3,10 @@
 
     .venv/bin/python benchmarks/yaml_writer.py              # 5 interleaved rounds, 50 models
     .venv/bin/python benchmarks/yaml_writer.py --models 1 --runs 9
+    .venv/bin/python benchmarks/yaml_writer.py --profile default  # a shipped profile as it is
 
 Builds ``production.example`` with its models replaced by N copies of its first model (as
-``benchmarks/synth.py`` does), then, in one process, alternating round by round:
+``benchmarks/synth.py`` does), or takes a shipped profile, then, in one process, alternating round by round:
 
 * ``write_chart_manifests`` (resolve + write every ``dist/manifests`` file) with today's
   ``dump_documents`` and with the previous one (PyYAML's emitter with remembered scalar analyses);
@@ -60,7 +61,9 @@ def cold() -> None:
     yaml_writer.clear_caches()
 
 
-def build(models: int) -> synth.Built:
+def build(models: int, profile: str | None = None) -> synth.Built:
+    if profile is not None:
+        return synth.build(profile)
     data = yaml.safe_load((ROOT / "config" / "production.example.yaml").read_text())
     first = data["models"][0]
     data["models"] = [{**copy.deepcopy(first), "name": f"{first['name']}-{i}"} for i in range(models)]
@@ -71,9 +74,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--profile", help="a shipped profile instead of production.example with --models models")
     args = parser.parse_args()
 
-    built = build(args.models)
+    built = build(args.models, args.profile)
     batches: list[Docs] = []
     real_dump = synth.dump_documents
 
@@ -86,9 +90,8 @@ def main() -> int:
     synth.write_chart_manifests(built, out / "warm-up")
     synth.dump_documents = real_dump  # type: ignore[assignment]
     size = sum(len(real_dump(b)) for b in batches)
-    print(
-        f"{args.models} models: {len(batches)} files, {sum(map(len, batches))} documents, {size / 1e6:.2f} MB of YAML"
-    )
+    subject = args.profile or f"production.example with {args.models} models"
+    print(f"{subject}: {len(batches)} files, {sum(map(len, batches))} documents, {size / 1e6:.2f} MB of YAML")
 
     dumps: dict[str, Callable[[Docs], str]] = {
         "dump_documents (block writer)": render.dump_documents,

@@ -101,6 +101,28 @@ def test_any_keys_are_written_as_pyyaml_writes_them_or_left_to_pyyaml(docs: list
     assert dump_documents(docs) == expected
 
 
+ANALYSIS_FIELDS = (
+    "scalar", "empty", "multiline", "allow_flow_plain", "allow_block_plain", "allow_single_quoted",
+    "allow_double_quoted", "allow_block",
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(TEXT, st.text(alphabet=KEY_CHARS | CHARS | st.sampled_from(["\x00", " ", "#", ":", "-"]))))
+def test_the_analysis_is_pyyamls_field_for_field(text: str) -> None:
+    found, expected = yaml_writer.analyze(text), Emitter(None).analyze_scalar(text)  # type: ignore[no-untyped-call]
+    assert [getattr(found, f) for f in ANALYSIS_FIELDS] == [getattr(expected, f) for f in ANALYSIS_FIELDS]
+
+
+def test_the_analysis_is_pyyamls_for_every_indicator_at_every_place() -> None:
+    marks = ["", " ", "\n", "\t", "\x00", "\x85", "\u2028", "-", "?", ":", "#", ",", "[", "}", "'", "|", "---", "...", "é",
+             "~", "\x7f", "\ufeff"]  # fmt: skip
+    texts = {a + b + c + d for a in marks for b in marks for c in ("", "a", "a b") for d in marks}
+    for text in texts:
+        found, expected = yaml_writer.analyze(text), Emitter(None).analyze_scalar(text)  # type: ignore[no-untyped-call]
+        assert [getattr(found, f) for f in ANALYSIS_FIELDS] == [getattr(expected, f) for f in ANALYSIS_FIELDS], text
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(yaml_writer._PLAIN_WORD, fullmatch=True))
 def test_words_the_writer_does_not_analyse_are_those_pyyaml_finds_plain(word: str) -> None:

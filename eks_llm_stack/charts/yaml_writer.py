@@ -4,16 +4,16 @@
 data (dicts with string keys, lists, strings, ints, floats, bools, None). PyYAML's pure-Python pipeline
 (representer, serializer, an event-driven emitter) spends most of its time on bookkeeping that such
 data does not need: block layout here is a direct recursion, and each distinct scalar is analysed
-once, by PyYAML's own code.
+once.
 
-What stays PyYAML's: the scalar analysis and style choice (``Emitter.analyze_scalar`` and
-``Emitter.choose_scalar_style``), the implicit-tag resolution (``SafeDumper.resolve``), the
-representation of ints, floats, bools and None (``SafeRepresenter``), and every scalar that might be
-folded at 80 columns or broken over lines (``Emitter.write_plain``/``write_single_quoted``/
-``write_double_quoted`` run at the scalar's real column and indent). What this module writes itself
-is only the block layout, which follows ``Emitter.expect_block_mapping``/``expect_block_sequence``:
-``key: value``, indentless sequences under a key, ``- `` items, ``{}``/``[]`` for empty collections,
-``---`` between documents.
+What stays PyYAML's: the style choice (``Emitter.choose_scalar_style``), the implicit-tag resolution
+(``SafeDumper.resolve``), the representation of ints, floats, bools and None (``SafeRepresenter``), and
+every scalar that might be folded at 80 columns or broken over lines (``Emitter.write_plain``/
+``write_single_quoted``/``write_double_quoted`` run at the scalar's real column and indent). What this
+module does itself: the block layout, which follows ``Emitter.expect_block_mapping``/
+``expect_block_sequence`` (``key: value``, indentless sequences under a key, ``- `` items, ``{}``/``[]``
+for empty collections, ``---`` between documents), and :func:`analyze`, ``Emitter.analyze_scalar`` by
+regular expressions (the tests compare the two field for field).
 
 Anything else (a non-string key, a key PyYAML would write as ``? key``, the same dict or list twice in
 one document (PyYAML writes an anchor), a tuple, a subclass, a scalar PyYAML would tag) makes
@@ -30,7 +30,7 @@ from yaml.emitter import Emitter, ScalarAnalysis
 from yaml.events import ScalarEvent
 from yaml.nodes import ScalarNode
 
-__all__ = ["clear_caches", "dump_block_documents"]
+__all__ = ["analyze", "clear_caches", "dump_block_documents"]
 
 #: PyYAML's defaults for ``safe_dump_all`` without ``width``/``indent``: the writer assumes them.
 _WIDTH = 80
@@ -77,6 +77,63 @@ _WRITERS = {"": Emitter.write_plain, "'": Emitter.write_single_quoted, '"': Emit
 _RESOLVER = yaml.SafeDumper(_Sink())
 
 
+_WS = "\0 \t\r\n\x85\u2028\u2029"
+_BREAKS = "\n\x85\u2028\u2029"
+#: With ``allow_unicode`` off (as ``safe_dump_all`` leaves it), every character outside these is special.
+_SPECIAL = re.compile("[^\n\x20-\x7e]")
+_LINE_BREAK = re.compile(f"[{_BREAKS}]")
+_BREAK_SPACE = re.compile(f"[{_BREAKS}] ")
+_SPACE_BREAK = re.compile(f" [{_BREAKS}]")
+#: Indicators inside a scalar: ``,?[]{}:`` stop flow plain; ``:`` before a space or the end, and ``#`` after
+#: one, stop block plain too.
+_FLOW_INDICATOR = re.compile(r"[,?\[\]{}:]")
+_BLOCK_INDICATOR = re.compile(f":(?:[{_WS}]|\\Z)|[{_WS}]#")
+
+
+def analyze(text: str) -> ScalarAnalysis:
+    """``Emitter.analyze_scalar(text)`` for ``allow_unicode`` off, field for field, by regular expressions
+    instead of PyYAML's loop over every character (a dashboard's JSON is tens of kilobytes).
+
+    ``tests/test_yaml_writer.py`` compares it with PyYAML's on generated text.
+    """
+    if not text:
+        return ScalarAnalysis(text, True, False, False, True, True, True, False)
+    first, last = text[0], text[-1]
+    followed_by_whitespace = len(text) == 1 or text[1] in _WS
+    # Leading indicators; a document marker reads as both kinds.
+    block = flow = (
+        text.startswith(("---", "...")) or first in "#,[]{}&*!|>'\"%@`" or (first == "-" and followed_by_whitespace)
+    )
+    if first in "?:":
+        flow = True
+        block = block or followed_by_whitespace
+    # (At the first character these find nothing the checks above have not.)
+    if _BLOCK_INDICATOR.search(text):
+        block = flow = True
+    elif not flow and _FLOW_INDICATOR.search(text):
+        flow = True
+    line_breaks = _LINE_BREAK.search(text) is not None
+    special = _SPECIAL.search(text) is not None
+    space_break = _SPACE_BREAK.search(text) is not None
+    break_space = _BREAK_SPACE.search(text) is not None
+    flow_plain = block_plain = single_quoted = block_style = True
+    if first == " " or first in _BREAKS or last == " " or last in _BREAKS:
+        flow_plain = block_plain = False
+    if last == " ":
+        block_style = False
+    if break_space:
+        flow_plain = block_plain = single_quoted = False
+    if space_break or special:
+        flow_plain = block_plain = single_quoted = block_style = False
+    if line_breaks:
+        flow_plain = block_plain = False
+    if flow:
+        flow_plain = False
+    if block:
+        block_plain = False
+    return ScalarAnalysis(text, False, line_breaks, flow_plain, block_plain, single_quoted, True, block_style)
+
+
 class _Scalar:
     """How PyYAML writes one scalar text (with its tag) as a mapping key and as a value."""
 
@@ -86,12 +143,7 @@ class _Scalar:
         self.text = text
         emitter, _ = _scratch()
         plain_word = tag == _STR_TAG and _PLAIN_WORD.fullmatch(text) is not None
-        if plain_word:
-            # What analyze_scalar finds for such a word, without its character loop: no indicator (the first
-            # character is alphanumeric and ``,?[]{}:#`` never occur), no space, break or special character.
-            analysis = ScalarAnalysis(text, False, False, True, True, True, True, True)
-        else:
-            analysis = emitter.analyze_scalar(text)
+        analysis = analyze(text)
         implicit = (
             _RESOLVER.resolve(ScalarNode, text, (True, False)) == tag,
             _RESOLVER.resolve(ScalarNode, text, (False, True)) == tag,
