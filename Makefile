@@ -90,11 +90,13 @@ typecheck: setup
 
 check: lint typecheck test
 
-# make synth vs the old recipe and plain aws-cdk-lib peers (TypeScript, Python, eks-blueprints), interleaved;
+# make synth vs the old recipe and plain aws-cdk-lib peers (TypeScript, Python, eks-blueprints), interleaved,
+# then what one more model costs with and without its cdk8s chart (benchmarks/model_floor.py);
 # the peers' npm packages (benchmarks/peers/synth/*/package-lock.json) are installed here, not by setup.
 BENCH_RUNS ?= 3
 bench-synth: setup
 	@$(PY) benchmarks/synth.py --runs $(BENCH_RUNS)
+	@$(PY) benchmarks/model_floor.py --runs $(BENCH_RUNS)
 
 bench-harness: setup
 	@$(PY) benchmarks/harness.py
