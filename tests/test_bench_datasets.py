@@ -74,3 +74,17 @@ def test_shared_prefix_run(tmp_path: Path) -> None:
         assert code == 0
     rows = [json.loads(x) for x in (tmp_path / "r" / "requests.jsonl").read_text().splitlines()]
     assert {r["prompt_tokens"] for r in rows} == {45}
+
+
+@pytest.mark.parametrize("subject", ["dataset", "trace", "sessions"])
+def test_an_unreadable_input_file_names_the_file_and_the_fix(tmp_path: Path, subject: str) -> None:
+    from eks_llm_stack.bench.sessions import load_sessions
+    from eks_llm_stack.bench.workload import load_dataset
+
+    missing = tmp_path / "missing.json"
+    loader = {"dataset": load_dataset, "trace": load_trace, "sessions": load_sessions}[subject]
+    with pytest.raises(ConfigError) as err:
+        loader(missing)
+    text = str(err.value)
+    assert subject in text
+    assert f"{missing}: cannot be read (No such file or directory)" in text and "pass a readable file" in text

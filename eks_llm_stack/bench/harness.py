@@ -22,7 +22,8 @@ import gc
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,20 +249,28 @@ async def run_level(
     """Run one load level to its bounds and return its records (also appended to ``state``)."""
     state.levels_started = level + 1
     requests = _Requests(spec, prompts, seed, level)
-    # A full garbage collection walks every object the run has made so far (records, chunk
-    # lists): tens of milliseconds, during which no chunk is stamped and no arrival is sent.
-    # Collect once now, outside the measurement, and move the survivors out of the collector's
-    # sight for the duration of the level.
-    gc.collect()
-    gc.freeze()
-    try:
+    with collector_out_of_the_way():
         if spec.concurrency is not None:
             await _closed_loop(target, spec, level, state, requests, on_done)
         else:
             await _open_loop(target, spec, level, state, requests, seed, on_done)
+    return state.of_level(level)
+
+
+@contextmanager
+def collector_out_of_the_way() -> Iterator[None]:
+    """Around one level's measurement: collect now, and keep the survivors out of the collector's sight.
+
+    A full garbage collection walks every object the run has made so far (records, chunk lists):
+    tens of milliseconds, during which no chunk is stamped and no arrival is sent. Collecting once
+    before the level, outside the measurement, and freezing what survives keeps that out of it.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
     finally:
         gc.unfreeze()
-    return state.of_level(level)
 
 
 async def run_levels(

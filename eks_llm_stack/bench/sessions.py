@@ -24,7 +24,6 @@ session duration from the first request sent to the last answer, think times inc
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import math
 import random
@@ -44,6 +43,7 @@ from .harness import (
     RunState,
     Target,
     _session,
+    collector_out_of_the_way,
     each_level,
     send_request,
     stream_request,
@@ -52,7 +52,7 @@ from .harness import (
 from .metrics import distribution
 from .records import RequestRecord
 from .sse import StreamAccumulator, _text_of
-from .workload import LengthSpec, LevelSpec, synthetic_prompt
+from .workload import LengthSpec, LevelSpec, read_input, synthetic_prompt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,12 +93,7 @@ def load_sessions(path: Path, *, max_turns: int | None = None, max_sessions: int
     ``max_sessions`` keeps the first sessions only.
     """
     p = Problems("sessions")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            "sessions", [Problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
-        ) from None
+    text = read_input(path, "sessions")
     try:
         rows = json.loads(text)
     except ValueError as exc:
@@ -268,17 +263,13 @@ async def run_session_level(
                         return  # the next turn would start after the level's end: stop now
                     await asyncio.sleep(wait)
 
-    gc.collect()
-    gc.freeze()
-    try:
+    with collector_out_of_the_way():
         async with _session(spec.concurrency) as session:
             await warm_connections(session, target, spec.concurrency)
             if spec.duration_s is not None:
                 deadline = time.perf_counter_ns() + int(spec.duration_s * 1e9)
             step = spec.ramp_s / spec.concurrency
             await asyncio.gather(*(user(session, i * step) for i in range(spec.concurrency)))
-    finally:
-        gc.unfreeze()
     return state.of_level(level)
 
 

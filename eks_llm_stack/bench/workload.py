@@ -231,12 +231,7 @@ def load_dataset(path: Path) -> tuple[Prompt, ...]:
     ``output_tokens`` / ``max_tokens``.
     """
     p = Problems("dataset")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            "dataset", [_problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
-        ) from None
+    text = read_input(path, "dataset")
     prompts: list[Prompt] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -286,6 +281,16 @@ _DATASET_FIX = (
 )
 
 
+def read_input(path: Path, subject: str) -> str:
+    """The text of an input file (a dataset, a sessions file); one clear error when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            subject, [Problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
+        ) from None
+
+
 def _problem(field: str, message: str, fix: str) -> Problem:
     return Problem(field, message, fix)
 
@@ -317,12 +322,7 @@ def load_trace(path: Path, *, seed: int = 0) -> tuple[tuple[Prompt, ...], tuple[
     rng = random.Random(f"trace:{seed}")
     prompts: list[Prompt] = []
     times: list[float] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(
-            "trace", [_problem(str(path), f"cannot be read ({exc.strerror})", "pass a readable file")]
-        ) from None
+    lines = read_input(path, "trace").splitlines()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
