@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from eks_llm_stack.bench.simulator import SimulatorConfig, running
 from eks_llm_stack.bench.sse import StreamAccumulator
 from eks_llm_stack.bench.workload import LengthSpec, LevelSpec
 from eks_llm_stack.cli import main
+from tests.test_bench_robustness import simulator
 
 MODEL = "simulated-model"
 
@@ -97,32 +95,8 @@ def test_without_ramp_the_first_requests_leave_together() -> None:
     assert "ramp_s" not in LevelSpec(concurrency=4).load()
 
 
-@contextmanager
-def simulator() -> Iterator[str]:
-    """A simulator on its own event loop in a thread, so the CLI's asyncio.run can talk to it."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    urls: list[str] = []
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with running(SimulatorConfig(ttft_ms=2, itl_ms=1)) as (_, url):
-            urls.append(url)
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield urls[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-
-
 def test_the_ramp_is_in_summary_json_and_the_console(tmp_path: Path) -> None:
-    with simulator() as url:
+    with simulator(ttft_ms=2, itl_ms=1) as (_, url):
         argv = ["bench", "run", "--url", url, "--model", MODEL, "--concurrency", "2", "--requests", "4",
                 "--output-tokens", "4", "--ramp", "0.1", "--out", str(tmp_path), "--no-plots", "--no-progress"]  # fmt: skip
         assert main(argv) == 0
